@@ -1,0 +1,19 @@
+"""maesn-sb3: meta-learned structured exploration (MAESN) for Stable-Baselines3 and Gymnasium."""
+
+from maesn_sb3 import envs
+from maesn_sb3.envs import list_envs
+from maesn_sb3.tasks import TaskEnv, TaskSet, check_task_env
+from maesn_sb3.vec_env import MetaTaskVecEnv, make_meta_vec_env
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MetaTaskVecEnv",
+    "TaskEnv",
+    "TaskSet",
+    "__version__",
+    "check_task_env",
+    "envs",
+    "list_envs",
+    "make_meta_vec_env",
+]

@@ -1,0 +1,33 @@
+"""Task families shipped with maesn-sb3, registered with Gymnasium under ``maesn_sb3/``."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+
+from maesn_sb3.envs.point_nav import PointNav2DEnv
+
+#: Registered task families: env id -> one-line description.
+TASK_FAMILIES: dict[str, str] = {
+    "maesn_sb3/PointNav2D-v0": "2D point, goals on a semicircle of radius 1 (numpy, fast), horizon 50",
+}
+
+_ENTRY_POINTS = {
+    "maesn_sb3/PointNav2D-v0": ("maesn_sb3.envs.point_nav:PointNav2DEnv", 50),
+}
+
+
+def register_envs() -> None:
+    """Register every task family with Gymnasium (done on import; safe to call twice)."""
+    for env_id, (entry_point, horizon) in _ENTRY_POINTS.items():
+        if env_id not in gym.registry:
+            gym.register(id=env_id, entry_point=entry_point, max_episode_steps=horizon)
+
+
+def list_envs() -> dict[str, str]:
+    """The task families with a one-line description each."""
+    return dict(TASK_FAMILIES)
+
+
+register_envs()
+
+__all__ = ["TASK_FAMILIES", "PointNav2DEnv", "list_envs", "register_envs"]

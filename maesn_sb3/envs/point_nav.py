@@ -1,0 +1,119 @@
+"""A 2D point that must find a goal it cannot see: the fast task family."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+REWARD_TYPES = ("dense", "sparse")
+
+
+class PointNav2DEnv(gym.Env):
+    """A point starting at the origin moves by ``step_size * action`` per step.
+
+    Tasks are goals on a semicircle of radius ``goal_distance`` (angle uniform in [0, pi]); the goal
+    never appears in the observation (the point's position). Rewards: ``"dense"`` is the negative
+    distance to the goal, ``"sparse"`` is 1 inside ``goal_radius`` of the goal and 0 elsewhere.
+    ``info["is_success"]`` is True once the goal has been reached in the episode; ``info["distance"]``
+    is the current distance. The horizon comes from ``max_episode_steps`` (50 when registered).
+
+    Tasks are dicts ``{"goal": array of shape (2,)}``.
+
+    Example:
+        >>> import gymnasium as gym
+        >>> import maesn_sb3
+        >>> env = gym.make("maesn_sb3/PointNav2D-v0", reward_type="sparse")
+        >>> obs, info = env.reset(seed=0)
+        >>> env.unwrapped.set_task(env.unwrapped.sample_tasks(1)[0])
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
+
+    def __init__(
+        self,
+        reward_type: str = "dense",
+        goal_distance: float = 1.0,
+        goal_radius: float = 0.2,
+        step_size: float = 0.1,
+        render_mode: str | None = None,
+    ) -> None:
+        if reward_type not in REWARD_TYPES:
+            raise ValueError(f"reward_type must be one of {REWARD_TYPES}, got {reward_type!r}")
+        for name, value in (("goal_distance", goal_distance), ("goal_radius", goal_radius),
+                            ("step_size", step_size)):
+            if not np.isfinite(value) or value <= 0:
+                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        self.reward_type = reward_type
+        self.sparse = reward_type == "sparse"
+        self.goal_distance = float(goal_distance)
+        self.goal_radius = float(goal_radius)
+        self.step_size = float(step_size)
+        self.render_mode = render_mode
+        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(2,), dtype=np.float32)
+        self.action_space = spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
+        self._goal = np.array([0.0, self.goal_distance])
+        self._position = np.zeros(2)
+        self._reached = False
+
+    # -- task API -------------------------------------------------------------------------------
+    def sample_tasks(self, n: int) -> list[dict[str, np.ndarray]]:
+        """Draw ``n`` goals on the semicircle from the env's seeded generator."""
+        if not isinstance(n, (int, np.integer)) or n < 0:
+            raise ValueError(f"n must be an int >= 0, got {n!r}")
+        angles = self.np_random.uniform(0.0, np.pi, size=n)
+        goals = self.goal_distance * np.stack([np.cos(angles), np.sin(angles)], axis=-1)
+        return [{"goal": goal} for goal in goals]
+
+    def set_task(self, task: dict[str, Any]) -> None:
+        goal = np.asarray(task["goal"] if isinstance(task, dict) and "goal" in task else None,
+                          dtype=np.float64)
+        if goal.shape != (2,) or not np.all(np.isfinite(goal)):
+            raise ValueError(f"task must be a dict with a finite 'goal' of shape (2,), got {task!r}")
+        self._goal = goal.copy()
+
+    def get_task(self) -> dict[str, np.ndarray]:
+        return {"goal": self._goal.copy()}
+
+    # -- gymnasium API --------------------------------------------------------------------------
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        self._position = np.zeros(2)
+        self._reached = False
+        distance = float(np.linalg.norm(self._goal))
+        return self._position.astype(np.float32), {"distance": distance, "is_success": False}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        self._position = self._position + self.step_size * np.clip(action, -1.0, 1.0)
+        dx, dy = self._position - self._goal
+        distance = (dx * dx + dy * dy) ** 0.5
+        inside = distance <= self.goal_radius
+        self._reached = self._reached or inside
+        if self.sparse:
+            reward = 1.0 if inside else 0.0
+        else:
+            reward = -float(distance)
+        info = {"distance": float(distance), "is_success": bool(self._reached)}
+        return self._position.astype(np.float32), reward, False, False, info
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode != "rgb_array":
+            return None
+        size, scale = 200, 60.0
+        image = np.full((size, size, 3), 255, dtype=np.uint8)
+        yy, xx = np.mgrid[0:size, 0:size]
+
+        def to_pixel(point: np.ndarray) -> tuple[float, float]:
+            return size / 2 + scale * point[0], size * 0.8 - scale * point[1]
+
+        gx, gy = to_pixel(self._goal)
+        image[(xx - gx) ** 2 + (yy - gy) ** 2 <= (scale * self.goal_radius) ** 2] = (120, 220, 120)
+        px, py = to_pixel(self._position)
+        image[(xx - px) ** 2 + (yy - py) ** 2 <= 16] = (200, 40, 40)
+        return image

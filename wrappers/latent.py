@@ -1,0 +1,139 @@
+"""Per-episode latent injection."""
+
+from __future__ import annotations
+
+from typing import Any, SupportsFloat
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+__all__ = ["LatentWrapper"]
+
+
+def _as_vector(value: Any, name: str, size: int) -> np.ndarray:
+    array = np.asarray(value, dtype=np.float64)
+    if array.ndim == 0:
+        array = np.full(size, float(array))
+    if array.shape != (size,):
+        raise ValueError(f"{name} must have shape ({size},) (latent_dim), got shape {array.shape}")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} must be finite, got {array}")
+    return array
+
+
+class LatentWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
+    """Samples a latent ``z ~ N(mean, std)`` once per episode and shows it to the agent.
+
+    ``z`` is drawn at every :meth:`reset` from the env's seeded generator (so ``reset(seed=s)``
+    reproduces it), held fixed for the whole episode, and appended to a ``Box`` observation
+    (the result is a float32 ``Box``, unbounded on the latent part) or added under the
+    ``"latent"`` key of a ``Dict`` observation. ``info["latent"]`` carries it on reset and step.
+
+    The distribution defaults to the prior N(0, I); change it with
+    :meth:`set_latent_distribution` (also through ``VecEnv.env_method``), effective from the next
+    reset. ``reset(options={"latent": z})`` forces ``z`` for one episode.
+
+    Example:
+        >>> import gymnasium as gym
+        >>> import maesn_sb3
+        >>> from wrappers import LatentWrapper
+        >>> env = LatentWrapper(gym.make("maesn_sb3/PointNav2D-v0"), latent_dim=2)
+        >>> obs, info = env.reset(seed=0)
+        >>> obs.shape, info["latent"].shape
+        ((4,), (2,))
+        >>> env.set_latent_distribution(mean=[1.0, -1.0], std=[0.0, 0.0])
+        >>> obs, info = env.reset()
+        >>> info["latent"].tolist()
+        [1.0, -1.0]
+
+    :param env: the env to wrap; its observation space must be a ``Box`` or a ``Dict``.
+    :param latent_dim: size of the latent (>= 1).
+    :param mean: mean of the latent distribution (scalar or ``(latent_dim,)``), default 0.
+    :param std: standard deviation (scalar or ``(latent_dim,)``, >= 0), default 1.
+    """
+
+    def __init__(
+        self,
+        env: gym.Env,
+        latent_dim: int = 2,
+        mean: float | np.ndarray | None = None,
+        std: float | np.ndarray | None = None,
+    ) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, latent_dim=latent_dim, mean=mean, std=std)
+        gym.Wrapper.__init__(self, env)
+        if isinstance(latent_dim, bool) or not isinstance(latent_dim, (int, np.integer)) or latent_dim < 1:
+            raise ValueError(f"latent_dim must be an int >= 1, got {latent_dim!r}")
+        self.latent_dim = int(latent_dim)
+        latent_space = spaces.Box(-np.inf, np.inf, shape=(self.latent_dim,), dtype=np.float32)
+        space = env.observation_space
+        if isinstance(space, spaces.Box) and len(space.shape) == 1:
+            self._obs_size = space.shape[0]
+            self.observation_space = spaces.Box(
+                low=np.concatenate([space.low.astype(np.float32), latent_space.low]),
+                high=np.concatenate([space.high.astype(np.float32), latent_space.high]),
+                dtype=np.float32,
+            )
+        elif isinstance(space, spaces.Dict):
+            if "latent" in space.spaces:
+                raise ValueError("the Dict observation space of env already has a 'latent' key")
+            self._obs_size = None
+            self.observation_space = spaces.Dict({**space.spaces, "latent": latent_space})
+        else:
+            raise TypeError(
+                f"LatentWrapper needs a 1-D Box or a Dict observation space, got {space}; "
+                "flatten other spaces first (gymnasium.wrappers.FlattenObservation)"
+            )
+        self._mean = np.zeros(self.latent_dim)
+        self._std = np.ones(self.latent_dim)
+        self.set_latent_distribution(
+            mean=0.0 if mean is None else mean, std=1.0 if std is None else std
+        )
+        self._latent = np.zeros(self.latent_dim, dtype=np.float32)
+
+    @property
+    def latent(self) -> np.ndarray:
+        """A copy of the latent of the current episode."""
+        return self._latent.copy()
+
+    @property
+    def latent_distribution(self) -> tuple[np.ndarray, np.ndarray]:
+        """Copies of the current ``(mean, std)``."""
+        return self._mean.copy(), self._std.copy()
+
+    def set_latent_distribution(self, mean: float | np.ndarray, std: float | np.ndarray) -> None:
+        """Set N(mean, std) for the latents of the following episodes."""
+        mean = _as_vector(mean, "mean", self.latent_dim)
+        std = _as_vector(std, "std", self.latent_dim)
+        if np.any(std < 0):
+            raise ValueError(f"std must be >= 0, got {std}")
+        self._mean, self._std = mean, std
+
+    def _with_latent(self, obs: Any) -> Any:
+        if self._obs_size is None:
+            return {**obs, "latent": self._latent.copy()}
+        out = np.empty(self._obs_size + self.latent_dim, dtype=np.float32)
+        out[: self._obs_size] = obs
+        out[self._obs_size :] = self._latent
+        return out
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]:
+        forced = None
+        if options is not None and "latent" in options:
+            options = dict(options)
+            forced = _as_vector(options.pop("latent"), "options['latent']", self.latent_dim)
+        obs, info = self.env.reset(seed=seed, options=options)
+        if forced is None:
+            latent = self._mean + self._std * self.np_random.standard_normal(self.latent_dim)
+        else:
+            latent = forced
+        self._latent = latent.astype(np.float32)
+        info["latent"] = self._latent.copy()
+        return self._with_latent(obs), info
+
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        info["latent"] = self._latent.copy()
+        return self._with_latent(obs), reward, terminated, truncated, info
