@@ -106,9 +106,9 @@ class TaskSet:
             (None: an unseeded draw).
         :param max_draws: give up after this many rounds of drawing when the family repeats tasks.
         """
-        if not isinstance(n_train, int) or n_train < 1:
+        if isinstance(n_train, bool) or not isinstance(n_train, int) or n_train < 1:
             raise ValueError(f"n_train must be an int >= 1, got {n_train!r}")
-        if not isinstance(n_test, int) or n_test < 0:
+        if isinstance(n_test, bool) or not isinstance(n_test, int) or n_test < 0:
             raise ValueError(f"n_test must be an int >= 0, got {n_test!r}")
         env_id = env if isinstance(env, str) else None
         made = isinstance(env, str) or not isinstance(env, gym.Env)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -15,6 +16,12 @@ from maesn_sb3.tasks import TASK_METHODS, TaskSet
 from wrappers.latent import LatentWrapper
 
 __all__ = ["MetaTaskVecEnv", "make_meta_vec_env"]
+
+
+def _make_registered(env_id: str, **kwargs: Any) -> gym.Env:
+    """``gym.make`` from a module that registers this package's envs, so that subprocess workers
+    started with ``forkserver``/``spawn`` (which import nothing of the parent) find them too."""
+    return gym.make(env_id, **kwargs)
 
 
 class MetaTaskVecEnv(VecEnvWrapper):
@@ -74,8 +81,10 @@ class MetaTaskVecEnv(VecEnvWrapper):
         self.has_latent = all(venv.env_is_wrapped(LatentWrapper))
         self.latent_dim: int | None = venv.get_attr("latent_dim", [0])[0] if self.has_latent else None
         if tasks is None:
-            self._tasks = [venv.env_method("get_task", indices=[i])[0] for i in self.env_indices_of(
-                np.arange(self.n_tasks))[:, 0]]
+            self._tasks = [
+                venv.env_method("get_task", indices=[i])[0]
+                for i in self.env_indices_of(np.arange(self.n_tasks))[:, 0]
+            ]
         else:
             self._tasks = []
             self.set_tasks(tasks)
@@ -122,10 +131,21 @@ class MetaTaskVecEnv(VecEnvWrapper):
         if not self.has_latent:
             raise RuntimeError("the sub-envs carry no LatentWrapper: build them with latent_dim set")
         expected = (self.n_tasks, self.latent_dim)
-        means, stds = np.asarray(means, dtype=np.float64), np.asarray(stds, dtype=np.float64)
+        try:
+            means, stds = np.asarray(means, dtype=np.float64), np.asarray(stds, dtype=np.float64)
+        except (TypeError, ValueError) as error:
+            raise TypeError(
+                f"means and stds must be arrays of numbers, got {means!r} and {stds!r}"
+            ) from error
         for name, value in (("means", means), ("stds", stds)):
             if value.shape != expected:
-                raise ValueError(f"{name} must have shape {expected} (n_tasks, latent_dim), got {value.shape}")
+                raise ValueError(
+                    f"{name} must have shape {expected} (n_tasks, latent_dim), got {value.shape}"
+                )
+            if not np.all(np.isfinite(value)):
+                raise ValueError(f"{name} must be finite, got {value}")
+        if np.any(stds < 0):
+            raise ValueError(f"stds must be >= 0, got {stds}")
         for slot in range(self.n_tasks):
             self.venv.env_method(
                 "set_latent_distribution", means[slot], stds[slot], indices=self.env_indices_of(slot).tolist()
@@ -148,7 +168,9 @@ class MetaTaskVecEnv(VecEnvWrapper):
     def step_wait(self) -> VecEnvStepReturn:
         obs, rewards, dones, infos = self.venv.step_wait()
         self._annotate(infos)
+        # Subprocess backends send fresh reset infos every step, so annotate them all (cheap).
         self.reset_infos = self.venv.reset_infos
+        self._annotate(self.reset_infos)
         return obs, rewards, dones, infos
 
 
@@ -193,12 +215,16 @@ def make_meta_vec_env(
     for name, value in (("n_tasks", n_tasks), ("envs_per_task", envs_per_task)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-    if latent_dim is not None and (not isinstance(latent_dim, (int, np.integer)) or latent_dim < 1):
+    if latent_dim is not None and (
+        isinstance(latent_dim, bool) or not isinstance(latent_dim, (int, np.integer)) or latent_dim < 1
+    ):
         raise ValueError(f"latent_dim must be None or an int >= 1, got {latent_dim!r}")
     env_kwargs = dict(env_kwargs or {})
     if isinstance(tasks, TaskSet):
         if len(tasks.train) < n_tasks:
-            raise ValueError(f"tasks (a TaskSet) has {len(tasks.train)} training tasks, fewer than n_tasks={n_tasks}")
+            raise ValueError(
+                f"tasks (a TaskSet) has {len(tasks.train)} training tasks, fewer than n_tasks={n_tasks}"
+            )
         tasks = tasks.train[:n_tasks]
     elif tasks is None:
 
@@ -215,7 +241,7 @@ def make_meta_vec_env(
         return env
 
     venv = make_vec_env(
-        env_id,
+        functools.partial(_make_registered, env_id) if isinstance(env_id, str) else env_id,
         n_envs=n_tasks * envs_per_task,
         seed=seed,
         monitor_dir=monitor_dir,

@@ -12,7 +12,10 @@ __all__ = ["LatentWrapper"]
 
 
 def _as_vector(value: Any, name: str, size: int) -> np.ndarray:
-    array = np.asarray(value, dtype=np.float64)
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"{name} must be a number or an array of numbers, got {value!r}") from error
     if array.ndim == 0:
         array = np.full(size, float(array))
     if array.shape != (size,):
@@ -86,10 +89,16 @@ class LatentWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
             )
         self._mean = np.zeros(self.latent_dim)
         self._std = np.ones(self.latent_dim)
-        self.set_latent_distribution(
-            mean=0.0 if mean is None else mean, std=1.0 if std is None else std
-        )
+        self.set_latent_distribution(mean=0.0 if mean is None else mean, std=1.0 if std is None else std)
         self._latent = np.zeros(self.latent_dim, dtype=np.float32)
+        self._latent.flags.writeable = False
+        # Box observations: a template holding the episode's latent in its tail; each step copies it
+        # and writes the env's observation into the head (one copy, one slice assignment).
+        self._head: slice | None = None
+        self._template: np.ndarray | None = None
+        if self._obs_size is not None:
+            self._head = slice(0, self._obs_size)
+            self._template = np.zeros(self._obs_size + self.latent_dim, dtype=np.float32)
 
     @property
     def latent(self) -> np.ndarray:
@@ -110,11 +119,10 @@ class LatentWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self._mean, self._std = mean, std
 
     def _with_latent(self, obs: Any) -> Any:
-        if self._obs_size is None:
+        if self._template is None:
             return {**obs, "latent": self._latent.copy()}
-        out = np.empty(self._obs_size + self.latent_dim, dtype=np.float32)
-        out[: self._obs_size] = obs
-        out[self._obs_size :] = self._latent
+        out = self._template.copy()
+        out[self._head] = obs
         return out
 
     def reset(
@@ -130,6 +138,9 @@ class LatentWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         else:
             latent = forced
         self._latent = latent.astype(np.float32)
+        self._latent.flags.writeable = False
+        if self._template is not None:
+            self._template[self._obs_size :] = self._latent
         info["latent"] = self._latent.copy()
         return self._with_latent(obs), info
 

@@ -42,8 +42,11 @@ class PointNav2DEnv(gym.Env):
     ) -> None:
         if reward_type not in REWARD_TYPES:
             raise ValueError(f"reward_type must be one of {REWARD_TYPES}, got {reward_type!r}")
-        for name, value in (("goal_distance", goal_distance), ("goal_radius", goal_radius),
-                            ("step_size", step_size)):
+        for name, value in (
+            ("goal_distance", goal_distance),
+            ("goal_radius", goal_radius),
+            ("step_size", step_size),
+        ):
             if not np.isfinite(value) or value <= 0:
                 raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -63,15 +66,16 @@ class PointNav2DEnv(gym.Env):
     # -- task API -------------------------------------------------------------------------------
     def sample_tasks(self, n: int) -> list[dict[str, np.ndarray]]:
         """Draw ``n`` goals on the semicircle from the env's seeded generator."""
-        if not isinstance(n, (int, np.integer)) or n < 0:
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
             raise ValueError(f"n must be an int >= 0, got {n!r}")
         angles = self.np_random.uniform(0.0, np.pi, size=n)
         goals = self.goal_distance * np.stack([np.cos(angles), np.sin(angles)], axis=-1)
         return [{"goal": goal} for goal in goals]
 
     def set_task(self, task: dict[str, Any]) -> None:
-        goal = np.asarray(task["goal"] if isinstance(task, dict) and "goal" in task else None,
-                          dtype=np.float64)
+        goal = np.asarray(
+            task["goal"] if isinstance(task, dict) and "goal" in task else None, dtype=np.float64
+        )
         if goal.shape != (2,) or not np.all(np.isfinite(goal)):
             raise ValueError(f"task must be a dict with a finite 'goal' of shape (2,), got {task!r}")
         self._goal = goal.copy()
