@@ -47,7 +47,8 @@ class PointNav2DEnv(gym.Env):
             ("goal_radius", goal_radius),
             ("step_size", step_size),
         ):
-            if not np.isfinite(value) or value <= 0:
+            numeric = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+            if not numeric or not np.isfinite(value) or value <= 0:
                 raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
@@ -73,11 +74,15 @@ class PointNav2DEnv(gym.Env):
         return [{"goal": goal} for goal in goals]
 
     def set_task(self, task: dict[str, Any]) -> None:
-        goal = np.asarray(
-            task["goal"] if isinstance(task, dict) and "goal" in task else None, dtype=np.float64
-        )
+        expected = "a dict with a finite 'goal' of shape (2,)"
+        if not isinstance(task, dict) or "goal" not in task:
+            raise ValueError(f"task must be {expected}, got {task!r}")
+        try:
+            goal = np.asarray(task["goal"], dtype=np.float64)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"task must be {expected}, got {task!r}") from error
         if goal.shape != (2,) or not np.all(np.isfinite(goal)):
-            raise ValueError(f"task must be a dict with a finite 'goal' of shape (2,), got {task!r}")
+            raise ValueError(f"task must be {expected}, got {task!r}")
         self._goal = goal.copy()
 
     def get_task(self) -> dict[str, np.ndarray]:
