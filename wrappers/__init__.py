@@ -3,6 +3,30 @@
 Each wrapper changes what one env shows and rewards; none depends on an algorithm.
 """
 
+from wrappers.discriminator import SkillDiscriminator
 from wrappers.latent import LatentWrapper
+from wrappers.relabel import (
+    DIAYNCallback,
+    DIAYNDictReplayBuffer,
+    DIAYNDictRolloutBuffer,
+    DIAYNReplayBuffer,
+    DIAYNRolloutBuffer,
+    SkillVecNormalize,
+    mix_rewards,
+)
+from wrappers.skill_actions import SkillActionWrapper
+from wrappers.skills import SkillWrapper
 
-__all__ = ["LatentWrapper"]
+__all__ = [
+    "DIAYNCallback",
+    "DIAYNDictReplayBuffer",
+    "DIAYNDictRolloutBuffer",
+    "DIAYNReplayBuffer",
+    "DIAYNRolloutBuffer",
+    "LatentWrapper",
+    "SkillActionWrapper",
+    "SkillDiscriminator",
+    "SkillVecNormalize",
+    "SkillWrapper",
+    "mix_rewards",
+]
