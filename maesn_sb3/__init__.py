@@ -2,12 +2,16 @@
 
 from maesn_sb3 import envs
 from maesn_sb3.envs import list_envs
+from maesn_sb3.maesn import MAESN, AdaptationResult, LSBaseline
 from maesn_sb3.tasks import TaskEnv, TaskSet, check_task_env
 from maesn_sb3.vec_env import MetaTaskVecEnv, make_meta_vec_env
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "MAESN",
+    "AdaptationResult",
+    "LSBaseline",
     "MetaTaskVecEnv",
     "TaskEnv",
     "TaskSet",

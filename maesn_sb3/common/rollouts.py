@@ -1,0 +1,161 @@
+"""Collecting whole episodes, grouped by task, from a :class:`~maesn_sb3.MetaTaskVecEnv`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.utils import obs_as_tensor
+
+from maesn_sb3.vec_env import MetaTaskVecEnv
+
+Obs = np.ndarray | dict[str, np.ndarray]
+
+
+def map_obs(fn: Callable[[np.ndarray], np.ndarray], obs: Obs) -> Obs:
+    """Apply ``fn`` to an array observation or to every entry of a dict observation."""
+    if isinstance(obs, dict):
+        return {key: fn(value) for key, value in obs.items()}
+    return fn(obs)
+
+
+def latent_of(obs: Obs, latent_dim: int) -> np.ndarray:
+    """The latent part of an observation from a :class:`~wrappers.LatentWrapper`."""
+    return obs["latent"] if isinstance(obs, dict) else obs[..., -latent_dim:]
+
+
+def state_features(obs: Obs, latent_dim: int) -> np.ndarray:
+    """The observation without its latent, flattened to ``(..., n_features)``."""
+    if isinstance(obs, dict):
+        parts = [value for key, value in sorted(obs.items()) if key != "latent"]
+        lead = parts[0].shape[:2]
+        return np.concatenate([p.reshape(*lead, -1).astype(np.float32) for p in parts], axis=-1)
+    return obs[..., :-latent_dim]
+
+
+@dataclass
+class EpisodeBatch:
+    """Episodes stored time-major and padded: arrays of shape ``(T, n_episodes, ...)``.
+
+    ``mask[t, e]`` is True where step ``t`` belongs to episode ``e``; ``task_slot[e]`` is the
+    MetaTaskVecEnv slot the episode ran on.
+    """
+
+    observations: Obs
+    actions: np.ndarray
+    rewards: np.ndarray
+    mask: np.ndarray
+    task_slot: np.ndarray
+    success: np.ndarray
+
+    @property
+    def n_episodes(self) -> int:
+        return self.mask.shape[1]
+
+    @property
+    def n_steps(self) -> int:
+        return int(self.mask.sum())
+
+    @property
+    def episode_returns(self) -> np.ndarray:
+        return (self.rewards * self.mask).sum(axis=0)
+
+    @property
+    def episode_lengths(self) -> np.ndarray:
+        return self.mask.sum(axis=0)
+
+    def per_task(self, values: np.ndarray, n_tasks: int) -> np.ndarray:
+        """Mean of per-episode ``values`` for each task slot, shape ``(n_tasks,)``."""
+        sums = np.bincount(self.task_slot, weights=values, minlength=n_tasks)
+        return sums / np.maximum(np.bincount(self.task_slot, minlength=n_tasks), 1)
+
+
+def _pad_time(array: np.ndarray, length: int) -> np.ndarray:
+    if array.shape[0] == length:
+        return array
+    pad = np.zeros((length - array.shape[0], *array.shape[1:]), dtype=array.dtype)
+    return np.concatenate([array, pad], axis=0)
+
+
+def collect_episodes(
+    venv: MetaTaskVecEnv,
+    policy: BasePolicy,
+    n_rounds: int,
+    deterministic: bool = False,
+    on_step: Callable[[dict[str, Any]], bool] | None = None,
+) -> tuple[EpisodeBatch, bool]:
+    """Run ``n_rounds`` rounds; in each, every sub-env plays exactly one episode from a fresh reset.
+
+    The env is reset at the start of every round, so each episode draws its latent from the
+    distribution in force when the round starts.
+
+    :param on_step: called after every vectorised step with ``{"infos", "dones", "n_steps"}``;
+        returning False stops collection early (the partial batch is then returned with False).
+    :return: the batch and whether collection ran to the end.
+    """
+    n_envs = venv.num_envs
+    is_box = isinstance(policy.action_space, spaces.Box)
+    low, high = (policy.action_space.low, policy.action_space.high) if is_box else (None, None)
+    rounds: list[tuple[Obs, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+    completed = True
+    for _ in range(n_rounds):
+        obs = venv.reset()
+        active = np.ones(n_envs, dtype=bool)
+        success = np.zeros(n_envs, dtype=bool)
+        steps_obs, steps_actions, steps_rewards, steps_mask = [], [], [], []
+        while active.any():
+            with th.no_grad():
+                actions = policy.get_distribution(obs_as_tensor(obs, policy.device)).get_actions(
+                    deterministic=deterministic
+                )
+            actions = actions.cpu().numpy()
+            env_actions = np.clip(actions, low, high) if is_box else actions
+            next_obs, rewards, dones, infos = venv.step(env_actions)
+            steps_obs.append(obs)
+            steps_actions.append(actions)
+            steps_rewards.append(rewards.astype(np.float32))
+            steps_mask.append(active.copy())
+            finished = np.flatnonzero(dones & active)
+            for i in finished:
+                success[i] = bool(infos[i].get("is_success", False))
+            if on_step is not None and not on_step(
+                {"infos": infos, "dones": dones, "n_steps": int(active.sum())}
+            ):
+                completed = False
+            active[finished] = False
+            obs = next_obs
+            if not completed:
+                break
+        stacked_obs = (
+            {key: np.stack([o[key] for o in steps_obs]) for key in steps_obs[0]}
+            if isinstance(steps_obs[0], dict)
+            else np.stack(steps_obs)
+        )
+        mask = np.stack(steps_mask)
+        if not completed:
+            success &= ~mask[-1]  # episodes cut short by the stop did not succeed
+        rounds.append((stacked_obs, np.stack(steps_actions), np.stack(steps_rewards), mask, success))
+        if not completed:
+            break
+    horizon = max(r[3].shape[0] for r in rounds)
+
+    def join(index: int) -> Any:
+        parts = [r[index] for r in rounds]
+        if isinstance(parts[0], dict):
+            return {k: np.concatenate([_pad_time(p[k], horizon) for p in parts], axis=1) for k in parts[0]}
+        return np.concatenate([_pad_time(p, horizon) for p in parts], axis=1)
+
+    batch = EpisodeBatch(
+        observations=join(0),
+        actions=join(1),
+        rewards=join(2),
+        mask=join(3),
+        task_slot=np.tile(venv.task_indices, len(rounds)),
+        success=np.concatenate([r[4] for r in rounds]),
+    )
+    return batch, completed

@@ -1,0 +1,68 @@
+"""One trust-region step on an arbitrary list of parameters (TRPO's natural-gradient update)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch as th
+from sb3_contrib.common.utils import conjugate_gradient_solver
+from torch.nn.utils import parameters_to_vector, vector_to_parameters
+
+
+@dataclass
+class TRPOStats:
+    """What one trust-region step did."""
+
+    loss_before: float
+    loss_after: float
+    kl: float
+    accepted: bool
+    line_search_steps: int
+
+
+def _flat_grad(output: th.Tensor, params: Sequence[th.Tensor], create_graph: bool = False) -> th.Tensor:
+    grads = th.autograd.grad(output, params, create_graph=create_graph, retain_graph=True, allow_unused=True)
+    return th.cat(
+        [(th.zeros_like(p) if g is None else g).reshape(-1) for g, p in zip(grads, params, strict=True)]
+    )
+
+
+def trpo_step(
+    params: Sequence[th.nn.Parameter],
+    loss_fn: Callable[[], th.Tensor],
+    kl_fn: Callable[[], th.Tensor],
+    max_kl: float,
+    cg_max_steps: int = 10,
+    cg_damping: float = 1e-5,
+    line_search_shrinking_factor: float = 0.8,
+    line_search_max_iter: int = 15,
+) -> TRPOStats:
+    """Minimise ``loss_fn`` under ``kl_fn() <= max_kl`` with a conjugate-gradient natural step.
+
+    ``kl_fn`` must return the mean KL between the distributions at the parameters when the step
+    starts (held constant inside it) and the current ones; the step is found by conjugate gradient
+    on its Hessian (sb3-contrib's solver), scaled to the KL limit, then shrunk by a backtracking line
+    search until the loss improves and the KL limit holds. Parameters are restored if no step does.
+    """
+    params = list(params)
+    loss = loss_fn()
+    loss_grad = _flat_grad(loss, params)
+    kl_grad = _flat_grad(kl_fn(), params, create_graph=True)
+
+    def fisher_vector(vector: th.Tensor) -> th.Tensor:
+        return _flat_grad(kl_grad @ vector, params) + cg_damping * vector
+
+    direction = conjugate_gradient_solver(fisher_vector, -loss_grad, max_iter=cg_max_steps)
+    curvature = (direction @ fisher_vector(direction)).clamp_min(1e-12)
+    full_step = th.sqrt(2 * max_kl / curvature) * direction
+    old = parameters_to_vector(params).detach()
+    loss_before = float(loss)
+    with th.no_grad():
+        for step in range(line_search_max_iter):
+            vector_to_parameters(old + full_step * line_search_shrinking_factor**step, params)
+            new_loss, kl = float(loss_fn()), float(kl_fn())
+            if new_loss < loss_before and kl <= max_kl:
+                return TRPOStats(loss_before, new_loss, kl, True, step + 1)
+        vector_to_parameters(old, params)
+    return TRPOStats(loss_before, loss_before, 0.0, False, line_search_max_iter)

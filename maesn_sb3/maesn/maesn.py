@@ -1,0 +1,705 @@
+"""MAESN: Model-Agnostic Exploration with Structured Noise (Gupta et al., NeurIPS 2018)."""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+import gymnasium as gym
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.distributions import kl_divergence
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.common.utils import check_for_correct_spaces, obs_as_tensor, set_random_seed
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+
+from maesn_sb3.common.baselines import LinearFeatureBaseline, discounted_returns, gae_advantages
+from maesn_sb3.common.rollouts import EpisodeBatch, collect_episodes, latent_of, map_obs, state_features
+from maesn_sb3.common.trpo import trpo_step
+from maesn_sb3.maesn.policies import MlpPolicy, MultiInputPolicy, TaskLatents, gaussian_log_prob, latent_kl
+from maesn_sb3.tasks import TaskSet, check_task_env
+from maesn_sb3.vec_env import MetaTaskVecEnv
+from wrappers.latent import LatentWrapper
+
+__all__ = ["MAESN", "AdaptationResult", "LSBaseline"]
+
+SelfMAESN = TypeVar("SelfMAESN", bound="MAESN")
+
+
+@dataclass
+class AdaptationResult:
+    """The curve of one call to :meth:`MAESN.adapt`, for each task slot of the adaptation env.
+
+    Row ``k`` of every array describes the latent after ``k`` adaptation steps (row 0: the prior).
+    ``returns`` and ``success`` are the means over that iteration's exploration episodes;
+    ``eval_returns`` and ``eval_success`` (when evaluated) come from deterministic episodes with the
+    mean latent and mean actions. ``env_steps[k]`` counts the exploration steps taken up to and
+    including iteration ``k`` (evaluation episodes are not counted).
+    """
+
+    returns: np.ndarray
+    success: np.ndarray
+    env_steps: np.ndarray
+    latent_means: np.ndarray
+    latent_log_stds: np.ndarray
+    eval_returns: np.ndarray | None = None
+    eval_success: np.ndarray | None = None
+
+    @property
+    def mean_return(self) -> np.ndarray:
+        """Mean exploration return per iteration, over tasks."""
+        return self.returns.mean(axis=1)
+
+    @property
+    def mean_success(self) -> np.ndarray:
+        """Mean exploration success rate per iteration, over tasks."""
+        return self.success.mean(axis=1)
+
+
+def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _finite(name: str, value: Any, minimum: float | None = None, strict: bool = False) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if not np.isfinite(number) or (
+        minimum is not None and (number <= minimum if strict else number < minimum)
+    ):
+        bound = "" if minimum is None else f" {'>' if strict else '>='} {minimum}"
+        raise ValueError(f"{name} must be a finite number{bound}, got {value!r}")
+    return number
+
+
+class MAESN(BaseAlgorithm):
+    """MAESN: a policy conditioned on a per-episode latent whose per-task distribution is meta-learned.
+
+    Every training task ``i`` has a latent distribution N(mu_i, sigma_i). A meta-iteration draws one
+    task per slot of the :class:`~maesn_sb3.MetaTaskVecEnv`, samples episodes with ``z ~ N(mu_i, sigma_i)``
+    (one ``z`` per episode, shown to the policy by the env's :class:`~wrappers.LatentWrapper`), takes
+    one REINFORCE step on each task's latent only (with learned per-dimension step sizes), samples
+    again with the updated latents, and updates the policy, the latent tables and the step sizes by
+    TRPO on the post-update episodes, plus ``kl_coef * KL(N(mu_i, sigma_i) || N(0, I))``. At test time,
+    :meth:`adapt` starts from the prior and adapts only the latent on a new task.
+
+    Example:
+        >>> from maesn_sb3 import MAESN, make_meta_vec_env
+        >>> env = make_meta_vec_env("maesn_sb3/PointNav2D-v0", n_tasks=4, envs_per_task=5,
+        ...                         latent_dim=2, seed=0)
+        >>> model = MAESN("MlpPolicy", env, n_train_tasks=10, seed=0).learn(total_timesteps=4_000)
+
+    :param policy: ``"MlpPolicy"``, ``"MultiInputPolicy"`` or an ``ActorCriticPolicy`` class.
+    :param env: a :class:`~maesn_sb3.MetaTaskVecEnv` whose sub-envs carry a ``LatentWrapper``; its
+        ``n_tasks`` is the number of tasks per meta-iteration and each phase samples ``episodes_per_task``
+        episodes per task.
+    :param task_set: the training tasks (``task_set.train``); None draws ``n_train_tasks`` from the env.
+    :param n_train_tasks: number of training tasks drawn when ``task_set`` is None.
+    :param episodes_per_task: episodes per task and phase; a multiple of ``env.envs_per_task``
+        (None: ``envs_per_task``, one round).
+    :param inner_lr: initial value of the inner step sizes.
+    :param learn_step_sizes: meta-train the step sizes.
+    :param inner_steps: inner gradient steps on the latent.
+    :param kl_coef: weight of the KL of the pre-update latents to the prior.
+    :param max_kl: TRPO's limit on the mean KL of a step.
+    :param gamma: discount factor.
+    :param gae_lambda: GAE's lambda for the outer advantages.
+    :param baseline: ``"linear"`` (the reference's linear feature baseline, refit per task) or ``"value"``
+        (the policy's learned value function).
+    :param learning_rate: learning rate of the value function (``baseline="value"``).
+    :param n_critic_updates: value-function gradient steps per iteration (``baseline="value"``).
+    :param cg_max_steps: conjugate-gradient iterations.
+    :param cg_damping: damping added to the Fisher-vector products.
+    :param line_search_shrinking_factor: step shrink factor of the backtracking line search.
+    :param line_search_max_iter: maximum line-search steps.
+    :param adapt_lr: a fixed latent step size for :meth:`adapt` (None: the learned step sizes).
+    :param stats_window_size: window of the rollout logging averages.
+    :param tensorboard_log: tensorboard log folder (None: no logging).
+    :param policy_kwargs: extra arguments for the policy.
+    :param verbose: 0 silent, 1 training info.
+    :param seed: seed of every random draw (tasks, latents, actions).
+    :param device: torch device.
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "MlpPolicy": MlpPolicy,
+        "MultiInputPolicy": MultiInputPolicy,
+    }
+    env: MetaTaskVecEnv | None
+
+    def __init__(
+        self,
+        policy: str | type[BasePolicy],
+        env: GymEnv | None,
+        task_set: TaskSet | None = None,
+        n_train_tasks: int = 100,
+        episodes_per_task: int | None = None,
+        inner_lr: float = 1.0,
+        learn_step_sizes: bool = True,
+        inner_steps: int = 1,
+        kl_coef: float = 0.1,
+        max_kl: float = 0.01,
+        gamma: float = 0.99,
+        gae_lambda: float = 1.0,
+        baseline: str = "linear",
+        learning_rate: float | Schedule = 1e-3,
+        n_critic_updates: int = 10,
+        cg_max_steps: int = 10,
+        cg_damping: float = 1e-5,
+        line_search_shrinking_factor: float = 0.8,
+        line_search_max_iter: int = 15,
+        adapt_lr: float | None = None,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: th.device | str = "auto",
+        _init_setup_model: bool = True,
+    ) -> None:
+        if env is not None and not isinstance(env, MetaTaskVecEnv):
+            raise TypeError(
+                "env must be a MetaTaskVecEnv whose sub-envs carry a LatentWrapper, got "
+                f"{type(env).__name__}; build one with maesn_sb3.make_meta_vec_env(env_id, n_tasks, envs_per_task, latent_dim=2)"
+            )
+        if env is not None and not env.has_latent:
+            raise ValueError(
+                "env's sub-envs carry no LatentWrapper: build it with make_meta_vec_env(..., latent_dim=2)"
+            )
+        super().__init__(
+            policy,
+            env,
+            learning_rate=learning_rate,
+            policy_kwargs=policy_kwargs,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            verbose=verbose,
+            device=device,
+            support_multi_env=True,
+            monitor_wrapper=False,
+            seed=seed,
+            supported_action_spaces=(spaces.Box, spaces.Discrete),
+        )
+        if task_set is not None and not isinstance(task_set, TaskSet):
+            raise TypeError(f"task_set must be a TaskSet or None, got {type(task_set).__name__}")
+        if baseline not in ("linear", "value"):
+            raise ValueError(f"baseline must be 'linear' or 'value', got {baseline!r}")
+        self.task_set = task_set
+        self.n_train_tasks = _positive_int("n_train_tasks", n_train_tasks)
+        self.latent_dim = env.latent_dim if env is not None else None
+        self.episodes_per_task = episodes_per_task
+        self.inner_lr = _finite("inner_lr", inner_lr, 0.0)
+        self.learn_step_sizes = bool(learn_step_sizes)
+        self.inner_steps = _positive_int("inner_steps", inner_steps)
+        self.kl_coef = _finite("kl_coef", kl_coef, 0.0)
+        self.max_kl = _finite("max_kl", max_kl, 0.0, strict=True)
+        self.gamma = _finite("gamma", gamma, 0.0)
+        self.gae_lambda = _finite("gae_lambda", gae_lambda, 0.0)
+        if self.gamma > 1 or self.gae_lambda > 1:
+            raise ValueError(f"gamma and gae_lambda must lie in [0, 1], got {gamma!r} and {gae_lambda!r}")
+        self.baseline = baseline
+        self.n_critic_updates = _positive_int("n_critic_updates", n_critic_updates)
+        self.cg_max_steps = _positive_int("cg_max_steps", cg_max_steps)
+        self.cg_damping = _finite("cg_damping", cg_damping, 0.0)
+        self.line_search_shrinking_factor = _finite(
+            "line_search_shrinking_factor", line_search_shrinking_factor, 0.0, True
+        )
+        if self.line_search_shrinking_factor >= 1:
+            raise ValueError(
+                f"line_search_shrinking_factor must lie in (0, 1), got {line_search_shrinking_factor!r}"
+            )
+        self.line_search_max_iter = _positive_int("line_search_max_iter", line_search_max_iter)
+        self.adapt_lr = None if adapt_lr is None else _finite("adapt_lr", adapt_lr, 0.0)
+        self.adapted_latent_mean: np.ndarray | None = None
+        self.adapted_latent_log_std: np.ndarray | None = None
+        if env is not None:
+            self._check_episodes_per_task(env)
+        if _init_setup_model:
+            self._setup_model()
+
+    # -- setup ----------------------------------------------------------------------------------
+    def _check_episodes_per_task(self, env: MetaTaskVecEnv) -> None:
+        if self.episodes_per_task is None:
+            return
+        episodes = _positive_int("episodes_per_task", self.episodes_per_task)
+        if episodes % env.envs_per_task:
+            raise ValueError(
+                "episodes_per_task must be a multiple of env.envs_per_task = "
+                f"{env.envs_per_task}, got {episodes}"
+            )
+
+    @property
+    def _has_inner_phase(self) -> bool:
+        return self.learn_step_sizes or self.inner_lr > 0
+
+    def _setup_model(self) -> None:
+        self._setup_lr_schedule()
+        self.set_random_seed(self.seed)
+        self.policy = self.policy_class(
+            self.observation_space, self.action_space, self.lr_schedule, **self.policy_kwargs
+        ).to(self.device)
+        if self.task_set is None:
+            if self.env is None:
+                raise ValueError("a MAESN model without env needs a task_set")
+            self.env.reset()  # consumes the seeds, so the task draw is reproducible
+            self.task_set = TaskSet(train=self.env.sample_tasks(self.n_train_tasks), test=[])
+        generator = th.Generator().manual_seed(
+            self.seed if self.seed is not None else int(np.random.SeedSequence().generate_state(1)[0])
+        )
+        self.latents = TaskLatents(
+            len(self.task_set.train), self.latent_dim, self.inner_lr, self.learn_step_sizes, generator
+        ).to(self.device)
+        if getattr(self, "_task_rng", None) is None:
+            self._task_rng = np.random.default_rng(self.seed)
+        self._baseline = LinearFeatureBaseline()
+        self._predict_latents: np.ndarray | None = None
+
+    def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
+        return ["policy", "latents", "policy.optimizer"], []
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "_baseline", "_predict_latents"]
+
+    def set_env(self, env: GymEnv, force_reset: bool = True) -> None:
+        if not isinstance(env, MetaTaskVecEnv) or not env.has_latent:
+            raise TypeError(f"env must be a MetaTaskVecEnv with a LatentWrapper, got {type(env).__name__}")
+        if env.latent_dim != self.latent_dim:
+            raise ValueError(f"env's latent_dim must be {self.latent_dim}, got {env.latent_dim}")
+        self._check_episodes_per_task(env)
+        super().set_env(env, force_reset)
+
+    def _actor_parameters(self) -> list[th.nn.Parameter]:
+        return [p for name, p in self.policy.named_parameters() if "value_net" not in name]
+
+    # -- sampling -------------------------------------------------------------------------------
+    def _rounds(self, env: MetaTaskVecEnv, episodes: int | None) -> int:
+        return 1 if episodes is None else episodes // env.envs_per_task
+
+    def _sample(
+        self,
+        env: MetaTaskVecEnv,
+        mean: th.Tensor,
+        log_std: th.Tensor,
+        n_rounds: int,
+        callback: BaseCallback | None = None,
+        deterministic: bool = False,
+    ) -> tuple[EpisodeBatch, bool]:
+        """Push the latent distributions to the env's slots and sample ``n_rounds`` rounds."""
+        std = np.zeros_like(mean.cpu().numpy()) if deterministic else th.exp(log_std).detach().cpu().numpy()
+        env.set_latent_distributions(mean.detach().cpu().numpy(), std)
+        self.policy.set_training_mode(False)
+        on_step = None
+        if callback is not None:
+            callback.on_rollout_start()
+
+            def on_step(step: dict[str, Any]) -> bool:
+                self.num_timesteps += step["n_steps"]
+                self._update_info_buffer(step["infos"], step["dones"])
+                callback.update_locals(step)
+                return callback.on_step()
+
+        batch, completed = collect_episodes(env, self.policy, n_rounds, deterministic, on_step)
+        if callback is not None:
+            callback.on_rollout_end()
+        return batch, completed
+
+    def _latent_advantages(self, batch: EpisodeBatch, n_tasks: int) -> tuple[th.Tensor, th.Tensor]:
+        """Each episode's latent and first-step advantage, grouped by task: ``(n_tasks, n_eps, ...)``.
+
+        Advantages use the linear feature baseline on the state without the latent (a baseline that
+        saw ``z`` would bias the latent's gradient) and are centred and normalised per task.
+        """
+        returns = discounted_returns(batch.rewards, batch.mask, self.gamma)
+        states = state_features(batch.observations, self.latent_dim)
+        values = self._baseline.fit_predict(states, returns, batch.mask, batch.task_slot, n_tasks)
+        first = (returns[0] - values[0]).astype(np.float64)
+        order = np.argsort(batch.task_slot, kind="stable")
+        advantages = first[order].reshape(n_tasks, -1)
+        advantages = (advantages - advantages.mean(1, keepdims=True)) / (
+            advantages.std(1, keepdims=True) + 1e-8
+        )
+        z = latent_of(map_obs(lambda x: x[0], batch.observations), self.latent_dim)[order]
+        return (
+            th.as_tensor(z.reshape(n_tasks, -1, self.latent_dim), dtype=th.float32, device=self.device),
+            th.as_tensor(advantages, dtype=th.float32, device=self.device),
+        )
+
+    # -- training -------------------------------------------------------------------------------
+    def learn(
+        self: SelfMAESN,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 1,
+        tb_log_name: str = "MAESN",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfMAESN:
+        """Meta-train for ``total_timesteps`` environment steps (whole meta-iterations)."""
+        if self.env is None:
+            raise ValueError("learn() needs an env: pass one to the constructor, set_env() or load()")
+        total_timesteps, callback = self._setup_learn(
+            total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar
+        )
+        callback.on_training_start(locals(), globals())
+        iteration = 0
+        while self.num_timesteps < total_timesteps:
+            if not self._meta_iteration(callback):
+                break
+            iteration += 1
+            self._update_current_progress_remaining(self.num_timesteps, total_timesteps)
+            if log_interval and iteration % log_interval == 0:
+                self.logger.record("time/iterations", iteration, exclude="tensorboard")
+                self._dump_logs()
+        callback.on_training_end()
+        return self
+
+    def _dump_logs(self) -> None:
+        elapsed = max((time.time_ns() - self.start_time) / 1e9, 1e-9)
+        fps = int((self.num_timesteps - self._num_timesteps_at_start) / elapsed)
+        if self.ep_info_buffer:
+            self.logger.record("rollout/ep_rew_mean", float(np.mean([ep["r"] for ep in self.ep_info_buffer])))
+            self.logger.record("rollout/ep_len_mean", float(np.mean([ep["l"] for ep in self.ep_info_buffer])))
+        if self.ep_success_buffer:
+            self.logger.record("rollout/success_rate", float(np.mean(self.ep_success_buffer)))
+        self.logger.record("time/fps", fps)
+        self.logger.record("time/time_elapsed", int(elapsed), exclude="tensorboard")
+        self.logger.record("time/total_timesteps", self.num_timesteps, exclude="tensorboard")
+        self.logger.dump(step=self.num_timesteps)
+
+    def _meta_iteration(self, callback: BaseCallback) -> bool:
+        env = self.env
+        n_tasks, rounds = env.n_tasks, self._rounds(env, self.episodes_per_task)
+        n_train = len(self.task_set.train)
+        slots = self._task_rng.choice(n_train, size=n_tasks, replace=n_train < n_tasks)
+        env.set_tasks([self.task_set.train[i] for i in slots])
+        index = th.as_tensor(slots, device=self.device)
+        start = time.perf_counter()
+        with th.no_grad():
+            mean, log_std = self.latents.means[index], self.latents.log_stds[index]
+        z_pre = adv_pre = None
+        if self._has_inner_phase:
+            pre, completed = self._sample(env, mean, log_std, rounds, callback)
+            if not completed:
+                return False
+            z_pre, adv_pre = self._latent_advantages(pre, n_tasks)
+            inner_loss = -(gaussian_log_prob(z_pre, mean[:, None], log_std[:, None]) * adv_pre).mean()
+            with th.no_grad():
+                mean, log_std = self.latents.inner_update(mean, log_std, z_pre, adv_pre, self.inner_steps)
+            self.logger.record("rollout/pre_update_return", float(pre.episode_returns.mean()))
+            self.logger.record("rollout/pre_update_success", float(pre.success.mean()))
+            self.logger.record("train/inner_loss", float(inner_loss))
+        post, completed = self._sample(env, mean, log_std, rounds, callback)
+        if not completed:
+            return False
+        sampling_time = time.perf_counter() - start
+        self.logger.record("rollout/post_update_return", float(post.episode_returns.mean()))
+        self.logger.record("rollout/post_update_success", float(post.success.mean()))
+        start = time.perf_counter()
+        self._outer_update(index, z_pre, adv_pre, post)
+        self.logger.record("time/sampling_s", sampling_time)
+        self.logger.record("time/update_s", time.perf_counter() - start)
+        return True
+
+    def _pre(self, index: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        return self.latents.means[index], self.latents.log_stds[index]
+
+    def _post(
+        self, index: th.Tensor, z_pre: th.Tensor | None, adv_pre: th.Tensor | None
+    ) -> tuple[th.Tensor, th.Tensor]:
+        mean, log_std = self._pre(index)
+        if z_pre is None:
+            return mean, log_std
+        return self.latents.inner_update(mean, log_std, z_pre, adv_pre, self.inner_steps)
+
+    def _outer_update(
+        self, index: th.Tensor, z_pre: th.Tensor | None, adv_pre: th.Tensor | None, post: EpisodeBatch
+    ) -> None:
+        """TRPO on the post-update episodes, through the inner step into latents and step sizes."""
+        mask = post.mask.astype(bool)
+        returns = discounted_returns(post.rewards, post.mask, self.gamma)
+        obs_steps = map_obs(lambda x: x[mask], post.observations)
+        obs_tensor = obs_as_tensor(obs_steps, self.device)
+        if self.baseline == "linear":
+            states = state_features(post.observations, self.latent_dim)
+            values = self._baseline.fit_predict(states, returns, post.mask, post.task_slot, self.env.n_tasks)
+        else:
+            with th.no_grad():
+                values = np.zeros_like(returns)
+                values[mask] = self.policy.predict_values(obs_tensor).squeeze(-1).cpu().numpy()
+        advantages = gae_advantages(post.rewards, values, post.mask, self.gamma, self.gae_lambda)[mask]
+        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        adv = th.as_tensor(advantages, dtype=th.float32, device=self.device)
+        actions = th.as_tensor(post.actions[mask], device=self.device)
+        if isinstance(self.action_space, spaces.Discrete):
+            actions = actions.long().flatten()
+        step_slot = th.as_tensor(post.task_slot[np.nonzero(mask)[1]], device=self.device)
+        z_steps = th.as_tensor(latent_of(obs_steps, self.latent_dim), dtype=th.float32, device=self.device)
+
+        with th.no_grad():
+            old_distribution = copy.copy(self.policy.get_distribution(obs_tensor))
+            old_log_prob = old_distribution.log_prob(actions)
+            old_mean, old_log_std = self._post(index, z_pre, adv_pre)
+            old_latent_log_prob = gaussian_log_prob(z_steps, old_mean[step_slot], old_log_std[step_slot])
+
+        def loss_fn() -> th.Tensor:
+            mean, log_std = self._post(index, z_pre, adv_pre)
+            log_ratio = (
+                self.policy.get_distribution(obs_tensor).log_prob(actions)
+                - old_log_prob
+                + gaussian_log_prob(z_steps, mean[step_slot], log_std[step_slot])
+                - old_latent_log_prob
+            )
+            prior_kl = latent_kl(*self._pre(index), th.zeros(()), th.zeros(())).mean()
+            return -(th.exp(log_ratio) * adv).mean() + self.kl_coef * prior_kl
+
+        def kl_fn() -> th.Tensor:
+            mean, log_std = self._post(index, z_pre, adv_pre)
+            action_kl = kl_divergence(old_distribution, self.policy.get_distribution(obs_tensor)).mean()
+            return action_kl + latent_kl(old_mean, old_log_std, mean, log_std).mean()
+
+        params = [*self._actor_parameters(), self.latents.means, self.latents.log_stds]
+        if self.learn_step_sizes:
+            params += [self.latents.step_size_mean, self.latents.step_size_log_std]
+        stats = trpo_step(
+            params,
+            loss_fn,
+            kl_fn,
+            self.max_kl,
+            self.cg_max_steps,
+            self.cg_damping,
+            self.line_search_shrinking_factor,
+            self.line_search_max_iter,
+        )
+        if self.baseline == "value":
+            self._fit_value_function(obs_tensor, th.as_tensor(returns[mask], device=self.device))
+        self._n_updates += 1
+        with th.no_grad():
+            prior_kl = latent_kl(*self._pre(index), th.zeros(()), th.zeros(())).mean()
+        log = self.logger.record
+        log("train/outer_loss", stats.loss_before)
+        log("train/surrogate_improvement", stats.loss_before - stats.loss_after)
+        log("train/trpo_kl", stats.kl)
+        log("train/line_search_steps", stats.line_search_steps)
+        log("train/step_accepted", int(stats.accepted))
+        log("train/latent_prior_kl", float(prior_kl))
+        log("train/n_updates", self._n_updates, exclude="tensorboard")
+        for name in ("step_size_mean", "step_size_log_std"):
+            for dim, value in enumerate(getattr(self.latents, name).detach().cpu().numpy()):
+                log(f"train/{name}_{dim}", float(value))
+
+    def _fit_value_function(self, obs: th.Tensor | dict[str, th.Tensor], returns: th.Tensor) -> None:
+        self.policy.set_training_mode(True)
+        self._update_learning_rate(self.policy.optimizer)
+        for _ in range(self.n_critic_updates):
+            loss = th.nn.functional.mse_loss(self.policy.predict_values(obs).squeeze(-1), returns)
+            self.policy.optimizer.zero_grad()
+            loss.backward()
+            self.policy.optimizer.step()
+        self.policy.set_training_mode(False)
+        self.logger.record("train/value_loss", float(loss))
+
+    # -- adaptation -----------------------------------------------------------------------------
+    def _adaptation_env(self, env: GymEnv) -> MetaTaskVecEnv:
+        if isinstance(env, MetaTaskVecEnv):
+            if not env.has_latent:
+                raise ValueError("env's sub-envs carry no LatentWrapper: build it with latent_dim set")
+            meta = env
+        elif isinstance(env, VecEnv):
+            raise TypeError(
+                f"env must be a MetaTaskVecEnv or a single gymnasium.Env, got {type(env).__name__}"
+            )
+        elif isinstance(env, gym.Env):
+            check_task_env(env)
+            wrapped = isinstance(env, gym.Wrapper) and any(
+                isinstance(w, LatentWrapper) for w in _wrapper_chain(env)
+            )
+            single = env if wrapped else LatentWrapper(env, latent_dim=self.latent_dim)
+            meta = MetaTaskVecEnv(DummyVecEnv([lambda: single]), n_tasks=1)
+        else:
+            raise TypeError(f"env must be a MetaTaskVecEnv or a gymnasium.Env, got {type(env).__name__}")
+        check_for_correct_spaces(meta, self.observation_space, self.action_space)
+        return meta
+
+    def adapt(
+        self,
+        env: GymEnv,
+        n_iterations: int = 10,
+        episodes_per_iteration: int | None = None,
+        seed: int | None = None,
+        evaluate: bool = True,
+        callback: MaybeCallback = None,
+    ) -> AdaptationResult:
+        """Adapt the latent to the task(s) of ``env`` with policy-gradient steps; the policy stays frozen.
+
+        Each task slot starts from the prior N(0, I); iteration ``k`` samples ``episodes_per_iteration``
+        episodes per task and steps the latent with the step sizes scaled by ``1 / 2**k`` (the learned
+        ones, or ``adapt_lr``). Afterwards the model holds the adapted latent: :meth:`predict` uses it
+        for observations without a latent, and ``env``'s latent wrappers keep it.
+
+        :param env: a :class:`~maesn_sb3.MetaTaskVecEnv` with a latent wrapper (one or several task
+            slots, adapted independently) or a single task env (the latent wrapper is added if missing).
+        :param n_iterations: number of latent updates; ``n_iterations + 1`` batches are sampled.
+        :param episodes_per_iteration: episodes per task and iteration, a multiple of
+            ``env.envs_per_task`` (None: ``envs_per_task``).
+        :param seed: seeds the env and the action noise (None: the model's seed).
+        :param evaluate: also run one deterministic episode per sub-env with the mean latent each iteration.
+        :param callback: called at every env step of the exploration episodes; returning False stops.
+        """
+        n_iterations = _positive_int("n_iterations", n_iterations, minimum=0)
+        meta = self._adaptation_env(env)
+        episodes = meta.envs_per_task if episodes_per_iteration is None else episodes_per_iteration
+        episodes = _positive_int("episodes_per_iteration", episodes)
+        if episodes % meta.envs_per_task:
+            raise ValueError(
+                f"episodes_per_iteration must be a multiple of env.envs_per_task = {meta.envs_per_task}, "
+                f"got {episodes}"
+            )
+        rounds = episodes // meta.envs_per_task
+        seed = self.seed if seed is None else seed
+        if seed is not None:
+            set_random_seed(seed)
+            meta.seed(seed)
+        callback = self._init_callback(callback) if callback is not None else None
+        n_tasks, dim = meta.n_tasks, self.latent_dim
+        mean = th.zeros(n_tasks, dim, device=self.device)
+        log_std = th.zeros(n_tasks, dim, device=self.device)
+        step_sizes = None if self.adapt_lr is None else th.full((dim,), self.adapt_lr, device=self.device)
+        history: dict[str, list[np.ndarray]] = {
+            k: [] for k in ("ret", "succ", "mean", "log_std", "eret", "esucc")
+        }
+        env_steps, total = [], 0
+        for iteration in range(n_iterations + 1):
+            batch, _ = self._sample(meta, mean, log_std, rounds)
+            total += batch.n_steps
+            env_steps.append(total)
+            history["ret"].append(batch.per_task(batch.episode_returns, n_tasks))
+            history["succ"].append(batch.per_task(batch.success.astype(float), n_tasks))
+            history["mean"].append(mean.cpu().numpy())
+            history["log_std"].append(log_std.cpu().numpy())
+            if evaluate:
+                evaluation, _ = self._sample(meta, mean, log_std, 1, deterministic=True)
+                history["eret"].append(evaluation.per_task(evaluation.episode_returns, n_tasks))
+                history["esucc"].append(evaluation.per_task(evaluation.success.astype(float), n_tasks))
+            if callback is not None:
+                callback.update_locals({"iteration": iteration, "batch": batch})
+                if not callback.on_step():
+                    break
+            if iteration < n_iterations:
+                z, advantages = self._latent_advantages(batch, n_tasks)
+                with th.no_grad():
+                    mean, log_std = self.latents.inner_update(
+                        mean, log_std, z, advantages, scale=0.5**iteration, step_sizes=step_sizes
+                    )
+        self.adapted_latent_mean = mean.cpu().numpy()
+        self.adapted_latent_log_std = log_std.cpu().numpy()
+        self._predict_latents = None
+        meta.set_latent_distributions(self.adapted_latent_mean, np.exp(self.adapted_latent_log_std))
+        return AdaptationResult(
+            returns=np.stack(history["ret"]),
+            success=np.stack(history["succ"]),
+            env_steps=np.asarray(env_steps),
+            latent_means=np.stack(history["mean"]),
+            latent_log_stds=np.stack(history["log_std"]),
+            eval_returns=np.stack(history["eret"]) if evaluate else None,
+            eval_success=np.stack(history["esucc"]) if evaluate else None,
+        )
+
+    # -- prediction -----------------------------------------------------------------------------
+    def _with_latent(
+        self,
+        observation: np.ndarray | dict[str, np.ndarray],
+        episode_start: np.ndarray | None,
+        deterministic: bool,
+    ) -> np.ndarray | dict[str, np.ndarray]:
+        """Append the held latent to observations that come without one."""
+        if isinstance(observation, dict):
+            if "latent" in observation:
+                return observation
+            batch_shape = np.asarray(next(iter(observation.values()))).shape[:1]
+        else:
+            observation = np.asarray(observation)
+            if observation.shape[-1] == self.observation_space.shape[-1]:
+                return observation
+            if observation.shape[-1] != self.observation_space.shape[-1] - self.latent_dim:
+                raise ValueError(
+                    f"observation must have {self.observation_space.shape[-1]} features (with the latent) or "
+                    f"{self.observation_space.shape[-1] - self.latent_dim} (without), got shape {observation.shape}"
+                )
+            batch_shape = observation.shape[:-1]
+        n = int(np.prod(batch_shape)) if batch_shape else 1
+        if self.adapted_latent_mean is None:
+            mean, std = np.zeros((1, self.latent_dim)), np.ones((1, self.latent_dim))
+        else:
+            mean, std = self.adapted_latent_mean, np.exp(self.adapted_latent_log_std)
+        if len(mean) not in (1, n):
+            raise ValueError(
+                f"the model holds {len(mean)} adapted latents; pass a batch of {len(mean)} observations or "
+                "observations that include their latent"
+            )
+        if deterministic:
+            latents = np.broadcast_to(mean, (n, self.latent_dim))
+        else:
+            fresh = mean + std * np.random.standard_normal((n, self.latent_dim))
+            if self._predict_latents is None or len(self._predict_latents) != n:
+                self._predict_latents = fresh
+            elif episode_start is not None:
+                starts = np.asarray(episode_start, dtype=bool).reshape(-1)
+                self._predict_latents[starts] = fresh[starts]
+            latents = self._predict_latents
+        latents = latents.astype(np.float32)
+        if isinstance(observation, dict):
+            return {**observation, "latent": latents if batch_shape else latents[0]}
+        if not batch_shape:
+            return np.concatenate([observation, latents[0]]).astype(np.float32)
+        return np.concatenate([observation, latents], axis=-1).astype(np.float32)
+
+    def predict(
+        self,
+        observation: np.ndarray | dict[str, np.ndarray],
+        state: tuple[np.ndarray, ...] | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
+        """SB3's ``predict``; observations without a latent get the adapted one (mean when deterministic).
+
+        Without adaptation the prior N(0, I) is used. In stochastic mode one latent is held per
+        observation row and redrawn where ``episode_start`` is True.
+        """
+        observation = self._with_latent(observation, episode_start, deterministic)
+        return self.policy.predict(observation, state, episode_start, deterministic)
+
+
+def _wrapper_chain(env: gym.Env) -> list[gym.Env]:
+    chain = []
+    while isinstance(env, gym.Wrapper):
+        chain.append(env)
+        env = env.env
+    return chain
+
+
+class LSBaseline(MAESN):
+    """The paper's latent-space baseline: MAESN without the inner update.
+
+    The same latent-conditioned policy and per-task latents with the KL prior, trained by TRPO on
+    episodes sampled from the pre-update latents (step size 0, not learned); :meth:`adapt` uses a fixed
+    latent step ``adapt_lr`` (default 1) halved every iteration.
+    """
+
+    def __init__(
+        self, policy: str | type[BasePolicy], env: GymEnv | None, adapt_lr: float = 1.0, **kwargs: Any
+    ):
+        for name in ("inner_lr", "learn_step_sizes"):
+            if name in kwargs:
+                raise TypeError(
+                    f"LSBaseline fixes {name}; do not pass it (use MAESN for a learned inner step)"
+                )
+        super().__init__(policy, env, inner_lr=0.0, learn_step_sizes=False, adapt_lr=adapt_lr, **kwargs)
