@@ -49,6 +49,8 @@ class SkillDiscriminator(nn.Module):
     :param activation_fn: activation between hidden layers.
     :param learning_rate: Adam learning rate (3e-4 in DIAYN).
     :param device: torch device ("auto": CUDA when available).
+    :param seed: seed of the weight initialisation (drawn from a forked torch generator, so the global
+        one is left as it was); ``None``: torch's global generator.
     """
 
     def __init__(
@@ -60,6 +62,7 @@ class SkillDiscriminator(nn.Module):
         activation_fn: type[nn.Module] = nn.ReLU,
         learning_rate: float = 3e-4,
         device: th.device | str = "auto",
+        seed: int | None = None,
     ) -> None:
         super().__init__()
         if isinstance(n_skills, bool) or not isinstance(n_skills, (int, np.integer)) or n_skills < 2:
@@ -112,13 +115,18 @@ class SkillDiscriminator(nn.Module):
             activation_fn=activation_fn,
             learning_rate=self.learning_rate,
         )
-        layers: list[nn.Module] = []
-        last = in_dim
-        for hidden in net_arch:
-            layers += [nn.Linear(last, int(hidden)), activation_fn()]
-            last = int(hidden)
-        layers.append(nn.Linear(last, self.n_skills))
-        self.net = nn.Sequential(*layers)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+            raise ValueError(f"seed must be an int or None, got {seed!r}")
+        with th.random.fork_rng(devices=[], enabled=seed is not None):
+            if seed is not None:
+                th.manual_seed(int(seed))
+            layers: list[nn.Module] = []
+            last = in_dim
+            for hidden in net_arch:
+                layers += [nn.Linear(last, int(hidden)), activation_fn()]
+                last = int(hidden)
+            layers.append(nn.Linear(last, self.n_skills))
+            self.net = nn.Sequential(*layers)
         self.log_prior = -math.log(self.n_skills)
         self.device = (
             th.device("cuda" if th.cuda.is_available() else "cpu") if device == "auto" else th.device(device)

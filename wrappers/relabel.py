@@ -525,7 +525,13 @@ class SkillVecNormalize(VecNormalize):
                 raise ValueError(f"norm_obs_keys must not contain {SKILL_KEY!r}, got {norm_obs_keys}")
         elif isinstance(space, spaces.Box) and len(space.shape) == 1:
             if n_skills is None:
-                n_skills = venv.get_attr("n_skills", [0])[0]
+                try:
+                    n_skills = venv.get_attr("n_skills", [0])[0]
+                except AttributeError:
+                    raise ValueError(
+                        "n_skills is None and the sub-envs have no n_skills attribute (no SkillWrapper): "
+                        "pass n_skills, the size of the one-hot at the end of the observation"
+                    ) from None
             if (
                 isinstance(n_skills, bool)
                 or not isinstance(n_skills, (int, np.integer))
