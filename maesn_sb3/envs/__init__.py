@@ -9,10 +9,17 @@ from maesn_sb3.envs.point_nav import PointNav2DEnv
 #: Registered task families: env id -> one-line description.
 TASK_FAMILIES: dict[str, str] = {
     "maesn_sb3/PointNav2D-v0": "2D point, goals on a semicircle of radius 1 (numpy, fast), horizon 50",
+    "maesn_sb3/WheeledNav-v0": "MuJoCo two-wheeled car, goals on a semicircle of radius 2, horizon 200",
+    "maesn_sb3/AntGoal-v0": "MuJoCo ant (gear 30), goals on a semicircle of radius 2, horizon 200",
+    "maesn_sb3/BlockPush-v0": "MuJoCo planar gripper pushes 1 of 5 blocks to a goal, horizon 100",
 }
 
 _ENTRY_POINTS = {
     "maesn_sb3/PointNav2D-v0": ("maesn_sb3.envs.point_nav:PointNav2DEnv", 50),
+    # MuJoCo families: string entry points, so importing maesn_sb3 does not import MuJoCo rendering
+    "maesn_sb3/WheeledNav-v0": ("maesn_sb3.envs.wheeled_nav:WheeledNavEnv", 200),
+    "maesn_sb3/AntGoal-v0": ("maesn_sb3.envs.ant_goal:AntGoalEnv", 200),
+    "maesn_sb3/BlockPush-v0": ("maesn_sb3.envs.block_push:BlockPushEnv", 100),
 }
 
 

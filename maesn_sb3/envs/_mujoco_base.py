@@ -1,0 +1,133 @@
+"""Shared plumbing of the MuJoCo task families: reward types, goal marker, task checks, rendering.
+
+Rendering headless needs an OpenGL backend chosen before ``mujoco`` creates its first context:
+set ``MUJOCO_GL=egl`` (GPU or Mesa EGL, e.g. Debian's ``libegl1`` + ``libegl-mesa0``) or
+``MUJOCO_GL=osmesa`` (``libosmesa6``) in the environment before rendering.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import mujoco
+import numpy as np
+from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
+from gymnasium.utils import EzPickle
+
+REWARD_TYPES = ("dense", "sparse")
+ASSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
+
+
+def check_positive(name: str, value: Any) -> float:
+    """``value`` as a float, or a ``ValueError`` naming ``name`` unless it is finite and > 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def check_goal(task: Any, extra_keys: tuple[str, ...] = ()) -> np.ndarray:
+    """The finite ``(2,)`` goal of a task dict, or a ``ValueError`` describing what was expected."""
+    keys = ("goal", *extra_keys)
+    if not isinstance(task, dict) or any(key not in task for key in keys):
+        raise ValueError(f"task must be a dict with keys {keys}, got {task!r}")
+    goal = np.asarray(task["goal"], dtype=np.float64)
+    if goal.shape != (2,) or not np.all(np.isfinite(goal)):
+        raise ValueError(f"task['goal'] must be a finite array of shape (2,), got {task['goal']!r}")
+    return goal.copy()
+
+
+class GoalTaskMujocoEnv(MujocoEnv, EzPickle):
+    """Base class of a MuJoCo task family whose tasks carry a 2D goal shown by a marker site.
+
+    Subclasses set ``self._goal`` through :meth:`set_task` and call :meth:`_move_goal_marker`.
+    The renderer uses the model's ``overview`` camera unless ``camera_name``/``camera_id`` is given.
+    """
+
+    metadata = {"render_modes": ["rgb_array", "depth_array"]}
+
+    def __init__(
+        self,
+        xml_file: str,
+        frame_skip: int,
+        observation_space: Any,
+        reward_type: str,
+        render_mode: str | None,
+        width: int,
+        height: int,
+        camera_name: str | None,
+        camera_id: int | None,
+        **ezpickle_kwargs: Any,
+    ) -> None:
+        if reward_type not in REWARD_TYPES:
+            raise ValueError(f"reward_type must be one of {REWARD_TYPES}, got {reward_type!r}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}"
+            )
+        for name, value in (("width", width), ("height", height)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        if camera_name is None and camera_id is None:
+            camera_name = "overview"
+        EzPickle.__init__(
+            self,
+            reward_type=reward_type,
+            render_mode=render_mode,
+            width=width,
+            height=height,
+            camera_name=camera_name,
+            camera_id=camera_id,
+            **ezpickle_kwargs,
+        )
+        self.reward_type = reward_type
+        self.sparse = reward_type == "sparse"
+        MujocoEnv.__init__(
+            self,
+            os.path.join(ASSETS, xml_file),
+            frame_skip,
+            observation_space=observation_space,
+            render_mode=render_mode,
+            width=width,
+            height=height,
+            camera_name=camera_name,
+            camera_id=camera_id,
+        )
+        self._goal_site = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_SITE, "goal")
+        self._goal_centre_site = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_SITE, "goal_centre")
+        low, high = self.action_space.low.astype(np.float64), self.action_space.high.astype(np.float64)
+        self._ctrl_low, self._ctrl_high = low, high
+        self._ctrl = np.zeros(self.model.nu)
+        self._action_shape = self.action_space.shape
+
+    def _apply_action(self, action: Any) -> float:
+        """Clamp ``action`` to the actuator range (as MuJoCo would), write it to ``ctrl``, step.
+
+        Returns ``|ctrl|^2`` of the applied control. Raises ``ValueError`` on a wrong shape or a
+        non-finite action.
+        """
+        ctrl = self._ctrl
+        if np.shape(action) != self._action_shape:
+            raise ValueError(f"action must have shape {self._action_shape}, got shape {np.shape(action)}")
+        np.clip(action, self._ctrl_low, self._ctrl_high, out=ctrl)
+        sq = float(ctrl @ ctrl)
+        if not math.isfinite(sq):
+            raise ValueError(f"action must be finite, got {action!r}")
+        self.data.ctrl[:] = ctrl
+        mujoco.mj_step(self.model, self.data, nstep=self.frame_skip)
+        return sq
+
+    def _move_goal_marker(self, goal: np.ndarray) -> None:
+        for site in (self._goal_site, self._goal_centre_site):
+            if site >= 0:
+                self.model.site_pos[site, :2] = goal
+
+    def _set_goal_marker_radius(self, radius: float) -> None:
+        if self._goal_site >= 0:
+            self.model.site_size[self._goal_site, 0] = radius
+
+    def reset_model(self) -> np.ndarray:  # pragma: no cover - subclasses override
+        raise NotImplementedError

@@ -1,0 +1,193 @@
+"""Legged locomotion: a low-gear ant must walk to a goal it cannot see (MAESN, sec. 5)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from maesn_sb3.envs._mujoco_base import GoalTaskMujocoEnv, check_goal, check_positive
+
+_GRAVITY = 9.81
+
+
+class AntGoalEnv(GoalTaskMujocoEnv):
+    """The quadruped ant, with a low gear ratio (30), starts at the origin and must reach an unseen goal.
+
+    Body (``assets/ant_goal.xml``, our own MJCF of the classic ant): a sphere torso on a free joint,
+    four two-joint legs, motors with gear 30 and control range [-1, 1], touch sensors on the feet.
+    Timestep 0.01 s, frame skip 5 (dt 0.05 s); horizon 200 when registered as
+    ``maesn_sb3/AntGoal-v0``. Under zero action the ant stands with its torso near z = 0.6.
+
+    - Observation (33, float32): ``qpos`` (15: torso xyz, quaternion, 8 joint angles), ``qvel`` (14)
+      and the normal contact force on each foot divided by the ant's weight (4). The goal never
+      appears in it.
+    - Action (8): joint torques in [-1, 1] (times gear 30); larger actions are clamped to the
+      actuator range and the control cost is charged on the applied control.
+    - Tasks: ``{"goal": array (2,)}`` on the semicircle of radius ``goal_distance`` (2), angle
+      uniform in [0, pi], drawn from ``self.np_random``.
+    - ``reward_type="dense"`` (meta-training):
+      ``-L1(torso_xy, goal) + 4 - 0.005 |a|^2 - 0.0005 |min(contact, 1)|^2 + 0.05``.
+      ``"sparse"`` (meta-test): the same, except that outside the L2 radius ``goal_radius`` (0.8)
+      the goal term ``-L1(torso_xy, goal) + 4`` is replaced by the constant ``-L1(goal) + 4``.
+    - Termination: when the torso height leaves ``healthy_z_range`` ([0.2, 1.0]).
+    - ``info["distance"]``: the L2 xy distance of the torso to the goal; ``info["is_success"]``:
+      True once the torso has been within ``goal_radius`` (L2) of the goal in the episode.
+    - Rendering: ``render_mode="rgb_array"`` through the top-down ``overview`` camera, which shows
+      the whole semicircle and the goal marker (a disc of the success radius). Headless machines
+      need ``MUJOCO_GL=egl`` (or ``osmesa``) set before the first render.
+
+    Deviations from the paper (rllab's ant): contact forces come from four foot touch sensors,
+    normalised by the ant's weight, instead of the 84 clipped ``cfrc_ext`` values (these need an
+    extra ``mj_rnePostConstraint`` pass every step; the touch sensors are computed inside
+    ``mj_step``); the redundant torso rotation matrix and position are left out of the observation
+    (the quaternion and position are in ``qpos``); the integrator is ``implicitfast`` instead of RK4
+    (four times cheaper per step, stable with the ant's joint damping). Reset noise
+    (``reset_noise_scale``, default 0.01, Gaussian) is added to the joint angles, the planar
+    position and the velocities.
+
+    Example:
+        >>> import gymnasium as gym
+        >>> import maesn_sb3
+        >>> env = gym.make("maesn_sb3/AntGoal-v0")
+        >>> obs, info = env.reset(seed=0)
+        >>> obs.shape
+        (33,)
+    """
+
+    metadata = {"render_modes": ["rgb_array", "depth_array"], "render_fps": 20}
+
+    def __init__(
+        self,
+        reward_type: str = "dense",
+        goal_distance: float = 2.0,
+        goal_radius: float = 0.8,
+        ctrl_cost_weight: float = 0.005,
+        contact_cost_weight: float = 0.0005,
+        healthy_reward: float = 0.05,
+        healthy_z_range: tuple[float, float] = (0.2, 1.0),
+        reset_noise_scale: float = 0.01,
+        render_mode: str | None = None,
+        width: int = 480,
+        height: int = 480,
+        camera_name: str | None = None,
+        camera_id: int | None = None,
+    ) -> None:
+        self.goal_distance = check_positive("goal_distance", goal_distance)
+        self.goal_radius = check_positive("goal_radius", goal_radius)
+        for name, value in (
+            ("ctrl_cost_weight", ctrl_cost_weight),
+            ("contact_cost_weight", contact_cost_weight),
+            ("reset_noise_scale", reset_noise_scale),
+        ):
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        if not math.isfinite(healthy_reward):
+            raise ValueError(f"healthy_reward must be finite, got {healthy_reward!r}")
+        z_range = tuple(healthy_z_range)
+        if len(z_range) != 2 or not all(math.isfinite(z) for z in z_range) or z_range[0] >= z_range[1]:
+            raise ValueError(f"healthy_z_range must be (low, high) with low < high, got {healthy_z_range!r}")
+        self.ctrl_cost_weight = float(ctrl_cost_weight)
+        self.contact_cost_weight = float(contact_cost_weight)
+        self.healthy_reward = float(healthy_reward)
+        self.healthy_z_range = (float(z_range[0]), float(z_range[1]))
+        self.reset_noise_scale = float(reset_noise_scale)
+        observation_space = spaces.Box(-np.inf, np.inf, shape=(33,), dtype=np.float32)
+        super().__init__(
+            "ant_goal.xml",
+            5,
+            observation_space,
+            reward_type,
+            render_mode,
+            width,
+            height,
+            camera_name,
+            camera_id,
+            goal_distance=goal_distance,
+            goal_radius=goal_radius,
+            ctrl_cost_weight=ctrl_cost_weight,
+            contact_cost_weight=contact_cost_weight,
+            healthy_reward=healthy_reward,
+            healthy_z_range=healthy_z_range,
+            reset_noise_scale=reset_noise_scale,
+        )
+        self._qpos, self._qvel = self.data.qpos, self.data.qvel
+        self._touch = self.data.sensordata  # the four foot sensors, in newtons
+        self._inv_weight = 1.0 / (_GRAVITY * float(self.model.body_subtreemass[1]))
+        self._contact = np.zeros(4)
+        # no reset noise on the height or the quaternion: the ant starts upright
+        self._noisy_qpos = np.array([0, 1, *range(7, 15)])
+        self._set_goal_marker_radius(self.goal_radius)
+        self._goal = np.zeros(2)
+        self._gx = self._gy = 0.0
+        self._const_goal_term = 0.0
+        self._reached = False
+        self.set_task({"goal": np.array([0.0, self.goal_distance])})
+
+    # -- task API -------------------------------------------------------------------------------
+    def sample_tasks(self, n: int) -> list[dict[str, np.ndarray]]:
+        """Draw ``n`` goals on the upper semicircle of radius ``goal_distance``."""
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise ValueError(f"n must be an int >= 0, got {n!r}")
+        angles = self.np_random.uniform(0.0, np.pi, size=n)
+        goals = self.goal_distance * np.stack([np.cos(angles), np.sin(angles)], axis=-1)
+        return [{"goal": goal} for goal in goals]
+
+    def set_task(self, task: dict[str, Any]) -> None:
+        """Switch to ``task`` (a dict with a finite ``"goal"`` of shape (2,)), effective at once."""
+        goal = check_goal(task)
+        self._goal = goal
+        self._gx, self._gy = float(goal[0]), float(goal[1])
+        self._const_goal_term = -(abs(self._gx) + abs(self._gy)) + 4.0
+        self._move_goal_marker(goal)
+
+    def get_task(self) -> dict[str, np.ndarray]:
+        return {"goal": self._goal.copy()}
+
+    # -- gymnasium API --------------------------------------------------------------------------
+    def _obs(self) -> np.ndarray:
+        obs = np.empty(33, dtype=np.float32)
+        obs[:15] = self._qpos
+        obs[15:29] = self._qvel
+        np.multiply(self._touch, self._inv_weight, out=self._contact)
+        obs[29:] = self._contact
+        return obs
+
+    def reset_model(self) -> np.ndarray:
+        qpos, qvel = self.init_qpos.copy(), self.init_qvel.copy()
+        scale = self.reset_noise_scale
+        if scale > 0:
+            qpos[self._noisy_qpos] += scale * self.np_random.standard_normal(self._noisy_qpos.size)
+            qvel += scale * self.np_random.standard_normal(qvel.size)
+        self.set_state(qpos, qvel)  # mj_forward: fills the touch sensors too
+        self._reached = self._distance() <= self.goal_radius
+        return self._obs()
+
+    def _distance(self) -> float:
+        qpos = self._qpos
+        return math.hypot(qpos[0] - self._gx, qpos[1] - self._gy)
+
+    def _get_reset_info(self) -> dict[str, Any]:
+        return {"distance": self._distance(), "is_success": self._reached}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        ctrl_cost = self.ctrl_cost_weight * self._apply_action(action)
+        obs = self._obs()
+        contact = np.minimum(self._contact, 1.0, out=self._contact)
+        contact_cost = self.contact_cost_weight * float(contact @ contact)
+        qpos = self._qpos
+        dx, dy = qpos[0] - self._gx, qpos[1] - self._gy
+        distance = math.hypot(dx, dy)
+        inside = distance <= self.goal_radius
+        if inside:
+            self._reached = True
+        if self.sparse and not inside:
+            goal_term = self._const_goal_term
+        else:
+            goal_term = 4.0 - abs(dx) - abs(dy)
+        reward = goal_term - ctrl_cost - contact_cost + self.healthy_reward
+        z = qpos[2]
+        terminated = not (self.healthy_z_range[0] <= z <= self.healthy_z_range[1])
+        return obs, float(reward), terminated, False, {"distance": distance, "is_success": self._reached}

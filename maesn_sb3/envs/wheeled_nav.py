@@ -1,0 +1,155 @@
+"""Wheeled locomotion: a differential-drive car must find a goal it cannot see (MAESN, sec. 5)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from maesn_sb3.envs._mujoco_base import GoalTaskMujocoEnv, check_goal, check_positive
+
+
+class WheeledNavEnv(GoalTaskMujocoEnv):
+    """A two-wheeled car starting at the origin (facing +x) must drive to an unseen goal.
+
+    Body (``assets/wheeled_nav.xml``): a chassis on free x/y/z slides and a z hinge (no roll or
+    pitch), two wheel motors with control range +-2 and a frictionless rear caster. Top speed is
+    about 1 m/s; opposite torques turn the car in place. Timestep 0.01 s, frame skip 5 (dt 0.05 s);
+    horizon 200 steps when registered as ``maesn_sb3/WheeledNav-v0``.
+
+    - Observation (12, float32): ``qpos`` (x, y, z, yaw, two wheel angles) and ``qvel``. The goal
+      never appears in it.
+    - Action (2): wheel torques in [-2, 2]; larger actions are clamped to the actuator range (as
+      MuJoCo clamps ``ctrl``) and the control cost is charged on the applied control.
+    - Tasks: ``{"goal": array (2,)}`` on the semicircle of radius ``goal_distance`` (2), angle
+      uniform in [0, pi], drawn from ``self.np_random``.
+    - ``reward_type="dense"`` (meta-training): ``-dist(xy, goal) - 0.05 |a|^2``.
+      ``"sparse"`` (meta-test): the dense reward inside ``goal_radius`` (0.8) of the goal, else the
+      constant ``-|goal| - 0.05 |a|^2``.
+    - ``info["distance"]``: the xy distance to the goal; ``info["is_success"]``: True once the car
+      has been within ``goal_radius`` of the goal in the episode.
+    - Rendering: ``render_mode="rgb_array"`` through the top-down ``overview`` camera, which shows
+      the whole semicircle and the goal marker (a disc of the success radius). Headless machines
+      need ``MUJOCO_GL=egl`` (or ``osmesa``) set before the first render.
+
+    Deviations from the paper: the original rllab model is not public in a usable form, so the body,
+    its masses and the motor gear (0.05 on a damped wheel) are ours, tuned so that the goal
+    semicircle is reachable well within the horizon. Reset noise (``reset_noise_scale``, default
+    0.01) is added to the planar pose and wheel angles and to the velocities, never to the height.
+
+    Example:
+        >>> import gymnasium as gym
+        >>> import maesn_sb3
+        >>> env = gym.make("maesn_sb3/WheeledNav-v0", reward_type="sparse")
+        >>> obs, info = env.reset(seed=0)
+        >>> env.unwrapped.set_task(env.unwrapped.sample_tasks(1)[0])
+        >>> obs.shape
+        (12,)
+    """
+
+    metadata = {"render_modes": ["rgb_array", "depth_array"], "render_fps": 20}
+
+    def __init__(
+        self,
+        reward_type: str = "dense",
+        goal_distance: float = 2.0,
+        goal_radius: float = 0.8,
+        ctrl_cost_weight: float = 0.05,
+        reset_noise_scale: float = 0.01,
+        render_mode: str | None = None,
+        width: int = 480,
+        height: int = 480,
+        camera_name: str | None = None,
+        camera_id: int | None = None,
+    ) -> None:
+        self.goal_distance = check_positive("goal_distance", goal_distance)
+        self.goal_radius = check_positive("goal_radius", goal_radius)
+        if not math.isfinite(ctrl_cost_weight) or ctrl_cost_weight < 0:
+            raise ValueError(f"ctrl_cost_weight must be a finite number >= 0, got {ctrl_cost_weight!r}")
+        if not math.isfinite(reset_noise_scale) or reset_noise_scale < 0:
+            raise ValueError(f"reset_noise_scale must be a finite number >= 0, got {reset_noise_scale!r}")
+        self.ctrl_cost_weight = float(ctrl_cost_weight)
+        self.reset_noise_scale = float(reset_noise_scale)
+        observation_space = spaces.Box(-np.inf, np.inf, shape=(12,), dtype=np.float32)
+        super().__init__(
+            "wheeled_nav.xml",
+            5,
+            observation_space,
+            reward_type,
+            render_mode,
+            width,
+            height,
+            camera_name,
+            camera_id,
+            goal_distance=goal_distance,
+            goal_radius=goal_radius,
+            ctrl_cost_weight=ctrl_cost_weight,
+            reset_noise_scale=reset_noise_scale,
+        )
+        self._qpos, self._qvel = self.data.qpos, self.data.qvel
+        # the height (slide_z, qpos[2]) gets no reset noise: it would push a wheel into the floor
+        self._noisy_qpos = np.array([0, 1, 3, 4, 5])
+        self._set_goal_marker_radius(self.goal_radius)
+        self._goal = np.zeros(2)
+        self._gx = self._gy = 0.0
+        self._goal_norm = 0.0
+        self._reached = False
+        self.set_task({"goal": np.array([0.0, self.goal_distance])})
+
+    # -- task API -------------------------------------------------------------------------------
+    def sample_tasks(self, n: int) -> list[dict[str, np.ndarray]]:
+        """Draw ``n`` goals on the upper semicircle of radius ``goal_distance``."""
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise ValueError(f"n must be an int >= 0, got {n!r}")
+        angles = self.np_random.uniform(0.0, np.pi, size=n)
+        goals = self.goal_distance * np.stack([np.cos(angles), np.sin(angles)], axis=-1)
+        return [{"goal": goal} for goal in goals]
+
+    def set_task(self, task: dict[str, Any]) -> None:
+        """Switch to ``task`` (a dict with a finite ``"goal"`` of shape (2,)), effective at once."""
+        goal = check_goal(task)
+        self._goal = goal
+        self._gx, self._gy = float(goal[0]), float(goal[1])
+        self._goal_norm = math.hypot(self._gx, self._gy)
+        self._move_goal_marker(goal)
+
+    def get_task(self) -> dict[str, np.ndarray]:
+        return {"goal": self._goal.copy()}
+
+    # -- gymnasium API --------------------------------------------------------------------------
+    def _obs(self) -> np.ndarray:
+        obs = np.empty(12, dtype=np.float32)
+        obs[:6] = self._qpos
+        obs[6:] = self._qvel
+        return obs
+
+    def _distance(self) -> float:
+        qpos = self._qpos
+        return math.hypot(qpos[0] - self._gx, qpos[1] - self._gy)
+
+    def reset_model(self) -> np.ndarray:
+        qpos, qvel = self.init_qpos.copy(), self.init_qvel.copy()
+        scale = self.reset_noise_scale
+        if scale > 0:
+            qpos[self._noisy_qpos] += scale * self.np_random.standard_normal(self._noisy_qpos.size)
+            qvel += scale * self.np_random.standard_normal(qvel.size)
+        self.set_state(qpos, qvel)
+        self._reached = self._distance() <= self.goal_radius
+        return self._obs()
+
+    def _get_reset_info(self) -> dict[str, Any]:
+        return {"distance": self._distance(), "is_success": self._reached}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        ctrl_cost = self.ctrl_cost_weight * self._apply_action(action)
+        distance = self._distance()
+        inside = distance <= self.goal_radius
+        if inside:
+            self._reached = True
+        if self.sparse and not inside:
+            reward = -self._goal_norm - ctrl_cost
+        else:
+            reward = -distance - ctrl_cost
+        return self._obs(), reward, False, False, {"distance": distance, "is_success": self._reached}
