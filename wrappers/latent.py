@@ -147,4 +147,9 @@ class LatentWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         obs, reward, terminated, truncated, info = self.env.step(action)
         info["latent"] = self._latent.copy()
-        return self._with_latent(obs), reward, terminated, truncated, info
+        template = self._template
+        if template is None:
+            return {**obs, "latent": self._latent.copy()}, reward, terminated, truncated, info
+        out = template.copy()  # the hot path: one copy and one slice assignment
+        out[self._head] = obs
+        return out, reward, terminated, truncated, info
