@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 TORCH_CPU ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install clean gl
 
 install: $(STAMP)
 
@@ -21,7 +21,16 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	MPLBACKEND=Agg $(PY) -m maesn_sb3.demo
 
-test: $(STAMP)
+# Headless MuJoCo rendering (the tests set MUJOCO_GL=egl) needs Mesa's EGL: installed once if missing.
+gl:
+	@ldconfig -p | grep -q libEGL_mesa.so.0 || { \
+	  echo "installing Mesa EGL for headless MuJoCo rendering (libegl1 libegl-mesa0 libgl1-mesa-dri)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  ( $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	    libegl1 libegl-mesa0 libgl1-mesa-dri >/dev/null ) \
+	  || echo "warning: could not install Mesa EGL; MuJoCo rendering tests will fail"; }
+
+test: $(STAMP) gl
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

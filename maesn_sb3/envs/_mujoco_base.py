@@ -121,9 +121,12 @@ class GoalTaskMujocoEnv(MujocoEnv, EzPickle):
         return sq
 
     def _move_goal_marker(self, goal: np.ndarray) -> None:
+        # the marker sites hang on the world body: their world position is their model position,
+        # written to data too so that a frame rendered before the next step shows the new goal
         for site in (self._goal_site, self._goal_centre_site):
             if site >= 0:
                 self.model.site_pos[site, :2] = goal
+                self.data.site_xpos[site, :2] = goal
 
     def _set_goal_marker_radius(self, radius: float) -> None:
         if self._goal_site >= 0:
