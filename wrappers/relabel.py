@@ -152,7 +152,8 @@ class DIAYNReplayBuffer(_DIAYNReplayMixin, ReplayBuffer):
     :param discriminator: the :class:`SkillDiscriminator` (moved to the buffer's device).
     :param extrinsic_coef: weight of the env reward.
     :param intrinsic_coef: weight of the skill reward.
-    :param include_prior: add ``-log p(z) = log n_skills`` to the skill reward.
+    :param include_prior: add ``-log p(z) = log n_skills`` to the skill reward (it makes the reward
+        positive, which rewards long episodes: drop it for envs that terminate at a goal).
     :param train_discriminator: take one discriminator step on every sampled batch.
     Other parameters are those of SB3's ``ReplayBuffer``.
     """
@@ -349,7 +350,8 @@ class DIAYNRolloutBuffer(_DIAYNRolloutMixin, RolloutBuffer):
     :param extrinsic_coef: weight of the env reward.
     :param intrinsic_coef: weight of the skill reward (``intrinsic_coef * r_skill`` with
         ``r_skill = log q(z | s') - log p(z)``).
-    :param include_prior: add ``-log p(z) = log n_skills`` to the skill reward.
+    :param include_prior: add ``-log p(z) = log n_skills`` to the skill reward (it makes the reward
+        positive, which rewards long episodes: drop it for envs that terminate at a goal).
     :param train_discriminator: train the discriminator on each rollout after its rewards are computed.
     :param discriminator_batch_size: minibatch size of those discriminator steps.
     :param discriminator_epochs: passes over the rollout per training.
