@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -150,6 +151,16 @@ class MetaTaskVecEnv(VecEnvWrapper):
             self.venv.env_method(
                 "set_latent_distribution", means[slot], stds[slot], indices=self.env_indices_of(slot).tolist()
             )
+
+    # -- pickling (SB3's VecEnvWrapper keeps an unpicklable copy of its class attributes) --------
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["class_attributes"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.class_attributes = dict(inspect.getmembers(self.__class__))
 
     # -- VecEnv ---------------------------------------------------------------------------------
     def _annotate(self, infos: Sequence[dict[str, Any]]) -> None:
