@@ -99,24 +99,28 @@ class _DIAYNBuffer:
         self.intrinsic_coef = _check_coef("intrinsic_coef", intrinsic_coef)
         self.include_prior = bool(include_prior)
         self.train_discriminator = bool(train_discriminator)
-        self._stats: dict[str, list[float]] = {"loss": [], "accuracy": [], "intrinsic_reward": []}
+        self._stats: dict[str, list[float]] = {}  # key -> [sum, count] since the last pop_stats
 
     def relabel(self, next_obs: np.ndarray | dict[str, np.ndarray], env_rewards: np.ndarray) -> np.ndarray:
         """Mixed rewards of a flat batch of transitions from their raw next observations."""
         intrinsic = self.discriminator.intrinsic_reward(next_obs, self.include_prior)
-        self._stats["intrinsic_reward"].append(float(intrinsic.mean()))
+        self._add_stat("intrinsic_reward", float(intrinsic.mean()))
         return mix_rewards(env_rewards.reshape(-1), intrinsic, self.extrinsic_coef, self.intrinsic_coef)
 
     def _train_on(self, obs: np.ndarray | dict[str, np.ndarray]) -> None:
         stats = self.discriminator.update(obs)
-        self._stats["loss"].append(stats["loss"])
-        self._stats["accuracy"].append(stats["accuracy"])
+        self._add_stat("loss", stats["loss"])
+        self._add_stat("accuracy", stats["accuracy"])
+
+    def _add_stat(self, key: str, value: float) -> None:
+        total = self._stats.setdefault(key, [0.0, 0.0])
+        total[0] += value
+        total[1] += 1
 
     def pop_stats(self) -> dict[str, float]:
         """Means of the discriminator loss, accuracy and intrinsic reward since the last call."""
-        out = {key: float(np.mean(values)) for key, values in self._stats.items() if values}
-        for values in self._stats.values():
-            values.clear()
+        out = {key: total / count for key, (total, count) in self._stats.items()}
+        self._stats.clear()
         return out
 
 
