@@ -57,7 +57,7 @@ def trpo_step(
     curvature = (direction @ fisher_vector(direction)).clamp_min(1e-12)
     full_step = th.sqrt(2 * max_kl / curvature) * direction
     old = parameters_to_vector(params).detach()
-    loss_before = float(loss)
+    loss_before = loss.item()
     with th.no_grad():
         for step in range(line_search_max_iter):
             vector_to_parameters(old + full_step * line_search_shrinking_factor**step, params)

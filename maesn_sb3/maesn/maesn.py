@@ -505,7 +505,7 @@ class MAESN(BaseAlgorithm):
             loss.backward()
             self.policy.optimizer.step()
         self.policy.set_training_mode(False)
-        self.logger.record("train/value_loss", float(loss))
+        self.logger.record("train/value_loss", loss.item())
 
     # -- adaptation -----------------------------------------------------------------------------
     def _adaptation_env(self, env: GymEnv) -> MetaTaskVecEnv:
