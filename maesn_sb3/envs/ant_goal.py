@@ -116,7 +116,6 @@ class AntGoalEnv(GoalTaskMujocoEnv):
         self._qpos, self._qvel = self.data.qpos, self.data.qvel
         self._touch = self.data.sensordata  # the four foot sensors, in newtons
         self._inv_weight = 1.0 / (_GRAVITY * float(self.model.body_subtreemass[1]))
-        self._contact = np.zeros(4)
         # no reset noise on the height or the quaternion: the ant starts upright
         self._noisy_qpos = np.array([0, 1, *range(7, 15)])
         self._set_goal_marker_radius(self.goal_radius)
@@ -151,8 +150,7 @@ class AntGoalEnv(GoalTaskMujocoEnv):
         obs = np.empty(33, dtype=np.float32)
         obs[:15] = self._qpos
         obs[15:29] = self._qvel
-        np.multiply(self._touch, self._inv_weight, out=self._contact)
-        obs[29:] = self._contact
+        np.multiply(self._touch, self._inv_weight, out=obs[29:], casting="same_kind")
         return obs
 
     def reset_model(self) -> np.ndarray:
@@ -174,11 +172,18 @@ class AntGoalEnv(GoalTaskMujocoEnv):
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         ctrl_cost = self.ctrl_cost_weight * self._apply_action(action)
-        obs = self._obs()
-        contact = np.minimum(self._contact, 1.0, out=self._contact)
-        contact_cost = self.contact_cost_weight * float(contact @ contact)
         qpos = self._qpos
-        dx, dy = qpos[0] - self._gx, qpos[1] - self._gy
+        obs = np.empty(33, dtype=np.float32)
+        obs[:15] = qpos
+        obs[15:29] = self._qvel
+        inv_weight = self._inv_weight
+        contact = [force * inv_weight for force in self._touch.tolist()]
+        obs[29:] = contact
+        contact_sq = 0.0
+        for c in contact:
+            contact_sq += 1.0 if c > 1.0 else c * c
+        x, y, z = qpos[:3].tolist()
+        dx, dy = x - self._gx, y - self._gy
         distance = math.hypot(dx, dy)
         inside = distance <= self.goal_radius
         if inside:
@@ -187,7 +192,7 @@ class AntGoalEnv(GoalTaskMujocoEnv):
             goal_term = self._const_goal_term
         else:
             goal_term = 4.0 - abs(dx) - abs(dy)
-        reward = goal_term - ctrl_cost - contact_cost + self.healthy_reward
-        z = qpos[2]
-        terminated = not (self.healthy_z_range[0] <= z <= self.healthy_z_range[1])
-        return obs, float(reward), terminated, False, {"distance": distance, "is_success": self._reached}
+        reward = goal_term - ctrl_cost - self.contact_cost_weight * contact_sq + self.healthy_reward
+        low, high = self.healthy_z_range
+        terminated = not (low <= z <= high)
+        return obs, reward, terminated, False, {"distance": distance, "is_success": self._reached}

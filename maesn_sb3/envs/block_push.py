@@ -176,7 +176,7 @@ class BlockPushEnv(GoalTaskMujocoEnv):
         return {"distance": self._distance(), "is_success": self._reached}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        self._apply_action(action)
+        self._apply_action(action, cost=False)
         distance = self._distance()
         inside = distance <= self.goal_radius
         if inside:
