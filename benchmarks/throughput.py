@@ -1,0 +1,260 @@
+"""Throughput of maesn-sb3's env plumbing, measured side by side in one run. Prints its figures.
+
+Sections:
+
+1. ``latent``: :class:`wrappers.LatentWrapper` overhead, wrapped vs raw env steps/s, on Gymnasium's
+   ``HalfCheetah-v5`` (target >= 0.95x) and on ``maesn_sb3/PointNav2D-v0`` (target >= 0.85x: a step
+   so cheap that the wrapper's own call shows).
+2. ``vec``: :class:`maesn_sb3.MetaTaskVecEnv` vs the SB3 ``DummyVecEnv`` it wraps, stepping the very
+   same sub-envs (target >= 0.95x).
+
+The machine may be shared and noisy, so the two sides of each comparison run interleaved
+(A, B, A, B, ...) with the same pre-drawn actions, and the script reports the median steps/s of
+each side and the median of the per-pair ratios. Time is this process's CPU time by default
+(``--clock cpu``: time spent while another process holds the core is not counted; everything
+measured runs in this process); ``--clock wall`` uses wall-clock time. Results also go to
+``benchmarks/results/throughput.json``.
+
+Usage::
+
+    python benchmarks/throughput.py                      # both sections, under a minute
+    python benchmarks/throughput.py --sections vec --repeats 11
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+
+import maesn_sb3
+from maesn_sb3 import MetaTaskVecEnv
+from wrappers import LatentWrapper
+
+Clock = Callable[[], float]
+CLOCKS: dict[str, Clock] = {"cpu": time.process_time, "wall": time.perf_counter}
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+POINT_ID = "maesn_sb3/PointNav2D-v0"
+
+#: env id -> (target ratio wrapped/raw, steps per repetition)
+LATENT_TARGETS: dict[str, tuple[float, int]] = {
+    "HalfCheetah-v5": (0.95, 5_000),
+    POINT_ID: (0.85, 20_000),
+}
+VEC_TARGET = 0.95
+
+
+def interleaved(runs: dict[str, Callable[[], float]], repeats: int) -> dict[str, list[float]]:
+    """Call each run once per repetition, in turn (A, B, A, B, ...); their steps/s per repetition."""
+    rates: dict[str, list[float]] = {name: [] for name in runs}
+    for run in runs.values():  # warm-up, not recorded
+        run()
+    for _ in range(repeats):
+        for name, run in runs.items():
+            rates[name].append(run())
+    return rates
+
+
+def summarise(rates: dict[str, list[float]], baseline: str, candidate: str, target: float) -> dict[str, Any]:
+    """Medians of both sides and the median of the per-repetition ratios candidate / baseline."""
+    ratios = np.array(rates[candidate]) / np.array(rates[baseline])
+    ratio = float(np.median(ratios))
+    return {
+        f"{baseline}_steps_per_s": float(np.median(rates[baseline])),
+        f"{candidate}_steps_per_s": float(np.median(rates[candidate])),
+        "ratio": ratio,
+        "ratio_min": float(ratios.min()),
+        "ratio_max": float(ratios.max()),
+        "target": target,
+        "met": ratio >= target,
+    }
+
+
+def env_stepper(env: gym.Env, actions: np.ndarray, seed: int, clock: Clock) -> Callable[[], float]:
+    """A run: reset with ``seed``, step through ``actions`` (resetting at episode ends); steps/s."""
+
+    def run() -> float:
+        env.reset(seed=seed)
+        step, reset = env.step, env.reset
+        start = clock()
+        for action in actions:
+            _, _, terminated, truncated, _ = step(action)
+            if terminated or truncated:
+                reset()
+        return len(actions) / (clock() - start)
+
+    return run
+
+
+def latent_overhead(
+    env_id: str, steps: int, repeats: int, target: float, seed: int = 0, clock: Clock = time.process_time
+) -> dict[str, Any]:
+    """LatentWrapper(gym.make(env_id)) vs gym.make(env_id), same actions, interleaved."""
+    raw = gym.make(env_id)
+    wrapped = LatentWrapper(gym.make(env_id), latent_dim=2)
+    actions = np.random.default_rng(seed).uniform(
+        raw.action_space.low, raw.action_space.high, size=(steps, *raw.action_space.shape)
+    )
+    actions = actions.astype(raw.action_space.dtype)
+    rates = interleaved(
+        {
+            "raw": env_stepper(raw, actions, seed, clock),
+            "wrapped": env_stepper(wrapped, actions, seed, clock),
+        },
+        repeats,
+    )
+    raw.close()
+    wrapped.close()
+    return {
+        "env_id": env_id,
+        "steps": steps,
+        "repeats": repeats,
+        **summarise(rates, "raw", "wrapped", target),
+    }
+
+
+def vec_stepper(venv: VecEnv, actions: np.ndarray, seed: int, clock: Clock) -> Callable[[], float]:
+    """A run: seed and reset ``venv``, then step it through ``actions``; env steps/s over all sub-envs."""
+
+    def run() -> float:
+        venv.seed(seed)
+        venv.reset()
+        step = venv.step
+        start = clock()
+        for batch in actions:
+            step(batch)
+        return actions.shape[0] * venv.num_envs / (clock() - start)
+
+    return run
+
+
+def vec_overhead(
+    n_tasks: int,
+    envs_per_task: int,
+    steps: int,
+    repeats: int,
+    target: float = VEC_TARGET,
+    seed: int = 0,
+    clock: Clock = time.process_time,
+) -> dict[str, Any]:
+    """MetaTaskVecEnv vs the DummyVecEnv it wraps: the same sub-envs, the same actions, interleaved.
+
+    Each sub-env is ``LatentWrapper(Monitor(PointNav2D))``, as :func:`maesn_sb3.make_meta_vec_env`
+    builds them; the cheap env makes the VecEnv's own per-step work show.
+    """
+
+    def make() -> gym.Env:
+        return LatentWrapper(Monitor(gym.make(POINT_ID)), latent_dim=2)
+
+    dummy = DummyVecEnv([make] * (n_tasks * envs_per_task))
+    tasks = maesn_sb3.TaskSet.from_env(POINT_ID, n_train=n_tasks, n_test=0, seed=seed).train
+    meta = MetaTaskVecEnv(dummy, n_tasks, envs_per_task, tasks=tasks)
+    actions = np.random.default_rng(seed).uniform(-1, 1, size=(steps, dummy.num_envs, 2)).astype(np.float32)
+    rates = interleaved(
+        {"dummy": vec_stepper(dummy, actions, seed, clock), "meta": vec_stepper(meta, actions, seed, clock)},
+        repeats,
+    )
+    meta.close()
+    return {
+        "env_id": POINT_ID,
+        "n_tasks": n_tasks,
+        "envs_per_task": envs_per_task,
+        "steps": steps,
+        "repeats": repeats,
+        **summarise(rates, "dummy", "meta", target),
+    }
+
+
+def print_row(label: str, result: dict[str, Any], baseline: str, candidate: str) -> None:
+    print(
+        f"  {label:<34} {baseline} {result[f'{baseline}_steps_per_s']:>10,.0f}/s   "
+        f"{candidate} {result[f'{candidate}_steps_per_s']:>10,.0f}/s   "
+        f"ratio {result['ratio']:.3f} (min {result['ratio_min']:.3f}, max {result['ratio_max']:.3f})   "
+        f"target >= {result['target']:.2f}: {'met' if result['met'] else 'MISSED'}"
+    )
+
+
+def latent_section(args: argparse.Namespace) -> list[dict[str, Any]]:
+    print("LatentWrapper overhead: wrapped vs raw env steps/s (medians, interleaved)")
+    results = []
+    for env_id, (target, steps) in LATENT_TARGETS.items():
+        result = latent_overhead(
+            env_id, int(steps * args.scale), args.repeats, target, seed=args.seed, clock=CLOCKS[args.clock]
+        )
+        print_row(env_id, result, "raw", "wrapped")
+        results.append(result)
+    return results
+
+
+def vec_section(args: argparse.Namespace) -> list[dict[str, Any]]:
+    print("MetaTaskVecEnv vs SB3 DummyVecEnv over the same sub-envs: env steps/s (medians, interleaved)")
+    result = vec_overhead(
+        args.n_tasks,
+        args.envs_per_task,
+        int(1_000 * args.scale),
+        args.repeats,
+        seed=args.seed,
+        clock=CLOCKS[args.clock],
+    )
+    print_row(f"{POINT_ID} {args.n_tasks}x{args.envs_per_task} envs", result, "dummy", "meta")
+    return [result]
+
+
+SECTIONS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
+    "latent": latent_section,
+    "vec": vec_section,
+}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--sections", nargs="+", choices=sorted(SECTIONS), default=list(SECTIONS), help="what to measure"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=15, help="interleaved repetitions per side (odd: a median)"
+    )
+    parser.add_argument("--scale", type=float, default=1.0, help="multiplies the steps per repetition")
+    parser.add_argument("--n-tasks", type=int, default=8, help="task slots of the vec section")
+    parser.add_argument("--envs-per-task", type=int, default=4, help="sub-envs per slot of the vec section")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--clock", choices=sorted(CLOCKS), default="cpu", help="CPU time of this process or wall"
+    )
+    parser.add_argument(
+        "--output", default=os.path.join(RESULTS, "throughput.json"), help="JSON file to write"
+    )
+    args = parser.parse_args(argv)
+    for name in ("repeats", "n_tasks", "envs_per_task"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.scale <= 0:
+        parser.error(f"--scale must be > 0, got {args.scale}")
+
+    print(
+        f"maesn-sb3 {maesn_sb3.__version__}, Python {platform.python_version()}, numpy {np.__version__}, "
+        f"gymnasium {gym.__version__}, {os.cpu_count()} CPU(s), clock: {args.clock}"
+    )
+    report: dict[str, Any] = {"argv": vars(args)}
+    for name in args.sections:
+        report[name] = SECTIONS[name](args)
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+    with open(args.output, "w") as handle:
+        json.dump(report, handle, indent=2)
+    print(f"wrote {args.output}")
+    return report
+
+
+if __name__ == "__main__":
+    main()
