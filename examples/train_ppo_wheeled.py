@@ -54,7 +54,10 @@ def render_strip(
                 frames.append(env.render())
             if terminated or truncated:
                 break
-        rows.append(np.concatenate(frames, axis=1))
+        # a thin dark frame around each picture keeps the strip readable
+        rows.append(
+            np.concatenate([np.pad(f, ((2, 2), (2, 2), (0, 0)), constant_values=40) for f in frames], axis=1)
+        )
         finals.append((info["distance"], info["is_success"]))
     env.close()
     return np.concatenate(rows, axis=0), finals

@@ -28,6 +28,8 @@ class AntGoalEnv(GoalTaskMujocoEnv):
       actuator range and the control cost is charged on the applied control.
     - Tasks: ``{"goal": array (2,)}`` on the semicircle of radius ``goal_distance`` (2), angle
       uniform in [0, pi], drawn from ``self.np_random``.
+    - A fixed, seeded split of 100 training and 100 held-out tasks, as in the paper:
+      ``TaskSet.from_env("maesn_sb3/AntGoal-v0", n_train=100, n_test=100, seed=0)``.
     - ``reward_type="dense"`` (meta-training):
       ``-L1(torso_xy, goal) + 4 - 0.005 |a|^2 - 0.0005 |min(contact, 1)|^2 + 0.05``.
       ``"sparse"`` (meta-test): the same, except that outside the L2 radius ``goal_radius`` (0.8)

@@ -36,6 +36,8 @@ class BlockPushEnv(GoalTaskMujocoEnv):
       :meth:`sample_tasks` draws layouts and gives each of them all five targets in turn (the
       paper's 20 layouts x 5 target blocks = 100 tasks), so ``sample_tasks(200)`` is 40 layouts.
       ``set_task`` switches goal and target at once; the layout is applied at the next ``reset``.
+    - A fixed, seeded split of 100 training and 100 held-out tasks, as in the paper:
+      ``TaskSet.from_env("maesn_sb3/BlockPush-v0", n_train=100, n_test=100, seed=0)``.
     - ``reward_type="dense"`` (meta-training): ``-5 dist(target block, goal)``.
       ``"sparse"`` (meta-test): the dense reward inside ``goal_radius`` (0.2), else the constant
       ``-5 |goal|``.

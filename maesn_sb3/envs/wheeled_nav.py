@@ -25,6 +25,8 @@ class WheeledNavEnv(GoalTaskMujocoEnv):
       MuJoCo clamps ``ctrl``) and the control cost is charged on the applied control.
     - Tasks: ``{"goal": array (2,)}`` on the semicircle of radius ``goal_distance`` (2), angle
       uniform in [0, pi], drawn from ``self.np_random``.
+    - A fixed, seeded split of 100 training and 100 held-out tasks, as in the paper:
+      ``TaskSet.from_env("maesn_sb3/WheeledNav-v0", n_train=100, n_test=100, seed=0)``.
     - ``reward_type="dense"`` (meta-training): ``-dist(xy, goal) - 0.05 |a|^2``.
       ``"sparse"`` (meta-test): the dense reward inside ``goal_radius`` (0.8) of the goal, else the
       constant ``-|goal| - 0.05 |a|^2``.
