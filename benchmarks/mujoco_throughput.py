@@ -6,11 +6,14 @@ of Gymnasium's default wrappers; episodes reset on termination/truncation) and (
 ``MjData``, reset (``mj_resetData``) at the same steps. The ratio env/raw says how much of the
 time goes into Python around the physics. Gymnasium's own ``Ant-v5``, ``HalfCheetah-v5`` and
 ``Pusher-v5`` are measured the same way in the same run, beside the env of ours they resemble.
-Rounds alternate env and raw loops; each figure is the best of its rounds (the machine is shared).
+Rounds alternate env and raw loops (the machine may be shared); the script reports the median
+steps/s of each side and the median of the per-round ratios. Time is this process's CPU time by
+default (``--clock cpu``: time while another process holds the core is not counted; all measured
+work runs in this process), or wall-clock time with ``--clock wall``.
 
 Usage::
 
-    python benchmarks/mujoco_throughput.py [--steps 5000] [--rounds 5]
+    python benchmarks/mujoco_throughput.py [--steps 3000] [--rounds 7] [--clock wall]
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ import mujoco
 import numpy as np
 
 import maesn_sb3  # noqa: F401  (registers the maesn_sb3/ envs)
+
+CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
 
 #: ours -> Gymnasium's most similar env
 PAIRS = {
@@ -50,36 +55,41 @@ def _in_temp_dir() -> Iterator[None]:
             os.chdir(cwd)
 
 
-def _env_loop(env: gym.Env, actions: np.ndarray) -> tuple[float, list[int]]:
+def _env_loop(env: gym.Env, actions: np.ndarray, clock: Any) -> tuple[float, list[int]]:
     env.reset(seed=0)
     resets = []
     step = env.step
-    start = time.perf_counter()
+    start = clock()
     for i, action in enumerate(actions):
         _, _, terminated, truncated, _ = step(action)
         if terminated or truncated:
             env.reset()
             resets.append(i)
-    return time.perf_counter() - start, resets
+    return clock() - start, resets
 
 
-def _raw_loop(model: mujoco.MjModel, frame_skip: int, actions: np.ndarray, resets: list[int]) -> float:
+def _raw_loop(
+    model: mujoco.MjModel, frame_skip: int, actions: np.ndarray, resets: list[int], clock: Any
+) -> float:
     data = mujoco.MjData(model)
     ctrl = data.ctrl
     mj_step = mujoco.mj_step
     reset_at = set(resets)
-    start = time.perf_counter()
+    start = clock()
     for i, action in enumerate(actions):
         ctrl[:] = action
         mj_step(model, data, nstep=frame_skip)
         if i in reset_at:
             mujoco.mj_resetData(model, data)
             mujoco.mj_forward(model, data)
-    return time.perf_counter() - start
+    return clock() - start
 
 
-def measure(env_id: str, steps: int = 5000, rounds: int = 5, seed: int = 0) -> dict[str, Any]:
-    """Best-of-``rounds`` steps/s through ``gym.make`` and of the raw loop, and their ratio."""
+def measure(
+    env_id: str, steps: int = 3000, rounds: int = 7, seed: int = 0, clock: str = "cpu"
+) -> dict[str, Any]:
+    """Median steps/s through ``gym.make`` and of the raw loop over ``rounds``, and their ratio."""
+    timer = CLOCKS[clock]
     with _in_temp_dir():
         env = gym.make(env_id)
     space = env.action_space
@@ -89,15 +99,18 @@ def measure(env_id: str, steps: int = 5000, rounds: int = 5, seed: int = 0) -> d
     model, frame_skip = env.unwrapped.model, env.unwrapped.frame_skip
     env_times, raw_times = [], []
     for _ in range(rounds):
-        elapsed, resets = _env_loop(env, actions)
+        elapsed, resets = _env_loop(env, actions, timer)
         env_times.append(elapsed)
-        raw_times.append(_raw_loop(model, frame_skip, actions, resets))
+        raw_times.append(_raw_loop(model, frame_skip, actions, resets, timer))
     env.close()
-    env_rate, raw_rate = steps / min(env_times), steps / min(raw_times)
+    env_times, raw_times = np.array(env_times), np.array(raw_times)
     return {
-        "env_steps_per_s": env_rate,
-        "raw_steps_per_s": raw_rate,
-        "ratio": env_rate / raw_rate,
+        "env_steps_per_s": float(np.median(steps / env_times)),
+        "raw_steps_per_s": float(np.median(steps / raw_times)),
+        "ratio": float(np.median(raw_times / env_times)),
+        "ratio_min": float(np.min(raw_times / env_times)),
+        "ratio_max": float(np.max(raw_times / env_times)),
+        "clock": clock,
         "frame_skip": frame_skip,
         "resets": len(resets),
     }
@@ -107,8 +120,11 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Any]]:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--steps", type=int, default=5000, help="env steps per loop")
-    parser.add_argument("--rounds", type=int, default=5, help="alternating env/raw rounds (best is kept)")
+    parser.add_argument("--steps", type=int, default=3000, help="env steps per loop")
+    parser.add_argument("--rounds", type=int, default=7, help="alternating env/raw rounds (medians)")
+    parser.add_argument(
+        "--clock", choices=sorted(CLOCKS), default="cpu", help="CPU time of this process or wall"
+    )
     parser.add_argument("--output", default="benchmarks/results", help="folder for mujoco_throughput.json")
     args = parser.parse_args(argv)
     if args.steps < 1 or args.rounds < 1:
@@ -116,20 +132,23 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Any]]:
 
     results: dict[str, dict[str, Any]] = {}
     print(
-        f"MuJoCo {mujoco.__version__}, Gymnasium {gym.__version__}; {args.steps} steps x {args.rounds} rounds"
+        f"MuJoCo {mujoco.__version__}, Gymnasium {gym.__version__}; {args.steps} steps x {args.rounds} "
+        f"rounds, clock: {args.clock}; medians"
     )
     header = (
-        f"{'env':<26} {'frame skip':>10} {'gym.make steps/s':>17} {'raw mj_step steps/s':>20} {'ratio':>6}"
+        f"{'env':<26} {'frame skip':>10} {'gym.make steps/s':>17} {'raw mj_step steps/s':>20} "
+        f"{'ratio':>6} {'(min-max)':>11}"
     )
     print(header)
     print("-" * len(header))
     for ours, theirs in PAIRS.items():
         for env_id in (ours, theirs):
-            res = measure(env_id, args.steps, args.rounds)
+            res = measure(env_id, args.steps, args.rounds, clock=args.clock)
             results[env_id] = res
             print(
                 f"{env_id:<26} {res['frame_skip']:>10} {res['env_steps_per_s']:>17,.0f} "
-                f"{res['raw_steps_per_s']:>20,.0f} {res['ratio']:>6.2f}"
+                f"{res['raw_steps_per_s']:>20,.0f} {res['ratio']:>6.2f} "
+                f"({res['ratio_min']:.2f}-{res['ratio_max']:.2f})"
             )
     print()
     for ours, theirs in PAIRS.items():

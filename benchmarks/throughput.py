@@ -7,6 +7,8 @@ Sections:
    so cheap that the wrapper's own call shows).
 2. ``vec``: :class:`maesn_sb3.MetaTaskVecEnv` vs the SB3 ``DummyVecEnv`` it wraps, stepping the very
    same sub-envs (target >= 0.95x).
+3. ``mujoco``: the MuJoCo task families through ``gym.make`` vs a raw ``mj_step`` loop, beside
+   Gymnasium's Ant/HalfCheetah/Pusher (``benchmarks/mujoco_throughput.py``, also runnable alone).
 
 The machine may be shared and noisy, so the two sides of each comparison run interleaved
 (A, B, A, B, ...) with the same pre-drawn actions, and the script reports the median steps/s of
@@ -209,9 +211,19 @@ def vec_section(args: argparse.Namespace) -> list[dict[str, Any]]:
     return [result]
 
 
+def mujoco_section(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The MuJoCo task families vs a raw mj_step loop (benchmarks/mujoco_throughput.py)."""
+    import mujoco_throughput  # beside this script, on sys.path when it runs as a script
+
+    argv = ["--steps", str(int(3_000 * args.scale)), "--rounds", str(args.repeats), "--clock", args.clock]
+    results = mujoco_throughput.main(argv)
+    return [{"env_id": env_id, **result} for env_id, result in results.items()]
+
+
 SECTIONS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
     "latent": latent_section,
     "vec": vec_section,
+    "mujoco": mujoco_section,
 }
 
 
