@@ -37,7 +37,7 @@ from wrappers import DIAYNCallback, DIAYNReplayBuffer, DIAYNRolloutBuffer, Skill
 
 ENVS = {
     "pointnav": ("maesn_sb3/PointNav2D-v0", 30_000),
-    "wheelednav": ("maesn_sb3/WheeledNav-v0", 60_000),
+    "wheelednav": ("maesn_sb3/WheeledNav-v0", 200_000),
 }
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
@@ -122,7 +122,7 @@ def main() -> None:
     )
     parser.add_argument("--envs", nargs="+", choices=sorted(ENVS), default=sorted(ENVS, reverse=True))
     parser.add_argument("--skills", type=int, default=10)
-    parser.add_argument("--timesteps", type=int, default=None, help="default: 30k PointNav2D, 60k WheeledNav")
+    parser.add_argument("--timesteps", type=int, default=None, help="default: 30k PointNav, 200k WheeledNav")
     parser.add_argument("--algo", choices=["sac", "ppo"], default="sac")
     parser.add_argument("--n-envs", type=int, default=4)
     parser.add_argument("--eval-episodes", type=int, default=5)
