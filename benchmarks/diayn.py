@@ -12,6 +12,13 @@ episodes from fresh seeds and the script prints
 and writes a PNG of the trajectories (one colour per skill) and a JSON of the figures under
 ``benchmarks/results/``.
 
+Measured on this project's 2-core CPU machine (torch 1 thread, seed 0, 10 skills, 5 episodes per skill):
+
+- PointNav2D, SAC 30k steps (10 s): accuracy 0.938 on all states, 1.000 on final states.
+- WheeledNav, SAC 200k steps (135-206 s): accuracy 0.706 / 0.580; 3-4 of the 10 skills stay
+  within ~0.2 of the origin (circling or creeping), so WheeledNav needs a larger budget.
+- With ``--algo ppo --timesteps 300000``: PointNav2D 1.000 / 1.000, WheeledNav 0.430 / 0.460.
+
 Usage::
 
     python benchmarks/diayn.py                                   # both envs, defaults below
