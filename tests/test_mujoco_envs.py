@@ -120,6 +120,7 @@ def test_block_push_task_set_is_20_layouts_by_5_targets() -> None:
 def test_goal_is_not_in_the_observation(env_id: str) -> None:
     env = gym.make(env_id)
     unwrapped = env.unwrapped
+    env.reset(seed=0)
     tasks = unwrapped.sample_tasks(5)
     if env_id == BLOCK:  # same layout, other target and goal
         tasks = [tasks[0], {**tasks[3], "layout": tasks[0]["layout"]}]
@@ -170,6 +171,7 @@ def test_pickle_round_trip(env_id: str) -> None:
 def test_render_one_frame_showing_the_goal(env_id: str) -> None:
     env = gym.make(env_id, render_mode="rgb_array", width=96, height=96)
     unwrapped = env.unwrapped
+    env.reset(seed=0)
     tasks = unwrapped.sample_tasks(5)
     unwrapped.set_task(tasks[0])
     env.reset(seed=0)
@@ -258,16 +260,26 @@ def test_ant_terminates_when_the_torso_leaves_the_height_range() -> None:
 def test_block_push_gripper_moves_only_the_block_it_hits() -> None:
     env = gym.make(BLOCK)
     unwrapped = env.unwrapped
+    env.reset(seed=0)
     task = unwrapped.sample_tasks(5)[2]  # middle block, y band [-0.1, 0.1]
     unwrapped.set_task(task)
     obs, _ = env.reset(seed=0)
     layout = obs[3:13].reshape(5, 2).copy()
     np.testing.assert_allclose(layout, task["layout"], atol=1e-6)
+
+    def drive_to(obs: np.ndarray, x: float, y: float) -> np.ndarray:  # PD on x, y; wrist held at 0
+        return np.clip(
+            [6 * (x - obs[0]) - 0.3 * obs[13], 6 * (y - obs[1]) - 0.3 * obs[14], -4 * obs[2]], -1, 1
+        )
+
     y = layout[2, 1]
-    for _ in range(60):  # drive along the middle block's line, pushing it in +x
-        obs, *_ = env.step(np.array([1.0, np.clip(8 * (y - obs[1]), -1, 1), 0.0]))
+    for _ in range(20):  # line up below the blocks (x = 0.2) ...
+        obs, *_ = env.step(drive_to(obs, 0.2, y))
+    np.testing.assert_allclose(obs[3:13].reshape(5, 2), layout, atol=1e-9)  # nothing touched yet
+    for _ in range(20):  # ... then drive through the middle block's position along +x
+        obs, *_ = env.step(drive_to(obs, 1.2, y))
     blocks = obs[3:13].reshape(5, 2)
-    assert blocks[2, 0] > layout[2, 0] + 0.2
+    assert blocks[2, 0] > layout[2, 0] + 0.3 and abs(blocks[2, 1] - y) < 0.02
     others = [0, 1, 3, 4]
     np.testing.assert_allclose(blocks[others], layout[others], atol=1e-6)
 
@@ -278,6 +290,7 @@ def test_sparse_reward_switches_exactly_at_the_success_radius(env_id: str) -> No
     env = gym.make(env_id, reward_type="sparse", **kwargs)
     unwrapped = env.unwrapped
     radius = unwrapped.goal_radius
+    env.reset(seed=0)
     task = unwrapped.sample_tasks(1)[0]
     unwrapped.set_task(task)
     env.reset(seed=0)
