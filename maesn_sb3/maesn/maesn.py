@@ -536,6 +536,7 @@ class MAESN(BaseAlgorithm):
         episodes_per_iteration: int | None = None,
         seed: int | None = None,
         evaluate: bool = True,
+        natural_gradient: bool = False,
         callback: MaybeCallback = None,
     ) -> AdaptationResult:
         """Adapt the latent to the task(s) of ``env`` with policy-gradient steps; the policy stays frozen.
@@ -552,6 +553,8 @@ class MAESN(BaseAlgorithm):
             ``env.envs_per_task`` (None: ``envs_per_task``).
         :param seed: seeds the env and the action noise (None: the model's seed).
         :param evaluate: also run one deterministic episode per sub-env with the mean latent each iteration.
+        :param natural_gradient: step along the latent's natural gradient instead of the vanilla one (the
+            reference's); this keeps the mean's steps bounded when the adapted std becomes small.
         :param callback: called at every env step of the exploration episodes; returning False stops.
         """
         n_iterations = _positive_int("n_iterations", n_iterations, minimum=0)
@@ -597,7 +600,8 @@ class MAESN(BaseAlgorithm):
                 z, advantages = self._latent_advantages(batch, n_tasks)
                 with th.no_grad():
                     mean, log_std = self.latents.inner_update(
-                        mean, log_std, z, advantages, scale=0.5**iteration, step_sizes=step_sizes
+                        mean, log_std, z, advantages, scale=0.5**iteration, step_sizes=step_sizes,
+                        natural=natural_gradient,
                     )
         self.adapted_latent_mean = mean.cpu().numpy()
         self.adapted_latent_log_std = log_std.cpu().numpy()
