@@ -555,7 +555,7 @@ class MAESN(BaseAlgorithm):
         :param evaluate: also run one deterministic episode per sub-env with the mean latent each iteration.
         :param natural_gradient: step along the latent's natural gradient instead of the vanilla one (the
             reference's); this keeps the mean's steps bounded when the adapted std becomes small.
-        :param callback: called at every env step of the exploration episodes; returning False stops.
+        :param callback: called once per iteration (locals ``iteration`` and ``batch``); returning False stops.
         """
         n_iterations = _positive_int("n_iterations", n_iterations, minimum=0)
         meta = self._adaptation_env(env)
