@@ -1,133 +1,117 @@
-"""``make demo``: the 2D point task seen through a latent-conditioned policy.
+"""``make demo``: meta-train MAESN on the 2D point task, then adapt it to held-out sparse-reward goals.
 
-A fixed, randomly initialised policy pi(a | s, z) acts on PointNav2D tasks (goals hidden on a
-semicircle, sparse reward). Each latent z, held for a whole episode, gives one consistent way of
-moving: this is the structured exploration that MAESN builds on, where the distribution of z is
-meta-learned per task. No learning happens here. Prints a table per latent and writes a plot.
+MAESN meta-trains a latent-conditioned policy and one latent distribution per training goal with
+the dense reward (20 goals x 20 episodes per meta-iteration). On held-out goals it is given only the
+sparse reward (1 inside the goal's radius, else 0): starting from the prior N(0, I), it explores by
+sampling latents and adapts only the latent distribution, a few policy-gradient steps.
 
-Run with ``python -m maesn_sb3.demo [--output-dir demo_output] [--n-latents 6] [--n-tasks 4]``.
+Prints the adaptation table and writes a plot of the curve and of the exploration it learned.
+Run with ``python -m maesn_sb3.demo [--timesteps N] [--output-dir demo_output] [--seed 0]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-from typing import Any
+import time
 
 import numpy as np
+import torch as th
 
+from maesn_sb3.maesn import MAESN, AdaptationResult
 from maesn_sb3.tasks import TaskSet
 from maesn_sb3.vec_env import make_meta_vec_env
 
 ENV_ID = "maesn_sb3/PointNav2D-v0"
 LATENT_DIM = 2
-HORIZON = 50
 
 
-class RandomLatentPolicy:
-    """A fixed random MLP mapping ``[observation, latent]`` to an action in [-1, 1]^2 (seeded).
-
-    The latent's input weights are larger than the observation's, so that z sets the direction.
-    """
-
-    def __init__(
-        self, obs_dim: int, latent_dim: int, action_dim: int, hidden: int = 32, seed: int = 0
-    ) -> None:
-        rng = np.random.default_rng(seed)
-        scale = np.r_[np.full(obs_dim, 0.5), np.full(latent_dim, 2.0)][:, None]
-        self.w1 = scale * rng.normal(0.0, 1.0, size=(obs_dim + latent_dim, hidden))
-        self.w2 = rng.normal(0.0, 2.0 / np.sqrt(hidden), size=(hidden, action_dim))
-
-    def __call__(self, obs: np.ndarray) -> np.ndarray:
-        return np.tanh(np.tanh(obs @ self.w1) @ self.w2).astype(np.float32)
+def train(timesteps: int, tasks: TaskSet, seed: int, progress_bar: bool) -> MAESN:
+    """Meta-train MAESN on the training goals with the dense reward."""
+    env = make_meta_vec_env(
+        ENV_ID, n_tasks=20, envs_per_task=20, latent_dim=LATENT_DIM, seed=seed, tasks=tasks
+    )
+    model = MAESN("MlpPolicy", env, task_set=tasks, seed=seed)
+    return model.learn(timesteps, progress_bar=progress_bar)
 
 
-def run_demo(n_latents: int = 6, n_tasks: int = 4, seed: int = 0) -> dict[str, Any]:
-    """Roll out one episode per (task, latent) pair; trajectories, returns and successes."""
-    tasks = TaskSet.from_env(ENV_ID, n_train=n_tasks, n_test=0, seed=seed).train
-    venv = make_meta_vec_env(
+def adapt(model: MAESN, tasks: TaskSet, iterations: int, seed: int) -> AdaptationResult:
+    """Adapt the latent on every held-out goal at once (one task slot each), sparse reward."""
+    env = make_meta_vec_env(
         ENV_ID,
-        n_tasks=n_tasks,
-        envs_per_task=n_latents,
-        seed=seed,
-        tasks=tasks,
+        n_tasks=len(tasks.test),
+        envs_per_task=20,
         latent_dim=LATENT_DIM,
-        env_kwargs={"reward_type": "sparse", "max_episode_steps": HORIZON},
+        seed=seed + 1,
+        tasks=tasks.test,
+        env_kwargs={"reward_type": "sparse"},
     )
-    latents = np.random.default_rng(seed).standard_normal((n_latents, LATENT_DIM))
-    # env i runs task i // n_latents with latent i % n_latents, forced for this episode
-    venv.set_options([{"latent": latents[i % n_latents]} for i in range(venv.num_envs)])
-    obs_dim = venv.observation_space.shape[0] - LATENT_DIM
-    policy = RandomLatentPolicy(obs_dim, LATENT_DIM, venv.action_space.shape[0], seed=seed)
-    obs = venv.reset()
-    positions = [obs[:, :2].copy()]
-    returns = np.zeros(venv.num_envs)
-    for _ in range(HORIZON):
-        obs, rewards, dones, infos = venv.step(policy(obs))
-        returns += rewards
-        ends = np.array(
-            [
-                info["terminal_observation"] if done else o
-                for o, done, info in zip(obs, dones, infos, strict=True)
-            ]
-        )
-        positions.append(ends[:, :2].copy())
-    assert dones.all(), "every episode ends at the horizon"
-    success = np.array([info["is_success"] for info in infos], dtype=float)
-    venv.close()
-    shape = (n_tasks, n_latents)
-    return {
-        "latents": latents,
-        "goals": np.array([task["goal"] for task in tasks]),
-        "paths": np.stack(positions, axis=1).reshape(*shape, HORIZON + 1, 2),
-        "returns": returns.reshape(shape),
-        "success": success.reshape(shape),
-    }
+    return model.adapt(env, n_iterations=iterations, seed=seed, natural_gradient=True)
 
 
-def format_table(result: dict[str, Any]) -> str:
-    """One row per latent: z, final position, mean sparse return and success rate over the tasks."""
-    lines = [
-        f"{'latent':>6}  {'z':>16}  {'final position':>16}  {'mean return':>11}  {'success':>8}",
-    ]
-    for j, z in enumerate(result["latents"]):
-        final = result["paths"][:, j, -1].mean(axis=0)
+def format_table(result: AdaptationResult) -> str:
+    lines = [f"{'iteration':>9} {'env steps':>10} {'return':>8} {'success':>8} {'success (mean z)':>17}"]
+    for k in range(len(result.env_steps)):
         lines.append(
-            f"{j:>6}  ({z[0]:+6.2f}, {z[1]:+6.2f})  ({final[0]:+6.2f}, {final[1]:+6.2f})  "
-            f"{result['returns'][:, j].mean():>11.2f}  {result['success'][:, j].mean():>8.0%}"
+            f"{k:>9} {result.env_steps[k]:>10} {result.mean_return[k]:>8.2f} {result.mean_success[k]:>8.0%} "
+            f"{result.eval_success[k].mean():>17.0%}"
         )
-    best = result["success"].max(axis=1)
-    lines.append(
-        f"tasks solved by at least one latent: {int(best.sum())}/{len(best)}; "
-        f"by a latent on average: {result['success'].mean():.0%}"
-    )
     return "\n".join(lines)
 
 
-def plot(result: dict[str, Any], path: str) -> None:
-    """Trajectories per task, one colour per latent, goals and goal radius drawn."""
+def rollouts(model: MAESN, goal: np.ndarray, latents: np.ndarray) -> np.ndarray:
+    """Deterministic paths of the policy with each latent held fixed: ``(n_latents, T + 1, 2)``."""
+    import gymnasium as gym
+
+    env = gym.make(ENV_ID)
+    env.unwrapped.set_task({"goal": goal})
+    paths = []
+    for z in latents.astype(np.float32):
+        obs, _ = env.reset(seed=0)
+        path = [obs.copy()]
+        done = False
+        while not done:
+            action, _ = model.predict(np.concatenate([obs, z]), deterministic=True)
+            obs, _, terminated, truncated, _ = env.step(action)
+            path.append(obs.copy())
+            done = terminated or truncated
+        paths.append(path)
+    env.close()
+    return np.array(paths)
+
+
+def plot(model: MAESN, tasks: TaskSet, result: AdaptationResult, path: str, seed: int) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    n_tasks, n_latents = result["returns"].shape
-    fig, axes = plt.subplots(1, n_tasks, figsize=(3.2 * n_tasks, 3.4), squeeze=False)
-    colours = plt.get_cmap("tab10")(np.arange(n_latents) % 10)
+    fig, (curve, explore) = plt.subplots(1, 2, figsize=(10, 4.2))
+    iterations = np.arange(len(result.env_steps))
+    curve.plot(iterations, result.mean_success, "o-", label="exploration episodes")
+    curve.plot(iterations, result.eval_success.mean(axis=1), "s-", label="mean latent, mean action")
+    curve.set(
+        xlabel="adaptation iteration",
+        ylabel="success rate",
+        ylim=(-0.02, 1.02),
+        title=f"held-out goals ({len(tasks.test)}), sparse reward",
+    )
+    curve.set_xticks(iterations)
+    curve.legend()
+
+    goal = np.asarray(tasks.test[0]["goal"])
+    prior = np.random.default_rng(seed).standard_normal((12, LATENT_DIM))
     angle = np.linspace(0.0, np.pi, 100)
-    for k, ax in enumerate(axes[0]):
-        ax.plot(np.cos(angle), np.sin(angle), color="0.8", lw=1)
-        goal = result["goals"][k]
-        ax.add_patch(plt.Circle(goal, 0.2, color="tab:green", alpha=0.3))
-        ax.plot(*goal, marker="*", color="tab:green", ms=12)
-        for j in range(n_latents):
-            xy = result["paths"][k, j]
-            ax.plot(xy[:, 0], xy[:, 1], color=colours[j], lw=1.5, label=f"z{j}")
-        ax.plot(0, 0, "ko", ms=4)
-        ax.set_title(f"task {k}: {result['success'][k].mean():.0%} of latents succeed", fontsize=9)
-        ax.set_aspect("equal", adjustable="datalim")
-    axes[0][-1].legend(fontsize=7, loc="lower right")
-    fig.suptitle("PointNav2D: a random latent-conditioned policy, one episode per latent", fontsize=10)
+    explore.plot(np.cos(angle), np.sin(angle), color="0.85", lw=1)
+    for xy in rollouts(model, goal, prior):
+        explore.plot(xy[:, 0], xy[:, 1], color="tab:blue", alpha=0.5, lw=1)
+    adapted = rollouts(model, goal, result.latent_means[-1, :1])[0]
+    explore.plot(adapted[:, 0], adapted[:, 1], color="tab:red", lw=2.5, label="adapted latent (mean)")
+    explore.add_patch(plt.Circle(goal, 0.2, color="tab:green", alpha=0.3))
+    explore.plot(*goal, "*", color="tab:green", ms=14, label="held-out goal")
+    explore.plot([], [], color="tab:blue", label="latents from the prior")
+    explore.set(title="exploration: one path per latent", aspect="equal")
+    explore.legend(fontsize=8, loc="lower left")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -137,28 +121,41 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--output-dir", default="demo_output", help="folder for the plot")
-    parser.add_argument("--n-latents", type=int, default=6, help="latents drawn from the prior N(0, I)")
-    parser.add_argument("--n-tasks", type=int, default=4, help="goals drawn from the task distribution")
+    parser.add_argument("--timesteps", type=int, default=6_000_000, help="meta-training env steps")
+    parser.add_argument("--test-tasks", type=int, default=20, help="held-out goals to adapt to")
+    parser.add_argument("--adapt-iterations", type=int, default=5)
+    parser.add_argument("--output-dir", default="demo_output", help="folder for the plot and the model")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
-    for name in ("n_latents", "n_tasks"):
+    for name in ("timesteps", "test_tasks"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.adapt_iterations < 0:
+        parser.error(f"--adapt-iterations must be >= 0, got {args.adapt_iterations}")
 
-    print(__doc__.split("\n\n")[1].replace("\n", " "))
-    print(f"\n{ENV_ID}, sparse reward, horizon {HORIZON}, {args.n_tasks} tasks x {args.n_latents} latents\n")
-    result = run_demo(args.n_latents, args.n_tasks, args.seed)
+    th.set_num_threads(1)  # small networks: one thread is as fast and does not fight the envs for cores
+    print(__doc__.split("\n\n")[1].replace("\n", " ") + "\n")
+    tasks = TaskSet.from_env(ENV_ID, n_train=100, n_test=args.test_tasks, seed=args.seed)
+    start = time.perf_counter()
+    model = train(args.timesteps, tasks, args.seed, progress_bar=not args.no_progress)
+    print(
+        f"meta-trained on {len(tasks.train)} goals: {model.num_timesteps:,} env steps "
+        f"in {time.perf_counter() - start:.0f} s"
+    )
+    result = adapt(model, tasks, args.adapt_iterations, args.seed)
+    print(f"\nadaptation to {len(tasks.test)} held-out goals, sparse reward, 20 episodes per iteration\n")
     print(format_table(result))
+    os.makedirs(args.output_dir, exist_ok=True)
+    model.save(os.path.join(args.output_dir, "maesn_point_nav"))
     try:
         import matplotlib  # noqa: F401
     except ImportError:
         print("\nmatplotlib is not installed, so no plot: pip install 'maesn-sb3[plot]'")
         return 0
-    os.makedirs(args.output_dir, exist_ok=True)
-    path = os.path.join(args.output_dir, "point_nav_latents.png")
-    plot(result, path)
-    print(f"\nplot written to {path}")
+    path = os.path.join(args.output_dir, "maesn_point_nav.png")
+    plot(model, tasks, result, path, args.seed)
+    print(f"\nplot written to {path}; model saved to {args.output_dir}/maesn_point_nav.zip")
     return 0
 
 
