@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch as th
 
 from maesn_sb3 import MAESN, LSBaseline, TaskSet, make_meta_vec_env
 
@@ -30,18 +31,25 @@ def main() -> None:
     parser.add_argument("--adapt-iterations", type=int, default=5)
     parser.add_argument("--adapt-episodes", type=int, default=20)
     parser.add_argument("--inner-lr", type=float, default=1.0)
+    parser.add_argument("--kl-coef", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--verbose", type=int, default=0)
     args = parser.parse_args()
+    if args.threads:
+        th.set_num_threads(args.threads)
 
     tasks = TaskSet.from_env(args.env, n_train=args.n_train_tasks, n_test=args.test_tasks, seed=args.seed)
     env = make_meta_vec_env(
         args.env, n_tasks=args.n_tasks, envs_per_task=args.episodes, latent_dim=2, seed=args.seed,
         tasks=tasks, env_kwargs={"reward_type": "dense"},
     )
-    algo_kwargs = {"inner_lr": args.inner_lr} if args.algo == "maesn" else {}
+    algo_kwargs = {"kl_coef": args.kl_coef}
+    if args.algo == "maesn":
+        algo_kwargs["inner_lr"] = args.inner_lr
     algo = MAESN if args.algo == "maesn" else LSBaseline
-    model = algo("MlpPolicy", env, task_set=tasks, seed=args.seed, verbose=0, **algo_kwargs)
+    model = algo("MlpPolicy", env, task_set=tasks, seed=args.seed, verbose=args.verbose, **algo_kwargs)
     start = time.perf_counter()
     model.learn(total_timesteps=args.timesteps)
     train_time = time.perf_counter() - start
@@ -62,7 +70,7 @@ def main() -> None:
         print(f"{k:>4} {result.env_steps[k]:>10} {result.mean_return[k]:>8.2f} {result.mean_success[k]:>8.2f} "
               f"{result.eval_success[k].mean():>13.2f}")
     args.output.mkdir(parents=True, exist_ok=True)
-    name = f"{args.algo}_{args.env.split('/')[-1]}_seed{args.seed}"
+    name = f"{args.algo}_{args.env.split('/')[-1]}_kl{args.kl_coef}_seed{args.seed}"
     np.savez(args.output / f"{name}.npz", returns=result.returns, success=result.success,
              eval_success=result.eval_success, env_steps=result.env_steps, train_time=train_time)
     model.save(args.output / name)

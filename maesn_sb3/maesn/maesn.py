@@ -260,6 +260,7 @@ class MAESN(BaseAlgorithm):
         ).to(self.device)
         if getattr(self, "_task_rng", None) is None:
             self._task_rng = np.random.default_rng(self.seed)
+            self._predict_rng = np.random.default_rng(None if self.seed is None else self.seed + 1)
         self._baseline = LinearFeatureBaseline()
         self._predict_latents: np.ndarray | None = None
 
@@ -652,7 +653,7 @@ class MAESN(BaseAlgorithm):
         if deterministic:
             latents = np.broadcast_to(mean, (n, self.latent_dim))
         else:
-            fresh = mean + std * np.random.standard_normal((n, self.latent_dim))
+            fresh = mean + std * self._predict_rng.standard_normal((n, self.latent_dim))
             if self._predict_latents is None or len(self._predict_latents) != n:
                 self._predict_latents = fresh
             elif episode_start is not None:
