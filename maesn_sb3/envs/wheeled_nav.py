@@ -37,9 +37,10 @@ class WheeledNavEnv(GoalTaskMujocoEnv):
       need ``MUJOCO_GL=egl`` (or ``osmesa``) set before the first render.
 
     Deviations from the paper: the original rllab model is not public in a usable form, so the body,
-    its masses and the motor gear (0.05 on a damped wheel) are ours, tuned so that the goal
-    semicircle is reachable well within the horizon. Reset noise (``reset_noise_scale``, default
-    0.01) is added to the planar pose and wheel angles and to the velocities, never to the height.
+    its masses and the motor gear (0.2 on a damped wheel: full speed in about 0.5 s) are ours,
+    tuned so that the goal semicircle is reachable well within the horizon. Reset noise
+    (``reset_noise_scale``, default 0.01) is added to the planar pose and wheel angles and to the
+    velocities, never to the height.
 
     Example:
         >>> import gymnasium as gym
