@@ -15,6 +15,7 @@ from wrappers.relabel import (
     mix_rewards,
 )
 from wrappers.skill_actions import SkillActionWrapper
+from wrappers.skill_vec_env import SkillActionVecEnv, SkillRewardCallback, VecSkillReward
 from wrappers.skills import SkillWrapper
 
 __all__ = [
@@ -24,9 +25,12 @@ __all__ = [
     "DIAYNReplayBuffer",
     "DIAYNRolloutBuffer",
     "LatentWrapper",
+    "SkillActionVecEnv",
     "SkillActionWrapper",
     "SkillDiscriminator",
+    "SkillRewardCallback",
     "SkillVecNormalize",
     "SkillWrapper",
+    "VecSkillReward",
     "mix_rewards",
 ]
