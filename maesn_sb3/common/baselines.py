@@ -58,17 +58,16 @@ class LinearFeatureBaseline:
         :param states: ``(T, E, D)``; :param returns: ``(T, E)``; :param mask: ``(T, E)``;
         :param groups: ``(E,)`` group (task) of each episode, in ``[0, n_groups)``.
         """
-        feats = self.features(states) * mask[..., None]
-        targets = (returns * mask).astype(np.float64)
-        eye = np.eye(feats.shape[-1])
-        predictions = np.zeros(returns.shape, dtype=np.float64)
+        predictions = np.zeros(returns.shape, dtype=np.float32)
         for group in range(n_groups):
             episodes = np.flatnonzero(groups == group)
             if episodes.size == 0:
                 continue
-            x = feats[:, episodes].reshape(-1, feats.shape[-1])
-            y = targets[:, episodes].reshape(-1)
+            group_mask = mask[:, episodes, None]
+            x = (self.features(states[:, episodes]) * group_mask).reshape(-1, 2 * states.shape[-1] + 4)
+            y = (returns[:, episodes] * mask[:, episodes]).reshape(-1).astype(np.float64)
             gram, rhs = x.T @ x, x.T @ y
+            eye = np.eye(len(rhs))
             reg = self.reg_coeff
             for _ in range(5):
                 try:
@@ -80,5 +79,5 @@ class LinearFeatureBaseline:
                 reg *= 10
             else:
                 weights = np.zeros_like(rhs)
-            predictions[:, episodes] = feats[:, episodes] @ weights
-        return (predictions * mask).astype(np.float32)
+            predictions[:, episodes] = (x @ weights).reshape(group_mask.shape[:2])
+        return predictions

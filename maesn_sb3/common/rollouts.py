@@ -146,6 +146,8 @@ def collect_episodes(
 
     def join(index: int) -> Any:
         parts = [r[index] for r in rounds]
+        if len(parts) == 1:
+            return parts[0]
         if isinstance(parts[0], dict):
             return {k: np.concatenate([_pad_time(p[k], horizon) for p in parts], axis=1) for k in parts[0]}
         return np.concatenate([_pad_time(p, horizon) for p in parts], axis=1)
