@@ -1,0 +1,728 @@
+"""The ``maesn-sb3`` command line (also ``python -m maesn_sb3``).
+
+Commands: ``train``, ``adapt``, ``evaluate``, ``plot``, ``benchmark``, ``envs``. Run
+``maesn-sb3 <command> --help`` for every option. Exit codes: 0 success, 1 a failure while running,
+2 a usage error (bad option, missing file, unknown env id, model/env mismatch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import importlib.util
+import inspect
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import maesn_sb3
+
+ALGOS = {"maesn": "MAESN", "lsbaseline": "LSBaseline"}
+MODEL_FILE = "model.zip"
+CONFIG_FILE = "config.yaml"
+ADAPT_FILE = "adaptation.npz"
+# options of `train` that are not MAESN constructor arguments (everything else in a config is)
+RUN_KEYS = (
+    "algo",
+    "env",
+    "timesteps",
+    "seed",
+    "n_tasks",
+    "envs_per_task",
+    "latent_dim",
+    "n_train_tasks",
+    "n_test_tasks",
+    "env_kwargs",
+    "hyperparams",
+)
+DEFAULTS: dict[str, Any] = {
+    "algo": "maesn",
+    "env": "maesn_sb3/PointNav2D-v0",
+    "timesteps": 1_000_000,
+    "seed": 0,
+    "n_tasks": 20,
+    "envs_per_task": 20,
+    "latent_dim": 2,
+    "n_train_tasks": 100,
+    "n_test_tasks": 30,
+    "env_kwargs": {"reward_type": "dense"},
+    "hyperparams": {},
+}
+EPILOG = """examples:
+  maesn-sb3 envs
+  maesn-sb3 train --env maesn_sb3/PointNav2D-v0 --timesteps 2000000 --output runs/point
+  maesn-sb3 adapt runs/point --iterations 10
+  maesn-sb3 evaluate runs/point --split test
+  maesn-sb3 plot runs/point
+"""
+
+
+class CLIError(Exception):
+    """A problem the user can fix; printed as ``error: ...`` with exit code 2."""
+
+
+# -- helpers ------------------------------------------------------------------------------------
+def _yaml() -> Any:
+    import yaml
+
+    return yaml
+
+
+def _check_env_id(env_id: str) -> None:
+    import gymnasium as gym
+
+    if env_id not in gym.registry:
+        known = sorted(maesn_sb3.list_envs())
+        close = difflib.get_close_matches(env_id, list(gym.registry), n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise CLIError(
+            f"unknown env id {env_id!r}.{hint} maesn-sb3's task families: {', '.join(known)} "
+            "(`maesn-sb3 envs` lists them; other envs must be registered with gymnasium and implement "
+            "sample_tasks/set_task/get_task)"
+        )
+
+
+def _parse_value(text: str) -> Any:
+    return _yaml().safe_load(text)
+
+
+def _key_values(pairs: Sequence[str], option: str) -> dict[str, Any]:
+    result = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise CLIError(f"{option} takes KEY=VALUE, got {pair!r}")
+        result[key.replace("-", "_")] = _parse_value(value)
+    return result
+
+
+def _algo_class(name: str) -> type:
+    if name.lower() not in ALGOS:
+        raise CLIError(f"--algo must be one of {', '.join(ALGOS)}, got {name!r}")
+    return getattr(maesn_sb3, ALGOS[name.lower()])
+
+
+def _hyperparameter_names(cls: type) -> list[str]:
+    names = set(inspect.signature(maesn_sb3.MAESN.__init__).parameters)
+    names -= {"self", "policy", "env", "task_set", "n_train_tasks", "tensorboard_log", "seed", "verbose"}
+    names.discard("_init_setup_model")
+    if cls is maesn_sb3.LSBaseline:
+        names -= {"inner_lr", "learn_step_sizes"}
+    return sorted(names)
+
+
+def _run_dir(path: str) -> tuple[Path, Path, dict[str, Any]]:
+    """A run folder (or a model .zip inside one) -> (folder, model file, config)."""
+    target = Path(path)
+    if target.is_dir():
+        model_path, folder = target / MODEL_FILE, target
+    else:
+        model_path = target if target.suffix == ".zip" else target.with_suffix(".zip")
+        folder = model_path.parent
+    if not model_path.is_file():
+        raise CLIError(
+            f"no model at {str(model_path)!r}: pass a run folder written by `maesn-sb3 train` or a model .zip"
+        )
+    config_path = folder / CONFIG_FILE
+    config = _yaml().safe_load(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
+    return folder, model_path, config or {}
+
+
+def _load_model(model_path: Path, config: dict[str, Any]) -> Any:
+    cls = _algo_class(config.get("algo", "maesn"))
+    try:
+        return cls.load(str(model_path), device="cpu")
+    except Exception as error:  # a corrupt zip, or a model of another algorithm
+        raise CLIError(f"could not load a {cls.__name__} model from {str(model_path)!r}: {error}") from error
+
+
+def _make_env(
+    model: Any, env_id: str, tasks: list[Any], envs_per_task: int, seed: int, env_kwargs: dict[str, Any]
+) -> Any:
+    from stable_baselines3.common.utils import check_for_correct_spaces
+
+    _check_env_id(env_id)
+    try:
+        env = maesn_sb3.make_meta_vec_env(
+            env_id,
+            n_tasks=len(tasks),
+            envs_per_task=envs_per_task,
+            latent_dim=model.latent_dim,
+            seed=seed,
+            tasks=tasks,
+            env_kwargs=env_kwargs,
+        )
+    except TypeError as error:
+        raise CLIError(f"cannot build {env_id!r} with env kwargs {env_kwargs}: {error}") from error
+    try:
+        check_for_correct_spaces(env, model.observation_space, model.action_space)
+    except ValueError as error:
+        env.close()
+        raise CLIError(
+            f"the model does not fit env {env_id!r}: {error}. Was it trained on another env? Pass the env it "
+            "was trained on with --env."
+        ) from error
+    return env
+
+
+def _held_out_tasks(model: Any, env_id: str, split: str, n: int | None, seed: int) -> list[Any]:
+    task_set = model.task_set
+    tasks = list(task_set.split(split))
+    same_family = task_set.env_id in (None, env_id)
+    if not tasks or not same_family:
+        # no saved tasks of this split for this env: draw a fresh seeded set
+        drawn = maesn_sb3.TaskSet.from_env(env_id, n_train=1, n_test=n or 10, seed=seed + 10_000)
+        return drawn.test
+    if n is not None:
+        if n > len(tasks):
+            raise CLIError(f"--n-tasks must be <= {len(tasks)} (the model's {split} tasks), got {n}")
+        tasks = tasks[:n]
+    return tasks
+
+
+class _Bar:
+    """A tqdm progress bar that can be switched off."""
+
+    def __init__(self, total: int, desc: str, enabled: bool) -> None:
+        from tqdm.auto import tqdm
+
+        self._bar = tqdm(total=total, desc=desc, disable=not enabled, file=sys.stderr)
+
+    def update(self, n: int = 1) -> None:
+        self._bar.update(n)
+
+    def close(self) -> None:
+        self._bar.close()
+
+
+def _format_adaptation(result: Any) -> str:
+    header = f"{'iteration':>9} {'env steps':>10} {'return':>9} {'success':>8}"
+    if result.eval_success is not None:
+        header += f" {'return (mean z)':>16} {'success (mean z)':>17}"
+    lines = [header]
+    for k in range(len(result.env_steps)):
+        line = (
+            f"{k:>9} {result.env_steps[k]:>10} {result.mean_return[k]:>9.3f} {result.mean_success[k]:>8.1%}"
+        )
+        if result.eval_success is not None:
+            line += f" {result.eval_returns[k].mean():>16.3f} {result.eval_success[k].mean():>17.1%}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def save_adaptation(result: Any, path: str | os.PathLike[str]) -> None:
+    """Write an AdaptationResult to ``.npz`` (loadable with :func:`load_adaptation`)."""
+    arrays = {key: value for key, value in vars(result).items() if value is not None}
+    np.savez(path, **arrays)
+
+
+def load_adaptation(path: str | os.PathLike[str]) -> Any:
+    """Read an AdaptationResult written by :func:`save_adaptation` (``maesn-sb3 adapt``)."""
+    with np.load(path) as data:
+        return maesn_sb3.AdaptationResult(**{key: data[key] for key in data.files})
+
+
+# -- commands -----------------------------------------------------------------------------------
+def cmd_envs(args: argparse.Namespace) -> int:
+    width = max(len(env_id) for env_id in maesn_sb3.list_envs())
+    for env_id, description in maesn_sb3.list_envs().items():
+        print(f"{env_id:<{width}}  {description}")
+    return 0
+
+
+def _train_config(args: argparse.Namespace) -> dict[str, Any]:
+    config = {key: (dict(value) if isinstance(value, dict) else value) for key, value in DEFAULTS.items()}
+    if args.config:
+        path = Path(args.config)
+        if not path.is_file():
+            raise CLIError(f"--config: no such file {args.config!r}")
+        loaded = _yaml().safe_load(path.read_text(encoding="utf-8")) or {}
+        if not isinstance(loaded, dict):
+            raise CLIError(f"--config must hold a YAML mapping, got {type(loaded).__name__}")
+        unknown = sorted(set(loaded) - set(RUN_KEYS))
+        if unknown:
+            raise CLIError(
+                f"--config {args.config!r} has unknown key(s) {unknown}; allowed: {list(RUN_KEYS)} "
+                "(MAESN arguments go under 'hyperparams')"
+            )
+        config.update(loaded)
+    for key in RUN_KEYS[:-2]:
+        value = getattr(args, key, None)
+        if value is not None:
+            config[key] = value
+    config["env_kwargs"] = {**(config.get("env_kwargs") or {}), **_key_values(args.env_kwarg, "--env-kwarg")}
+    config["hyperparams"] = {**(config.get("hyperparams") or {}), **_key_values(args.hp, "--hp")}
+    return config
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from stable_baselines3.common.logger import configure
+
+    config = _train_config(args)
+    cls = _algo_class(config["algo"])
+    config["algo"] = config["algo"].lower()
+    _check_env_id(config["env"])
+    for key in ("timesteps", "n_tasks", "envs_per_task", "latent_dim", "n_train_tasks"):
+        value = config[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise CLIError(f"--{key.replace('_', '-')} must be an int >= 1, got {value!r}")
+    if (
+        isinstance(config["n_test_tasks"], bool)
+        or not isinstance(config["n_test_tasks"], int)
+        or (config["n_test_tasks"] < 0)
+    ):
+        raise CLIError(f"--n-test-tasks must be an int >= 0, got {config['n_test_tasks']!r}")
+    allowed = _hyperparameter_names(cls)
+    unknown = sorted(set(config["hyperparams"]) - set(allowed))
+    if unknown:
+        raise CLIError(f"unknown hyperparameter(s) {unknown} for {cls.__name__}; allowed: {allowed}")
+    output = Path(args.output or f"runs/{config['algo']}_{config['env'].split('/')[-1]}_seed{config['seed']}")
+    if (output / MODEL_FILE).exists() and not args.overwrite:
+        raise CLIError(f"{str(output / MODEL_FILE)!r} exists; pass --overwrite or another --output")
+
+    import torch as th
+
+    th.set_num_threads(args.threads)
+    tasks = maesn_sb3.TaskSet.from_env(
+        config["env"], n_train=config["n_train_tasks"], n_test=config["n_test_tasks"], seed=config["seed"]
+    )
+    env = maesn_sb3.make_meta_vec_env(
+        config["env"],
+        n_tasks=config["n_tasks"],
+        envs_per_task=config["envs_per_task"],
+        latent_dim=config["latent_dim"],
+        seed=config["seed"],
+        tasks=tasks,
+        env_kwargs=config["env_kwargs"],
+    )
+    try:
+        model = cls(
+            "MlpPolicy" if not hasattr(env.observation_space, "spaces") else "MultiInputPolicy",
+            env,
+            task_set=tasks,
+            seed=config["seed"],
+            verbose=args.verbose,
+            **config["hyperparams"],
+        )
+    except (TypeError, ValueError) as error:
+        env.close()
+        raise CLIError(f"bad hyperparameter: {error}") from error
+    output.mkdir(parents=True, exist_ok=True)
+    config["maesn_sb3_version"] = maesn_sb3.__version__
+    (output / CONFIG_FILE).write_text(_yaml().safe_dump(config, sort_keys=False), encoding="utf-8")
+    formats = ["csv"] + (["tensorboard"] if args.tensorboard else []) + (["stdout"] if args.verbose else [])
+    model.set_logger(configure(str(output / "logs"), formats))
+    print(
+        f"training {cls.__name__} on {config['env']} for {config['timesteps']:,} env steps "
+        f"({config['n_tasks']} tasks x {config['envs_per_task']} episodes per meta-iteration); "
+        f"output: {output}"
+    )
+    start = time.perf_counter()
+    model.learn(config["timesteps"], progress_bar=not args.no_progress)
+    model.save(str(output / MODEL_FILE))
+    env.close()
+    print(
+        f"done: {model.num_timesteps:,} env steps in {time.perf_counter() - start:.0f} s; "
+        f"model {output / MODEL_FILE}, config {output / CONFIG_FILE}, logs {output / 'logs'}"
+    )
+    return 0
+
+
+def cmd_adapt(args: argparse.Namespace) -> int:
+    folder, model_path, config = _run_dir(args.run)
+    model = _load_model(model_path, config)
+    env_id = args.env or config.get("env")
+    if env_id is None:
+        raise CLIError(f"no {CONFIG_FILE} next to {str(model_path)!r}: pass the env id with --env")
+    env_kwargs = {**config.get("env_kwargs", {}), "reward_type": args.reward_type}
+    env_kwargs.update(_key_values(args.env_kwarg, "--env-kwarg"))
+    if args.reward_type == "none":
+        del env_kwargs["reward_type"]
+    tasks = _held_out_tasks(model, env_id, args.split, args.n_tasks, args.seed)
+    env = _make_env(model, env_id, tasks, args.envs_per_task, args.seed, env_kwargs)
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    bar = _Bar(args.iterations + 1, "adapting", not args.no_progress)
+
+    class Progress(BaseCallback):
+        def _on_step(self) -> bool:
+            bar.update()
+            return True
+
+    result = model.adapt(
+        env,
+        n_iterations=args.iterations,
+        episodes_per_iteration=args.episodes,
+        seed=args.seed,
+        natural_gradient=args.natural_gradient,
+        callback=Progress(),
+    )
+    bar.close()
+    env.close()
+    print(
+        f"adaptation of {model_path} to {len(tasks)} {args.split} task(s) of {env_id} "
+        f"(reward {env_kwargs.get('reward_type', 'default')}):"
+    )
+    print(_format_adaptation(result))
+    output = Path(args.output) if args.output else folder / ADAPT_FILE
+    output.parent.mkdir(parents=True, exist_ok=True)
+    save_adaptation(result, output)
+    csv_path = output.with_suffix(".csv")
+    rows = ["iteration,env_steps,return,success,eval_return,eval_success"]
+    for k in range(len(result.env_steps)):
+        evaluation = (
+            f"{result.eval_returns[k].mean()},{result.eval_success[k].mean()}"
+            if result.eval_success is not None
+            else ","
+        )
+        rows.append(
+            f"{k},{result.env_steps[k]},{result.mean_return[k]},{result.mean_success[k]},{evaluation}"
+        )
+    csv_path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    print(f"curve saved to {output} and {csv_path}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from maesn_sb3.common.rollouts import collect_episodes
+
+    _, model_path, config = _run_dir(args.run)
+    model = _load_model(model_path, config)
+    env_id = args.env or config.get("env")
+    if env_id is None:
+        raise CLIError(f"no {CONFIG_FILE} next to {str(model_path)!r}: pass the env id with --env")
+    env_kwargs = {**config.get("env_kwargs", {}), "reward_type": args.reward_type}
+    env_kwargs.update(_key_values(args.env_kwarg, "--env-kwarg"))
+    if args.reward_type == "none":
+        del env_kwargs["reward_type"]
+    tasks = _held_out_tasks(model, env_id, args.split, args.n_tasks, args.seed)
+    env = _make_env(model, env_id, tasks, args.episodes, args.seed, env_kwargs)
+    import torch as th
+    from stable_baselines3.common.utils import set_random_seed
+
+    set_random_seed(args.seed)
+    env.seed(args.seed)
+    dim = model.latent_dim
+    means = np.zeros((len(tasks), dim))
+    if args.latent == "trained":
+        if args.split != "train":
+            raise CLIError("--latent trained needs --split train (held-out tasks have no trained latent)")
+        with th.no_grad():
+            means = model.latents.means[: len(tasks)].cpu().numpy()
+            stds = model.latents.log_stds[: len(tasks)].exp().cpu().numpy()
+    else:
+        stds = np.ones((len(tasks), dim))
+    if args.deterministic:
+        stds = np.zeros_like(stds)
+    env.set_latent_distributions(means, stds)
+    bar = _Bar(len(tasks) * args.episodes, "evaluating", not args.no_progress)
+
+    finished = np.zeros(env.num_envs, dtype=bool)
+
+    def on_step(step: dict[str, Any]) -> bool:
+        bar.update(int(np.sum(step["dones"] & ~finished)))
+        finished[:] |= step["dones"]
+        return True
+
+    batch, _ = collect_episodes(env, model.policy, 1, args.deterministic, on_step)
+    bar.close()
+    env.close()
+    returns = batch.per_task(batch.episode_returns, len(tasks))
+    success = batch.per_task(batch.success.astype(float), len(tasks))
+    print(
+        f"{model_path} on {len(tasks)} {args.split} task(s) of {env_id}, {args.episodes} episode(s) each, "
+        f"latent from {'the prior' if args.latent == 'prior' else 'the trained task latents'}"
+        f"{', mean actions and latents' if args.deterministic else ''}:"
+    )
+    print(f"{'task':>5} {'return':>9} {'success':>8}")
+    for k in range(len(tasks)):
+        print(f"{k:>5} {returns[k]:>9.3f} {success[k]:>8.1%}")
+    print(f"{'mean':>5} {returns.mean():>9.3f} {success.mean():>8.1%}")
+    if args.output:
+        Path(args.output).write_text(
+            json.dumps({"returns": returns.tolist(), "success": success.tolist()}), encoding="utf-8"
+        )
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    try:
+        from maesn_sb3 import plotting
+    except ImportError as error:
+        raise CLIError(str(error)) from error
+    folder, model_path, config = _run_dir(args.run)
+    output = Path(args.output or folder)
+    output.mkdir(parents=True, exist_ok=True)
+    kinds = args.kind or ["learning", "adaptation", "exploration"]
+    explicit = bool(args.kind)
+    written = []
+    bar = _Bar(len(kinds), "plotting", not args.no_progress)
+    for kind in kinds:
+        if kind == "learning":
+            progress = folder / "logs" / "progress.csv"
+            if progress.is_file():
+                fig = plotting.plot_learning_curve(progress)
+            elif explicit:
+                raise CLIError(f"no training log at {str(progress)!r}")
+            else:
+                fig = None
+        elif kind == "adaptation":
+            path = folder / ADAPT_FILE
+            if path.is_file():
+                fig = plotting.plot_adaptation_curve(load_adaptation(path), x=args.x)
+            elif explicit:
+                raise CLIError(f"no adaptation curve at {str(path)!r}: run `maesn-sb3 adapt {folder}` first")
+            else:
+                fig = None
+        else:
+            model = _load_model(model_path, config)
+            env_id = args.env or config.get("env")
+            if env_id is None:
+                raise CLIError(f"no {CONFIG_FILE} next to {str(model_path)!r}: pass the env id with --env")
+            _check_env_id(env_id)
+            tasks = _held_out_tasks(model, env_id, "test", None, args.seed)
+            if not 0 <= args.task < len(tasks):
+                raise CLIError(f"--task must lie in [0, {len(tasks)}), got {args.task}")
+            adaptation = load_adaptation(folder / ADAPT_FILE) if (folder / ADAPT_FILE).is_file() else None
+            if adaptation is not None and args.task >= adaptation.latent_means.shape[1]:
+                adaptation = None
+            try:
+                fig = plotting.plot_exploration(
+                    model,
+                    env_id,
+                    task=tasks[args.task],
+                    n_latents=args.n_latents,
+                    adaptation=adaptation,
+                    task_slot=args.task,
+                    seed=args.seed,
+                    env_kwargs=config.get("env_kwargs"),
+                )
+            except ValueError as error:
+                raise CLIError(str(error)) from error
+        bar.update()
+        if fig is not None:
+            path = output / f"{kind}.png"
+            fig.savefig(path, dpi=args.dpi)
+            written.append(str(path))
+    bar.close()
+    if not written:
+        raise CLIError(f"nothing to plot in {str(folder)!r}")
+    print("wrote " + ", ".join(written))
+    return 0
+
+
+def _benchmark_script() -> Path:
+    return Path(__file__).resolve().parents[1] / "benchmarks" / "adaptation.py"
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    script = _benchmark_script()
+    if not script.is_file():
+        raise CLIError(
+            f"the comparison benchmark {str(script)!r} is not available: it ships with a source checkout "
+            "of maesn-sb3 (git clone), not with the installed package"
+        )
+    spec = importlib.util.spec_from_file_location("maesn_benchmark_adaptation", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not hasattr(module, "main"):
+        raise CLIError(f"{str(script)!r} has no main(argv) entry point")
+    return int(module.main(args.benchmark_args) or 0)
+
+
+# -- parser -------------------------------------------------------------------------------------
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seed", type=int, default=0, help="seed of every random draw (default: 0)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def _add_run(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("run", help=f"a run folder written by `maesn-sb3 train`, or a model .zip, to {what}")
+    parser.add_argument("--env", help="env id (default: the one in the run's config.yaml)")
+    parser.add_argument(
+        "--split",
+        choices=("test", "train"),
+        default="test",
+        help="the model's held-out (test, default) or training tasks",
+    )
+    parser.add_argument("--n-tasks", type=int, help="use the first N tasks of the split (default: all)")
+    parser.add_argument(
+        "--reward-type",
+        choices=("sparse", "dense", "none"),
+        default="sparse",
+        help="the env's reward (default: sparse, the paper's meta-test; none: the env's default)",
+    )
+    parser.add_argument(
+        "--env-kwarg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra env argument (repeatable)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="maesn-sb3",
+        description="MAESN (meta-learned structured exploration) for Stable-Baselines3: "
+        "meta-train, adapt to held-out tasks, evaluate and plot.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"maesn-sb3 {maesn_sb3.__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+
+    envs = commands.add_parser("envs", help="list the registered task families")
+    envs.set_defaults(func=cmd_envs)
+
+    train = commands.add_parser(
+        "train",
+        help="meta-train MAESN on a task family",
+        description="Meta-train on a task family's training tasks (dense reward by default) and write "
+        f"OUTPUT/{MODEL_FILE}, OUTPUT/{CONFIG_FILE} and OUTPUT/logs/progress.csv. Options override a "
+        f"--config YAML file, which overrides the defaults: {DEFAULTS}.",
+    )
+    train.add_argument("--config", help=f"a YAML file with any of the keys {list(RUN_KEYS)}")
+    train.add_argument("--algo", help=f"algorithm: {' or '.join(ALGOS)} (default: maesn)")
+    train.add_argument("--env", help="task family's env id (default: maesn_sb3/PointNav2D-v0)")
+    train.add_argument("--timesteps", type=int, help="meta-training env steps (default: 1000000)")
+    train.add_argument("--seed", type=int, help="seed of tasks, latents, actions (default: 0)")
+    train.add_argument("--n-tasks", type=int, help="tasks per meta-iteration (default: 20)")
+    train.add_argument("--envs-per-task", type=int, help="episodes per task and phase (default: 20)")
+    train.add_argument("--latent-dim", type=int, help="size of the latent (default: 2)")
+    train.add_argument("--n-train-tasks", type=int, help="training tasks (default: 100)")
+    train.add_argument("--n-test-tasks", type=int, help="held-out tasks saved with the model (default: 30)")
+    train.add_argument(
+        "--hp",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a MAESN constructor argument, e.g. --hp kl_coef=0.5 --hp policy_kwargs='{net_arch: [64, 64]}' "
+        "(repeatable; values are parsed as YAML)",
+    )
+    train.add_argument(
+        "--env-kwarg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="env constructor argument, e.g. --env-kwarg reward_type=sparse (repeatable)",
+    )
+    train.add_argument("--output", help="run folder (default: runs/<algo>_<env>_seed<seed>)")
+    train.add_argument("--overwrite", action="store_true", help="replace a model already in --output")
+    train.add_argument(
+        "--tensorboard", action="store_true", help="also write TensorBoard events to OUTPUT/logs"
+    )
+    train.add_argument(
+        "--threads", type=int, default=1, help="torch threads (default: 1, fastest for small nets)"
+    )
+    train.add_argument("--verbose", type=int, default=0, choices=(0, 1), help="1: print SB3's training table")
+    train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    train.set_defaults(func=cmd_train)
+
+    adapt = commands.add_parser(
+        "adapt",
+        help="adapt a trained model's latent to held-out tasks; print and save the curve",
+        description="Adapt only the latent (the policy stays frozen) on the model's held-out tasks with "
+        f"policy-gradient steps; prints the curve and saves RUN/{ADAPT_FILE} and a .csv next to it.",
+        formatter_class=fmt,
+    )
+    _add_run(adapt, "adapt")
+    adapt.add_argument("--iterations", type=int, default=10, help="latent updates")
+    adapt.add_argument("--envs-per-task", type=int, default=20, help="parallel envs per task")
+    adapt.add_argument(
+        "--episodes",
+        type=int,
+        default=None,
+        help="episodes per task and iteration (default: --envs-per-task)",
+    )
+    adapt.add_argument(
+        "--natural-gradient",
+        action="store_true",
+        help="precondition the latent step by the Fisher information",
+    )
+    adapt.add_argument("--output", help=f"where to save the curve (default: RUN/{ADAPT_FILE})")
+    _add_common(adapt)
+    adapt.set_defaults(func=cmd_adapt)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="mean return and success of a model's policy on tasks, without adaptation",
+        description="Run episodes on each task with the latent drawn from the prior N(0, I) (or, on the "
+        "training tasks, from the meta-trained task latents); print return and success per task.",
+        formatter_class=fmt,
+    )
+    _add_run(evaluate, "evaluate")
+    evaluate.add_argument("--episodes", type=int, default=10, help="episodes per task")
+    evaluate.add_argument(
+        "--latent", choices=("prior", "trained"), default="prior", help="latent distribution"
+    )
+    evaluate.add_argument("--deterministic", action="store_true", help="mean actions and the mean latent")
+    evaluate.add_argument("--output", help="also write the figures as JSON to this file")
+    _add_common(evaluate)
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    plot = commands.add_parser(
+        "plot",
+        help="learning curve, adaptation curve and exploration plot of a run, as PNGs",
+        description="learning: meta-training curves from RUN/logs/progress.csv; adaptation: the curve "
+        "saved by `maesn-sb3 adapt`; exploration: episodes of the policy under latents from the prior beside "
+        "episodes with only action noise, on a held-out task, and the latent's path during adaptation "
+        "(when adapted). Without --kind, draws those whose inputs exist.",
+        formatter_class=fmt,
+    )
+    plot.add_argument("run", help="a run folder written by `maesn-sb3 train`")
+    plot.add_argument(
+        "--kind", action="append", choices=("learning", "adaptation", "exploration"), help="plot (repeatable)"
+    )
+    plot.add_argument("--env", help="env id (default: the one in the run's config.yaml)")
+    plot.add_argument("--task", type=int, default=0, help="which held-out task the exploration plot shows")
+    plot.add_argument("--n-latents", type=int, default=10, help="episodes per exploration panel")
+    plot.add_argument(
+        "--x", choices=("iteration", "env_steps"), default="iteration", help="adaptation x axis"
+    )
+    plot.add_argument("--dpi", type=int, default=100, help="PNG resolution")
+    plot.add_argument("--output", help="folder for the PNGs (default: the run folder)")
+    _add_common(plot)
+    plot.set_defaults(func=cmd_plot)
+
+    benchmark = commands.add_parser(
+        "benchmark",
+        help="run the comparison benchmark (benchmarks/adaptation.py of a source checkout)",
+        description="Runs benchmarks/adaptation.py's main() with the remaining arguments "
+        "(`maesn-sb3 benchmark -- --help` shows its options). Needs a source checkout.",
+    )
+    benchmark.add_argument("benchmark_args", nargs=argparse.REMAINDER, help="arguments for the benchmark")
+    benchmark.set_defaults(func=cmd_benchmark)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for name in ("iterations", "episodes", "envs_per_task", "n_tasks", "n_latents", "threads", "dpi"):
+        value = getattr(args, name, None)
+        minimum = 0 if name == "iterations" else 1
+        if value is not None and (args.command != "train" or name == "threads") and value < minimum:
+            parser.error(f"--{name.replace('_', '-')} must be >= {minimum}, got {value}")
+    if args.command == "benchmark" and args.benchmark_args[:1] == ["--"]:
+        args.benchmark_args = args.benchmark_args[1:]
+    try:
+        return args.func(args)
+    except CLIError as error:
+        print(f"maesn-sb3 {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
