@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import importlib.util
 import inspect
 import json
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -528,12 +528,8 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
             f"the comparison benchmark {str(script)!r} is not available: it ships with a source checkout "
             "of maesn-sb3 (git clone), not with the installed package"
         )
-    spec = importlib.util.spec_from_file_location("maesn_benchmark_adaptation", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    if not hasattr(module, "main"):
-        raise CLIError(f"{str(script)!r} has no main(argv) entry point")
-    return int(module.main(args.benchmark_args) or 0)
+    # a child process: the benchmark runs its own worker processes and reads its own argv
+    return subprocess.call([sys.executable, str(script), *args.benchmark_args])
 
 
 # -- parser -------------------------------------------------------------------------------------
@@ -694,9 +690,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     benchmark = commands.add_parser(
         "benchmark",
-        help="run the comparison benchmark (benchmarks/adaptation.py of a source checkout)",
-        description="Runs benchmarks/adaptation.py's main() with the remaining arguments "
-        "(`maesn-sb3 benchmark -- --help` shows its options). Needs a source checkout.",
+        help="run the comparison benchmark's tiers (benchmarks/adaptation.py of a source checkout)",
+        description="Runs benchmarks/adaptation.py (MAESN against the baselines on held-out tasks) with the "
+        "remaining arguments, e.g. `maesn-sb3 benchmark --tier quick`; `maesn-sb3 benchmark -- --help` lists "
+        "its tiers and options. Needs a source checkout (git clone).",
     )
     benchmark.add_argument("benchmark_args", nargs=argparse.REMAINDER, help="arguments for the benchmark")
     benchmark.set_defaults(func=cmd_benchmark)
@@ -706,7 +703,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["benchmark"] and argv[1:2] not in (["-h"], ["--help"]):
+        # everything after `benchmark` belongs to the benchmark script (argparse's REMAINDER drops options)
+        args = parser.parse_args(["benchmark"])
+        args.benchmark_args = argv[1:]
+    else:
+        args = parser.parse_args(argv)
     for name in ("iterations", "episodes", "envs_per_task", "n_tasks", "n_latents", "threads", "dpi"):
         value = getattr(args, name, None)
         minimum = 0 if name == "iterations" else 1

@@ -1,0 +1,196 @@
+"""The ``maesn-sb3`` command line: every command end to end on a tiny run, help, exit codes, errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from maesn_sb3 import MAESN, __version__, cli, make_meta_vec_env
+
+TINY = ["--timesteps", "1000", "--n-tasks", "2", "--envs-per-task", "5", "--n-train-tasks", "4"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("cli") / "run"
+    args = ["train", *TINY, "--n-test-tasks", "3", "--output", str(folder), "--seed", "1"]
+    assert cli.main([*args, "--hp", "kl_coef=0.5", "--tensorboard", "--no-progress"]) == 0
+    return folder
+
+
+def test_envs_lists_the_task_families(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["envs"]) == 0
+    out = capsys.readouterr().out
+    assert "maesn_sb3/PointNav2D-v0" in out and "maesn_sb3/AntGoal-v0" in out
+
+
+def test_train_writes_model_config_and_logs(run: Path) -> None:
+    config = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
+    assert config["hyperparams"] == {"kl_coef": 0.5} and config["seed"] == 1
+    assert config["maesn_sb3_version"] == __version__
+    model = MAESN.load(run / "model.zip")
+    assert model.kl_coef == 0.5 and model.num_timesteps >= 1000
+    assert len(model.task_set.train) == 4 and len(model.task_set.test) == 3
+    header = (run / "logs" / "progress.csv").read_text(encoding="utf-8").splitlines()[0]
+    assert "rollout/post_update_return" in header and "train/trpo_kl" in header
+    assert list((run / "logs").glob("events.out.tfevents.*"))
+
+
+def test_train_from_yaml_config_with_flag_override(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "algo: lsbaseline\ntimesteps: 500\nn_tasks: 2\nenvs_per_task: 5\nn_train_tasks: 3\n"
+        "hyperparams:\n  max_kl: 0.02\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "run"
+    assert (
+        cli.main(["train", "--config", str(config), "--seed", "4", "--output", str(out), "--no-progress"])
+        == 0
+    )
+    saved = yaml.safe_load((out / "config.yaml").read_text(encoding="utf-8"))
+    assert saved["algo"] == "lsbaseline" and saved["seed"] == 4 and saved["hyperparams"] == {"max_kl": 0.02}
+    from maesn_sb3 import LSBaseline
+
+    assert LSBaseline.load(out / "model.zip").max_kl == 0.02
+
+
+def test_adapt_prints_and_saves_the_curve(run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["adapt", str(run), "--iterations", "2", "--envs-per-task", "4", "--no-progress"]
+    assert cli.main(args) == 0
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines() if line.strip()[:1].isdigit()]
+    assert [row[0] for row in rows] == ["0", "1", "2"]
+    result = cli.load_adaptation(run / "adaptation.npz")
+    assert result.returns.shape == (3, 3) and result.latent_means.shape == (3, 3, 2)
+    assert np.all(result.latent_means[0] == 0)  # adaptation starts from the prior
+    assert (run / "adaptation.csv").read_text(encoding="utf-8").count("\n") == 4
+
+
+def test_evaluate_prints_per_task_figures(
+    run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "eval.json"
+    args = ["evaluate", str(run / "model.zip"), "--episodes", "3", "--output", str(out), "--no-progress"]
+    assert cli.main(args) == 0
+    assert "mean" in capsys.readouterr().out
+    figures = yaml.safe_load(out.read_text(encoding="utf-8"))
+    assert len(figures["returns"]) == 3 and all(0 <= s <= 1 for s in figures["success"])
+    train_args = ["evaluate", str(run), "--split", "train", "--latent", "trained", "--no-progress"]
+    assert cli.main([*train_args, "--deterministic", "--episodes", "2"]) == 0
+
+
+def test_plot_writes_pngs(run: Path, tmp_path: Path) -> None:
+    if not (run / "adaptation.npz").exists():
+        assert (
+            cli.main(["adapt", str(run), "--iterations", "1", "--envs-per-task", "2", "--no-progress"]) == 0
+        )
+    out = tmp_path / "plots"
+    assert cli.main(["plot", str(run), "--output", str(out), "--n-latents", "3", "--no-progress"]) == 0
+    for kind in ("learning", "adaptation", "exploration"):
+        assert (out / f"{kind}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "--env", "maesn_sb3/PointNav-v0"], "unknown env id 'maesn_sb3/PointNav-v0'. Did you mean"),
+        (["train", "--hp", "kl_cof=1"], "unknown hyperparameter(s) ['kl_cof']"),
+        (["train", "--hp", "kl_coef"], "--hp takes KEY=VALUE, got 'kl_coef'"),
+        (["train", "--timesteps", "0"], "--timesteps must be an int >= 1, got 0"),
+        (["train", "--config", "missing.yaml"], "--config: no such file 'missing.yaml'"),
+        (["train", "--algo", "ppo"], "--algo must be one of maesn, lsbaseline, got 'ppo'"),
+        (["adapt", "no_such_run"], "no model at 'no_such_run.zip'"),
+        (["plot", "no_such_run"], "no model at 'no_such_run.zip'"),
+    ],
+)
+def test_errors_exit_2_with_an_actionable_message(
+    argv: list[str],
+    message: str,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert cli.main([*argv, "--no-progress"] if argv[0] != "plot" else argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.startswith(f"maesn-sb3 {argv[0]}: error:")
+    assert not (tmp_path / "runs").exists()  # nothing written before the input was checked
+
+
+def test_model_env_mismatch_is_reported(run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = [
+        "adapt",
+        str(run),
+        "--env",
+        "maesn_sb3/WheeledNav-v0",
+        "--iterations",
+        "0",
+        "--envs-per-task",
+        "1",
+    ]
+    assert cli.main([*args, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "the model does not fit env 'maesn_sb3/WheeledNav-v0'" in err and "Observation spaces" in err
+
+
+def test_existing_model_is_not_overwritten(run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["train", *TINY, "--output", str(run), "--no-progress"]) == 2
+    assert "pass --overwrite" in capsys.readouterr().err
+
+
+def test_bad_counts_are_usage_errors(run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["adapt", str(run), "--iterations", "-1"])
+    assert exit_info.value.code == 2 and "--iterations must be >= 0, got -1" in capsys.readouterr().err
+
+
+def test_benchmark_delegates_or_explains(capsys: pytest.CaptureFixture[str]) -> None:
+    if cli._benchmark_script().is_file():
+        assert cli.main(["benchmark", "--", "--help"]) == 0  # the benchmark's own --help, in a child
+        assert cli.main(["benchmark", "--tier", "no-such-tier"]) == 2  # its usage error passes through
+    else:
+        assert cli.main(["benchmark"]) == 2
+        assert "not available" in capsys.readouterr().err
+
+
+def test_help_explains_every_option() -> None:
+    parser = cli.build_parser()
+    subparsers = next(a for a in parser._actions if a.dest == "command").choices
+    assert set(subparsers) == {"envs", "train", "adapt", "evaluate", "plot", "benchmark"}
+    for name, sub in subparsers.items():
+        for action in sub._actions:
+            assert action.help, (
+                f"`maesn-sb3 {name}` option {action.option_strings or action.dest} has no help"
+            )
+
+
+def test_module_and_console_script_entry_points() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "maesn_sb3", "--help"], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert "train" in done.stdout and "adapt" in done.stdout and "exit" not in done.stderr
+    from importlib.metadata import entry_points
+
+    scripts = {e.name: e.value for e in entry_points(group="console_scripts")}
+    assert scripts.get("maesn-sb3") == "maesn_sb3.cli:main"
+
+
+def test_tensorboard_log_groups_the_meta_training_scalars(tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    env = make_meta_vec_env("maesn_sb3/PointNav2D-v0", n_tasks=2, envs_per_task=2, latent_dim=2, seed=0)
+    MAESN("MlpPolicy", env, n_train_tasks=4, seed=0, tensorboard_log=str(tmp_path)).learn(400)
+    events = list((tmp_path / "MAESN_1").glob("events.out.tfevents.*"))
+    assert len(events) == 1
+    accumulator = EventAccumulator(str(events[0]))
+    accumulator.Reload()
+    tags = set(accumulator.Tags()["scalars"])
+    assert {tag.split("/")[0] for tag in tags} == {"rollout", "train", "time"}
+    assert {"rollout/post_update_return", "rollout/pre_update_success", "train/trpo_kl"} <= tags
+    assert {"train/latent_prior_kl", "train/step_size_mean_0", "time/fps"} <= tags
