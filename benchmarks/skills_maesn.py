@@ -1,0 +1,225 @@
+"""MAESN vs MAESN over DIAYN skills vs MAESN with a mixed (task + skill) reward, on held-out sparse goals.
+
+All three meta-train on PointNav2D's dense reward for the same number of env steps (``--timesteps``;
+the hierarchical variant takes ``timesteps / skill_steps`` skill actions, and its DIAYN pre-training
+costs ``--diayn-timesteps`` more env steps, reported apart), with the same training and held-out
+goals, then adapt only their latent on the held-out goals with the sparse reward:
+``--adapt-episodes`` episodes per goal and iteration, learned step sizes halved every iteration
+(natural gradient, as ``make demo``). The table gives the success rate of each iteration's
+exploration episodes at equal env steps (counted by the sub-envs' Monitors, so the hierarchical
+variant's low-level steps count).
+
+- ``maesn``: MAESN, policy on (x, y, latent), Gaussian actions.
+- ``skills``: DIAYN pre-training of a ``--skills`` skill SAC policy (skill reward only), then MAESN
+  meta-trains a categorical high level over the frozen skills (``SkillActionVecEnv``, one skill for
+  ``--skill-steps`` env steps), conditioned on the latent.
+- ``mixed``: MAESN whose policy also sees a per-episode skill (``SkillWrapper``, ``--mixed-skills``)
+  and is rewarded ``r_dense + intrinsic_coef * (log q(z | x, y) - log p(z))`` (``VecSkillReward``);
+  adaptation uses the sparse task reward alone.
+
+Usage::
+
+    python benchmarks/skills_maesn.py                         # defaults below, ~10 min on one core
+    python benchmarks/skills_maesn.py --timesteps 200000 --variants maesn skills
+
+Figures and results: see the end of this docstring (filled in from a run) and
+``benchmarks/results/skills_maesn.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch as th
+from stable_baselines3 import SAC
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+
+from maesn_sb3 import MAESN, MetaTaskVecEnv, TaskSet, make_meta_vec_env
+from wrappers import (
+    DIAYNCallback,
+    DIAYNReplayBuffer,
+    SkillActionVecEnv,
+    SkillDiscriminator,
+    SkillRewardCallback,
+    SkillWrapper,
+    VecSkillReward,
+)
+
+ENV_ID = "maesn_sb3/PointNav2D-v0"
+VARIANTS = ("maesn", "skills", "mixed")
+
+
+class EnvStepCounter(BaseCallback):
+    """Records, at every adaptation iteration, the env steps the Monitors of ``env`` have counted."""
+
+    def __init__(self, env: VecEnv) -> None:
+        super().__init__()
+        self.env = env
+        self.start = self.total()
+        self.steps: list[int] = []
+
+    def total(self) -> int:
+        return int(sum(self.env.env_method("get_total_steps")))
+
+    def _on_step(self) -> bool:
+        self.steps.append(self.total() - self.start)
+        return True
+
+
+def train_skills(n_skills: int, timesteps: int, seed: int) -> tuple[SAC, float]:
+    """DIAYN with SAC (skill reward only, discriminator on x-y); returns the model and its accuracy."""
+    venv = make_vec_env(
+        ENV_ID, n_envs=4, seed=seed, wrapper_class=SkillWrapper, wrapper_kwargs={"n_skills": n_skills}
+    )
+    disc = SkillDiscriminator(
+        venv.observation_space, n_skills, features=[0, 1], net_arch=(64, 64), learning_rate=1e-3, seed=seed
+    )
+    model = SAC(
+        "MlpPolicy", venv, learning_starts=1000, batch_size=128, learning_rate=1e-3, ent_coef=0.1,
+        train_freq=4, policy_kwargs={"net_arch": [64, 64]}, seed=seed, replay_buffer_class=DIAYNReplayBuffer,
+        replay_buffer_kwargs={"discriminator": disc, "extrinsic_coef": 0.0},
+    )  # fmt: skip
+    model.learn(timesteps, callback=DIAYNCallback())
+    env = SkillWrapper(gym.make(ENV_ID), n_skills=n_skills)
+    states = []
+    for skill in range(n_skills):
+        obs, _ = env.reset(seed=seed, options={"skill": skill})
+        for _ in range(50):
+            obs, *_ = env.step(model.predict(obs, deterministic=True)[0])
+            states.append(obs)
+    return model, disc.accuracy(np.array(states))
+
+
+def build_env(
+    variant: str, tasks: list, envs_per_task: int, reward_type: str, seed: int, ctx: dict[str, Any]
+) -> MetaTaskVecEnv:
+    common: dict[str, Any] = dict(
+        n_tasks=len(tasks), envs_per_task=envs_per_task, seed=seed, tasks=tasks, latent_dim=2,
+        env_kwargs={"reward_type": reward_type},
+    )  # fmt: skip
+    if variant == "skills":
+        kwargs = {"model": ctx["low"], "skill_steps": ctx["skill_steps"]}
+        return make_meta_vec_env(ENV_ID, vec_env_cls=SkillActionVecEnv, vec_env_kwargs=kwargs, **common)
+    if variant == "mixed":
+        skill_kwargs = {"n_skills": ctx["mixed_skills"]}
+        if reward_type == "sparse":  # adaptation: the task reward alone
+            return make_meta_vec_env(
+                ENV_ID, wrapper_class=SkillWrapper, wrapper_kwargs=skill_kwargs, **common
+            )
+
+        def backend(env_fns: list) -> VecEnv:
+            return VecSkillReward(
+                DummyVecEnv(env_fns), ctx["disc"], intrinsic_coef=ctx["intrinsic_coef"], seed=seed
+            )
+
+        return make_meta_vec_env(
+            ENV_ID, wrapper_class=SkillWrapper, wrapper_kwargs=skill_kwargs, vec_env_cls=backend, **common
+        )
+    return make_meta_vec_env(ENV_ID, **common)
+
+
+def run_variant(variant: str, tasks: TaskSet, args: argparse.Namespace) -> dict[str, Any]:
+    ctx: dict[str, Any] = {
+        "skill_steps": args.skill_steps,
+        "mixed_skills": args.mixed_skills,
+        "intrinsic_coef": args.intrinsic_coef,
+    }
+    out: dict[str, Any] = {}
+    start = time.perf_counter()
+    if variant == "skills":
+        ctx["low"], out["diayn_accuracy"] = train_skills(args.skills, args.diayn_timesteps, args.seed)
+        out["diayn_env_steps"] = args.diayn_timesteps
+        out["diayn_seconds"] = round(time.perf_counter() - start, 1)
+    if variant == "mixed":
+        space = SkillWrapper(gym.make(ENV_ID), n_skills=args.mixed_skills).observation_space
+        ctx["disc"] = SkillDiscriminator(
+            space, args.mixed_skills, features=[0, 1], net_arch=(64, 64), learning_rate=1e-3, seed=args.seed
+        )
+    env = build_env(variant, tasks.train[: args.n_tasks], args.episodes, "dense", args.seed, ctx)
+    model = MAESN("MlpPolicy", env, task_set=tasks, seed=args.seed)
+    start = time.perf_counter()
+    budget = args.timesteps // args.skill_steps if variant == "skills" else args.timesteps
+    model.learn(budget, callback=SkillRewardCallback() if variant == "mixed" else None)
+    out["meta_train_seconds"] = round(time.perf_counter() - start, 1)
+    out["meta_train_env_steps"] = int(sum(env.env_method("get_total_steps")))
+    if variant == "mixed":
+        out["discriminator_updates"] = ctx["disc"].n_updates
+
+    test_env = build_env(variant, tasks.test, args.adapt_episodes, "sparse", args.seed + 1, ctx)
+    counter = EnvStepCounter(test_env)
+    result = model.adapt(
+        test_env, n_iterations=args.adapt_iterations, seed=args.seed + 1, evaluate=False,
+        natural_gradient=args.natural_gradient, callback=counter,
+    )  # fmt: skip
+    out["adapt_env_steps"] = counter.steps
+    out["success"] = result.mean_success.round(4).tolist()
+    out["return"] = result.mean_return.round(4).tolist()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument(
+        "--timesteps", type=int, default=2_000_000, help="meta-training env steps per variant"
+    )
+    parser.add_argument("--n-tasks", type=int, default=20, help="tasks per meta-iteration")
+    parser.add_argument("--episodes", type=int, default=20, help="episodes per task and phase")
+    parser.add_argument("--skills", type=int, default=10, help="DIAYN skills of the hierarchical variant")
+    parser.add_argument("--diayn-timesteps", type=int, default=30_000)
+    parser.add_argument("--skill-steps", type=int, default=10, help="env steps per skill action")
+    parser.add_argument("--mixed-skills", type=int, default=4, help="skills of the mixed-reward variant")
+    parser.add_argument("--intrinsic-coef", type=float, default=0.1, help="skill reward weight (mixed)")
+    parser.add_argument("--test-tasks", type=int, default=20, help="held-out goals")
+    parser.add_argument("--adapt-iterations", type=int, default=5)
+    parser.add_argument("--adapt-episodes", type=int, default=20, help="episodes per goal and iteration")
+    parser.add_argument(
+        "--vanilla-gradient", dest="natural_gradient", action="store_false",
+        help="adapt with the vanilla latent gradient (default: natural gradient)",
+    )  # fmt: skip
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--output", type=Path, default=Path(__file__).parent / "results" / "skills_maesn.json"
+    )
+    args = parser.parse_args()
+    if 50 % args.skill_steps:
+        parser.error(f"--skill-steps must divide the horizon 50 (equal env steps), got {args.skill_steps}")
+    th.set_num_threads(1)
+
+    tasks = TaskSet.from_env(ENV_ID, n_train=100, n_test=args.test_tasks, seed=args.seed)
+    results: dict[str, Any] = {
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    }
+    for variant in args.variants:
+        results[variant] = run_variant(variant, tasks, args)
+        summary = {
+            k: v for k, v in results[variant].items() if k not in ("success", "return", "adapt_env_steps")
+        }
+        print(f"{variant}: {json.dumps(summary)}", flush=True)
+
+    steps = {v: results[v]["adapt_env_steps"] for v in args.variants}
+    reference = steps[args.variants[0]]
+    assert all(s == reference for s in steps.values()), f"unequal adaptation env steps: {steps}"
+    print(f"\nadaptation to {args.test_tasks} held-out goals, sparse reward, {args.adapt_episodes} episodes "
+          "per goal and iteration: success rate of the exploration episodes")  # fmt: skip
+    print(f"{'iteration':>9} {'env steps':>10}" + "".join(f" {v:>8}" for v in args.variants))
+    for k in range(args.adapt_iterations + 1):
+        row = "".join(f" {results[v]['success'][k]:>8.3f}" for v in args.variants)
+        print(f"{k:>9} {reference[k]:>10}{row}")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=1))
+    print(f"\nwritten: {args.output}")
+
+
+if __name__ == "__main__":
+    main()
