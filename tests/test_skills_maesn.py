@@ -40,6 +40,18 @@ def low_model() -> SAC:
     return SAC("MlpPolicy", env, policy_kwargs={"net_arch": [16, 16]}, seed=0, device="cpu")
 
 
+class DictObs(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
+    """PointNav2D with a Dict observation {"position": ...}."""
+
+    def __init__(self, env: gym.Env) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self)
+        gym.ObservationWrapper.__init__(self, env)
+        self.observation_space = gym.spaces.Dict({"position": env.observation_space})
+
+    def observation(self, observation: np.ndarray) -> dict[str, np.ndarray]:
+        return {"position": observation}
+
+
 def skill_space(n_skills: int = 4) -> gym.Space:
     return SkillWrapper(gym.make(ENV_ID), n_skills=n_skills).observation_space
 
@@ -79,6 +91,24 @@ def test_skill_action_vec_env_matches_the_per_env_wrapper(low_model: SAC) -> Non
             np.testing.assert_allclose(obs[i], ref_o, atol=1e-5)
     # the Monitors count env steps: 50 for the finished episodes, 2 skill actions of 7 since
     assert venv.env_method("get_total_steps") == [50 + 14] * n_envs
+
+
+def test_skill_action_vec_env_dict_observations() -> None:
+    low = SAC("MultiInputPolicy", SkillWrapper(DictObs(gym.make(ENV_ID)), n_skills=3), seed=0, device="cpu")
+    venv = SkillActionVecEnv(
+        [lambda: LatentWrapper(DictObs(gym.make(ENV_ID)), latent_dim=2) for _ in range(2)], low, skill_steps=5
+    )
+    ref = LatentWrapper(SkillActionWrapper(DictObs(gym.make(ENV_ID)), low, skill_steps=5), latent_dim=2)
+    venv.seed(3)
+    obs = venv.reset()
+    ref_obs, _ = ref.reset(seed=3)
+    np.testing.assert_allclose(obs["latent"][0], ref_obs["latent"])
+    for skill in (2, 0, 1):
+        obs, rewards, _, infos = venv.step(np.array([skill, 0]))
+        ref_obs, ref_reward, *_ = ref.step(skill)
+        assert infos[0]["skill_steps"] == 5 and set(obs) == {"position", "latent"}
+        np.testing.assert_allclose(obs["position"][0], ref_obs["position"], atol=1e-5)
+        assert rewards[0] == pytest.approx(ref_reward, abs=1e-4)
 
 
 def test_skill_action_vec_env_bad_inputs(low_model: SAC) -> None:
@@ -156,6 +186,23 @@ def test_mixed_reward_is_exact_and_strips_the_latent(include_prior: bool) -> Non
     # the discriminator sees the observation without the latent
     stripped = disc.intrinsic_reward(next_obs[:, :-2], include_prior)
     np.testing.assert_allclose([info["intrinsic_reward"] for info in infos], stripped, rtol=1e-6)
+
+
+def test_mixed_reward_dict_observations_drop_the_latent_key() -> None:
+    def make() -> gym.Env:
+        return LatentWrapper(SkillWrapper(DictObs(gym.make(ENV_ID)), n_skills=4), latent_dim=2)
+
+    venv = DummyVecEnv([make, make])
+    disc = SkillDiscriminator(SkillWrapper(DictObs(gym.make(ENV_ID)), 4).observation_space, 4, net_arch=(8,))
+    wrapped = VecSkillReward(venv, disc, extrinsic_coef=0.0, train_freq=5, discriminator_batch_size=10)
+    before = pickle.loads(pickle.dumps(disc))  # the discriminator of steps 1 to 5
+    wrapped.reset()
+    for _ in range(5):
+        obs, rewards, _, _ = wrapped.step(np.full((2, 2), 0.5, dtype=np.float32))
+    state = {k: v for k, v in obs.items() if k != "latent"}
+    np.testing.assert_allclose(rewards, before.intrinsic_reward(state), rtol=1e-6)
+    assert disc.n_updates == 1  # trained after step 5's rewards, on its 10 transitions
+    assert not np.allclose(disc.intrinsic_reward(state), rewards)
 
 
 def test_discriminator_trains_at_reset_and_rewards_follow_it() -> None:
