@@ -14,6 +14,7 @@ from wrappers.relabel import (
     SkillVecNormalize,
     mix_rewards,
 )
+from wrappers.rl2 import RL2Wrapper
 from wrappers.skill_actions import SkillActionWrapper
 from wrappers.skill_vec_env import SkillActionVecEnv, SkillRewardCallback, VecSkillReward
 from wrappers.skills import SkillWrapper
@@ -25,6 +26,7 @@ __all__ = [
     "DIAYNReplayBuffer",
     "DIAYNRolloutBuffer",
     "LatentWrapper",
+    "RL2Wrapper",
     "SkillActionVecEnv",
     "SkillActionWrapper",
     "SkillDiscriminator",

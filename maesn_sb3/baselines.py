@@ -1,0 +1,360 @@
+"""Baselines of the MAESN paper built on plain SB3: multi-task PPO (fine-tuned) and PPO from scratch.
+
+Both adapt to a held-out task by running ordinary SB3 PPO on that task alone, one model per task
+slot of a :class:`~maesn_sb3.MetaTaskVecEnv`, and report the same per-iteration curve as
+:meth:`maesn_sb3.MAESN.adapt` (:class:`AdaptationCurve`), so that every method is compared at the
+same number of environment steps.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import numpy as np
+from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList, ConvertCallback
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper
+
+from maesn_sb3.tasks import TaskSet
+from maesn_sb3.vec_env import MetaTaskVecEnv
+
+__all__ = [
+    "AdaptationCurve",
+    "MultiTaskPPO",
+    "TaskResamplingCallback",
+    "finetune_ppo",
+    "ppo_from_scratch",
+]
+
+SelfMultiTaskPPO = TypeVar("SelfMultiTaskPPO", bound="MultiTaskPPO")
+
+
+@dataclass
+class AdaptationCurve:
+    """Per-iteration adaptation curve on each task slot, the format of :class:`maesn_sb3.AdaptationResult`.
+
+    ``returns[k, i]`` and ``success[k, i]`` are the means over the episodes that task slot ``i`` ran in
+    adaptation iteration ``k`` (row 0: before any update); ``env_steps[k]`` counts the steps taken per
+    task slot up to and including iteration ``k``. ``eval_*`` hold deterministic evaluations when run.
+    """
+
+    returns: np.ndarray
+    success: np.ndarray
+    env_steps: np.ndarray
+    eval_returns: np.ndarray | None = None
+    eval_success: np.ndarray | None = None
+
+    @property
+    def mean_return(self) -> np.ndarray:
+        """Mean return per iteration, over tasks."""
+        return self.returns.mean(axis=1)
+
+    @property
+    def mean_success(self) -> np.ndarray:
+        """Mean success rate per iteration, over tasks."""
+        return self.success.mean(axis=1)
+
+
+def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def find_meta_env(env: VecEnv | None) -> MetaTaskVecEnv:
+    """The :class:`MetaTaskVecEnv` in a chain of VecEnv wrappers (``TypeError`` if there is none)."""
+    current = env
+    while current is not None:
+        if isinstance(current, MetaTaskVecEnv):
+            return current
+        current = current.venv if isinstance(current, VecEnvWrapper) else None
+    raise TypeError(f"env must be (or wrap) a MetaTaskVecEnv, got {type(env).__name__}")
+
+
+class TaskResamplingCallback(BaseCallback):
+    """Gives every task slot a new training task at the start of each rollout, then resets the env.
+
+    This is how an SB3 on-policy algorithm (PPO, RecurrentPPO) trains on a task distribution with a
+    :class:`~maesn_sb3.MetaTaskVecEnv`: tasks change through ``set_tasks`` (``env_method``), and the
+    reset starts every sub-env on its new task (recurrent states restart with ``episode_start``).
+    Choose ``n_steps`` as a multiple of the episode length (of the trial length for RL^2) so that no
+    episode is cut by the reset.
+
+    Example:
+        >>> from stable_baselines3 import PPO
+        >>> from maesn_sb3 import TaskSet, make_meta_vec_env
+        >>> tasks = TaskSet.from_env("maesn_sb3/PointNav2D-v0", n_train=10, n_test=0, seed=0)
+        >>> env = make_meta_vec_env("maesn_sb3/PointNav2D-v0", n_tasks=2, envs_per_task=2, tasks=tasks)
+        >>> _ = PPO("MlpPolicy", env, n_steps=50).learn(200, callback=TaskResamplingCallback(tasks.train))
+
+    :param tasks: the training tasks to draw from.
+    :param seed: seeds the draws.
+    """
+
+    def __init__(self, tasks: Sequence[Any], seed: int | None = None, verbose: int = 0) -> None:
+        super().__init__(verbose)
+        self.tasks = list(tasks)
+        if not self.tasks:
+            raise ValueError("tasks must hold at least one task, got an empty sequence")
+        self.rng = np.random.default_rng(seed)
+
+    def _on_rollout_start(self) -> None:
+        meta = find_meta_env(self.training_env)
+        picks = self.rng.choice(len(self.tasks), size=meta.n_tasks, replace=len(self.tasks) < meta.n_tasks)
+        meta.set_tasks([self.tasks[i] for i in picks])
+        self.model._last_obs = self.training_env.reset()
+        self.model._last_episode_starts = np.ones(self.training_env.num_envs, dtype=bool)
+
+    def _on_step(self) -> bool:
+        return True
+
+
+class _RolloutRecorder(BaseCallback):
+    """Collects the episodes that end in each rollout: returns, success and the step count."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.returns: list[list[float]] = []
+        self.success: list[list[float]] = []
+        self.steps: list[int] = []
+
+    def _on_rollout_start(self) -> None:
+        self.returns.append([])
+        self.success.append([])
+
+    def _on_step(self) -> bool:
+        for info, done in zip(self.locals["infos"], self.locals["dones"], strict=True):
+            if done and "episode" in info:
+                self.returns[-1].append(float(info["episode"]["r"]))
+                self.success[-1].append(float(bool(info.get("is_success", False))))
+        return True
+
+    def _on_rollout_end(self) -> None:
+        self.steps.append(self.num_timesteps)
+
+
+def _slot_env(meta: MetaTaskVecEnv, slot: int) -> MetaTaskVecEnv:
+    """A MetaTaskVecEnv over the sub-envs of one slot (they are shared, not copied)."""
+    backend = meta.venv
+    if not isinstance(backend, DummyVecEnv):
+        raise TypeError(
+            "fine-tuning one model per task slot needs a MetaTaskVecEnv over a DummyVecEnv, got a backend "
+            f"{type(backend).__name__}"
+        )
+    envs = [backend.envs[i] for i in meta.env_indices_of(slot)]
+    view = DummyVecEnv([functools.partial(lambda env: env, env) for env in envs])
+    return MetaTaskVecEnv(view, n_tasks=1, envs_per_task=len(envs), tasks=[meta.tasks[slot]])
+
+
+def _horizon(meta: MetaTaskVecEnv) -> int:
+    spec = meta.get_attr("spec", [0])[0]
+    if spec is None or spec.max_episode_steps is None:
+        raise ValueError("the sub-envs need a max_episode_steps (TimeLimit) to size PPO's rollouts")
+    return int(spec.max_episode_steps)
+
+
+def _per_task_ppo(
+    make_model: Callable[[MetaTaskVecEnv, int, int | None], PPO],
+    env: MetaTaskVecEnv,
+    n_iterations: int,
+    episodes_per_iteration: int | None,
+    seed: int | None,
+) -> AdaptationCurve:
+    if not isinstance(env, MetaTaskVecEnv):
+        raise TypeError(f"env must be a MetaTaskVecEnv, got {type(env).__name__}")
+    n_iterations = _positive_int("n_iterations", n_iterations, minimum=0)
+    episodes = env.envs_per_task if episodes_per_iteration is None else episodes_per_iteration
+    episodes = _positive_int("episodes_per_iteration", episodes)
+    if episodes % env.envs_per_task:
+        raise ValueError(
+            f"episodes_per_iteration must be a multiple of env.envs_per_task = {env.envs_per_task}, "
+            f"got {episodes}"
+        )
+    n_steps = episodes // env.envs_per_task * _horizon(env)
+    returns = np.zeros((n_iterations + 1, env.n_tasks))
+    success = np.zeros((n_iterations + 1, env.n_tasks))
+    env_steps = None
+    for slot in range(env.n_tasks):
+        slot_env = _slot_env(env, slot)
+        slot_seed = None if seed is None else seed + slot
+        slot_env.seed(slot_seed)
+        model = make_model(slot_env, n_steps, slot_seed)
+        recorder = _RolloutRecorder()
+        model.learn((n_iterations + 1) * n_steps * env.envs_per_task, callback=recorder)
+        for k in range(n_iterations + 1):
+            if not recorder.returns[k]:
+                raise RuntimeError(
+                    f"no episode ended in rollout {k}: are the episodes longer than max_episode_steps?"
+                )
+            returns[k, slot] = np.mean(recorder.returns[k])
+            success[k, slot] = np.mean(recorder.success[k])
+        env_steps = np.asarray(recorder.steps[: n_iterations + 1])
+    return AdaptationCurve(returns=returns, success=success, env_steps=env_steps)
+
+
+#: PPO settings for the per-task runs: one PPO update per adaptation iteration of
+#: ``episodes_per_iteration`` episodes, as the MAESN paper's "learning from scratch" does per TRPO step.
+PER_TASK_PPO_DEFAULTS: dict[str, Any] = {"n_epochs": 10, "gae_lambda": 0.95, "ent_coef": 0.0}
+
+
+def ppo_from_scratch(
+    env: MetaTaskVecEnv,
+    n_iterations: int = 10,
+    episodes_per_iteration: int | None = None,
+    seed: int | None = None,
+    policy: str = "MlpPolicy",
+    **ppo_kwargs: Any,
+) -> AdaptationCurve:
+    """Train a fresh SB3 PPO on each task slot of ``env`` (typically with the sparse reward).
+
+    Each iteration is one PPO rollout of ``episodes_per_iteration`` episodes followed by one PPO update,
+    so iteration ``k`` reports the episodes played after ``k`` updates, at the same env steps as
+    :meth:`maesn_sb3.MAESN.adapt`.
+
+    :param env: a MetaTaskVecEnv over a ``DummyVecEnv`` (each slot's sub-envs train one model).
+    :param n_iterations: PPO updates; ``n_iterations + 1`` rollouts are played.
+    :param episodes_per_iteration: episodes per task and iteration, a multiple of ``env.envs_per_task``.
+    :param seed: seeds each slot's model and envs (slot ``i`` gets ``seed + i``).
+    :param ppo_kwargs: PPO arguments (``n_steps`` is set from the episodes; ``batch_size`` defaults to a
+        quarter of a rollout).
+    """
+
+    def make(slot_env: MetaTaskVecEnv, n_steps: int, slot_seed: int | None) -> PPO:
+        kwargs = {
+            **PER_TASK_PPO_DEFAULTS,
+            "batch_size": max(n_steps * slot_env.num_envs // 4, 2),
+            **ppo_kwargs,
+        }
+        return PPO(policy, slot_env, n_steps=n_steps, seed=slot_seed, **kwargs)
+
+    return _per_task_ppo(make, env, n_iterations, episodes_per_iteration, seed)
+
+
+def finetune_ppo(
+    model: PPO,
+    env: MetaTaskVecEnv,
+    n_iterations: int = 10,
+    episodes_per_iteration: int | None = None,
+    seed: int | None = None,
+    **ppo_kwargs: Any,
+) -> AdaptationCurve:
+    """Fine-tune a copy of ``model``'s policy with PPO on each task slot of ``env`` (``model`` is untouched).
+
+    Same schedule as :func:`ppo_from_scratch`; the copies keep ``model``'s PPO hyperparameters unless
+    overridden by ``ppo_kwargs``.
+    """
+    if not isinstance(model, PPO):
+        raise TypeError(f"model must be a stable_baselines3 PPO, got {type(model).__name__}")
+    parameters = model.get_parameters()
+    inherited = {
+        "learning_rate": model.learning_rate,
+        "gamma": model.gamma,
+        "gae_lambda": model.gae_lambda,
+        "n_epochs": model.n_epochs,
+        "ent_coef": model.ent_coef,
+        "vf_coef": model.vf_coef,
+        "clip_range": model.clip_range,
+        "max_grad_norm": model.max_grad_norm,
+        "policy_kwargs": model.policy_kwargs,
+        "device": model.device,
+    }
+
+    def make(slot_env: MetaTaskVecEnv, n_steps: int, slot_seed: int | None) -> PPO:
+        kwargs = {"batch_size": max(n_steps * slot_env.num_envs // 4, 2), **inherited, **ppo_kwargs}
+        copy = PPO(model.policy_class, slot_env, n_steps=n_steps, seed=slot_seed, **kwargs)
+        copy.set_parameters(parameters, exact_match=False)
+        return copy
+
+    return _per_task_ppo(make, env, n_iterations, episodes_per_iteration, seed)
+
+
+class MultiTaskPPO(PPO):
+    """PPO trained on a distribution of tasks (the paper's multi-task baseline), fine-tuned per task.
+
+    ``learn`` draws new training tasks for the :class:`~maesn_sb3.MetaTaskVecEnv`'s slots at every
+    rollout (:class:`TaskResamplingCallback`); :meth:`adapt` fine-tunes a copy per held-out task with
+    :func:`finetune_ppo`. Save, load and predict are PPO's.
+
+    Example:
+        >>> from maesn_sb3 import MultiTaskPPO, TaskSet, make_meta_vec_env
+        >>> tasks = TaskSet.from_env("maesn_sb3/PointNav2D-v0", n_train=10, n_test=1, seed=0)
+        >>> env = make_meta_vec_env("maesn_sb3/PointNav2D-v0", n_tasks=2, envs_per_task=2, tasks=tasks)
+        >>> model = MultiTaskPPO("MlpPolicy", env, task_set=tasks, n_steps=50, seed=0).learn(400)
+
+    :param task_set: the training tasks (``task_set.train``); None draws ``n_train_tasks`` from the env.
+    :param n_train_tasks: number of training tasks drawn when ``task_set`` is None.
+    :param kwargs: PPO's arguments.
+    """
+
+    def __init__(
+        self,
+        policy: Any,
+        env: GymEnv | None,
+        task_set: TaskSet | None = None,
+        n_train_tasks: int = 100,
+        _init_setup_model: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        if env is not None:
+            find_meta_env(env)
+        if task_set is not None and not isinstance(task_set, TaskSet):
+            raise TypeError(f"task_set must be a TaskSet or None, got {type(task_set).__name__}")
+        self.n_train_tasks = _positive_int("n_train_tasks", n_train_tasks)
+        super().__init__(policy, env, _init_setup_model=_init_setup_model, **kwargs)
+        self.task_set = task_set
+        if _init_setup_model and task_set is None:
+            meta = find_meta_env(self.env)
+            meta.reset()
+            self.task_set = TaskSet(train=meta.sample_tasks(self.n_train_tasks), test=[])
+
+    def learn(
+        self: SelfMultiTaskPPO,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 1,
+        tb_log_name: str = "MultiTaskPPO",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfMultiTaskPPO:
+        resampler = TaskResamplingCallback(self.task_set.train, seed=_task_seed(self))
+        return super().learn(
+            total_timesteps,
+            with_callback(resampler, callback),
+            log_interval,
+            tb_log_name,
+            reset_num_timesteps,
+            progress_bar,
+        )
+
+    def adapt(
+        self,
+        env: MetaTaskVecEnv,
+        n_iterations: int = 10,
+        episodes_per_iteration: int | None = None,
+        seed: int | None = None,
+        **ppo_kwargs: Any,
+    ) -> AdaptationCurve:
+        """Fine-tune a copy of this policy on each task slot of ``env`` (see :func:`finetune_ppo`)."""
+        return finetune_ppo(
+            self, env, n_iterations, episodes_per_iteration, self.seed if seed is None else seed, **ppo_kwargs
+        )
+
+
+def _task_seed(model: Any) -> int | None:
+    """Seed of a ``learn`` call's task draws: the model's seed moved on by the steps done so far."""
+    return None if model.seed is None else model.seed * 1_000_003 + model.num_timesteps
+
+
+def with_callback(first: BaseCallback, callback: MaybeCallback) -> CallbackList:
+    """``first`` followed by the user's callback(s), as one ``CallbackList``."""
+    if callback is None:
+        return CallbackList([first])
+    if isinstance(callback, list):
+        return CallbackList([first, *callback])
+    if not isinstance(callback, BaseCallback):
+        callback = ConvertCallback(callback)
+    return CallbackList([first, callback])

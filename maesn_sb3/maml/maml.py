@@ -1,0 +1,584 @@
+"""MAML with a TRPO outer update (Finn et al., ICML 2017), the MAESN paper's main baseline."""
+
+from __future__ import annotations
+
+import copy
+import time
+from typing import Any, ClassVar, TypeVar
+
+import gymnasium as gym
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.distributions import Distribution, kl_divergence, make_proba_distribution
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback
+from stable_baselines3.common.utils import check_for_correct_spaces, obs_as_tensor, set_random_seed
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+from torch import nn
+
+from maesn_sb3.baselines import AdaptationCurve
+from maesn_sb3.common.baselines import LinearFeatureBaseline, discounted_returns, gae_advantages
+from maesn_sb3.common.rollouts import EpisodeBatch, collect_episodes, map_obs, state_features
+from maesn_sb3.common.trpo import trpo_step
+from maesn_sb3.maesn.policies import MlpPolicy, MultiInputPolicy
+from maesn_sb3.tasks import TaskSet, check_task_env
+from maesn_sb3.vec_env import MetaTaskVecEnv
+
+__all__ = ["MAML"]
+
+SelfMAML = TypeVar("SelfMAML", bound="MAML")
+Params = dict[str, th.Tensor]
+
+
+def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _positive_float(name: str, value: Any, strict: bool = True) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if not np.isfinite(number) or number < 0 or (strict and number == 0):
+        raise ValueError(f"{name} must be a finite number {'>' if strict else '>='} 0, got {value!r}")
+    return number
+
+
+class _ActorHead(nn.Module):
+    """The actor's output (mean actions or logits) of an SB3 actor-critic policy, for ``functional_call``."""
+
+    def __init__(self, policy: BasePolicy) -> None:
+        super().__init__()
+        self.policy = policy
+
+    def forward(self, obs: th.Tensor | dict[str, th.Tensor]) -> th.Tensor:
+        features = self.policy.extract_features(obs, self.policy.pi_features_extractor)
+        return self.policy.action_net(self.policy.mlp_extractor.forward_actor(features))
+
+
+class _SlotPolicy:
+    """Acts with one set of (adapted) actor parameters per task slot: what ``collect_episodes`` needs."""
+
+    def __init__(self, model: MAML, params: Params, envs_per_task: int) -> None:
+        self.model, self.params, self.envs_per_task = model, params, envs_per_task
+        self.action_space, self.device = model.action_space, model.device
+
+    def get_distribution(self, obs: th.Tensor | dict[str, th.Tensor]) -> Distribution:
+        grouped = map_obs(lambda x: x.reshape(-1, self.envs_per_task, *x.shape[1:]), obs)
+        return self.model._distribution(self.params, grouped)
+
+
+class MAML(BaseAlgorithm):
+    """MAML-TRPO: policy-gradient inner steps on the policy's weights, a TRPO outer update through them.
+
+    A meta-iteration draws one training task per slot of the :class:`~maesn_sb3.MetaTaskVecEnv`,
+    samples episodes with the policy, takes one REINFORCE step per task on the actor's weights
+    (advantages from the linear feature baseline refit per task), samples again with each task's
+    adapted weights and updates the initial weights by TRPO on the post-update episodes. The
+    second-order version differentiates through the inner step (``first_order=False``); the
+    first-order one treats the inner gradient as a constant. The machinery (episode collection,
+    baseline, GAE, the trust-region step) is MAESN's. :meth:`adapt` repeats the inner step on new tasks.
+
+    Example:
+        >>> from maesn_sb3 import MAML, make_meta_vec_env
+        >>> env = make_meta_vec_env("maesn_sb3/PointNav2D-v0", n_tasks=4, envs_per_task=5, seed=0)
+        >>> model = MAML("MlpPolicy", env, n_train_tasks=10, seed=0).learn(total_timesteps=4_000)
+
+    :param policy: ``"MlpPolicy"``, ``"MultiInputPolicy"`` or an ``ActorCriticPolicy`` class.
+    :param env: a :class:`~maesn_sb3.MetaTaskVecEnv` without latent; ``n_tasks`` tasks per meta-iteration.
+    :param task_set: the training tasks (``task_set.train``); None draws ``n_train_tasks`` from the env.
+    :param n_train_tasks: number of training tasks drawn when ``task_set`` is None.
+    :param episodes_per_task: episodes per task and phase, a multiple of ``env.envs_per_task``
+        (None: ``envs_per_task``).
+    :param inner_lr: step size of the inner policy-gradient step.
+    :param first_order: drop the second-order terms of the meta-gradient.
+    :param max_kl: TRPO's limit on the mean KL of a step.
+    :param gamma: discount factor.
+    :param gae_lambda: GAE's lambda (inner and outer advantages).
+    :param cg_max_steps: conjugate-gradient iterations.
+    :param cg_damping: damping of the Fisher-vector products.
+    :param line_search_shrinking_factor: step shrink factor of the backtracking line search.
+    :param line_search_max_iter: maximum line-search steps.
+    :param adapt_lr: step size of :meth:`adapt` (None: ``inner_lr``).
+    :param stats_window_size: window of the rollout logging averages.
+    :param tensorboard_log: tensorboard log folder (None: no logging).
+    :param policy_kwargs: extra arguments for the policy.
+    :param verbose: 0 silent, 1 training info.
+    :param seed: seed of every random draw (tasks, actions).
+    :param device: torch device.
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "MlpPolicy": MlpPolicy,
+        "MultiInputPolicy": MultiInputPolicy,
+    }
+    env: MetaTaskVecEnv | None
+
+    def __init__(
+        self,
+        policy: str | type[BasePolicy],
+        env: GymEnv | None,
+        task_set: TaskSet | None = None,
+        n_train_tasks: int = 100,
+        episodes_per_task: int | None = None,
+        inner_lr: float = 0.1,
+        first_order: bool = False,
+        max_kl: float = 0.01,
+        gamma: float = 0.99,
+        gae_lambda: float = 1.0,
+        cg_max_steps: int = 10,
+        cg_damping: float = 1e-5,
+        line_search_shrinking_factor: float = 0.8,
+        line_search_max_iter: int = 15,
+        adapt_lr: float | None = None,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: th.device | str = "auto",
+        _init_setup_model: bool = True,
+    ) -> None:
+        if env is not None:
+            self._check_env(env)
+        super().__init__(
+            policy,
+            env,
+            learning_rate=0.0,  # unused: TRPO sets the step
+            policy_kwargs=policy_kwargs,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            verbose=verbose,
+            device=device,
+            support_multi_env=True,
+            monitor_wrapper=False,
+            seed=seed,
+            supported_action_spaces=(spaces.Box, spaces.Discrete),
+        )
+        if task_set is not None and not isinstance(task_set, TaskSet):
+            raise TypeError(f"task_set must be a TaskSet or None, got {type(task_set).__name__}")
+        self.task_set = task_set
+        self.n_train_tasks = _positive_int("n_train_tasks", n_train_tasks)
+        self.episodes_per_task = episodes_per_task
+        self.inner_lr = _positive_float("inner_lr", inner_lr)
+        self.first_order = bool(first_order)
+        self.max_kl = _positive_float("max_kl", max_kl)
+        self.gamma = _positive_float("gamma", gamma, strict=False)
+        self.gae_lambda = _positive_float("gae_lambda", gae_lambda, strict=False)
+        if self.gamma > 1 or self.gae_lambda > 1:
+            raise ValueError(f"gamma and gae_lambda must lie in [0, 1], got {gamma!r} and {gae_lambda!r}")
+        self.cg_max_steps = _positive_int("cg_max_steps", cg_max_steps)
+        self.cg_damping = _positive_float("cg_damping", cg_damping, strict=False)
+        self.line_search_shrinking_factor = _positive_float(
+            "line_search_shrinking_factor", line_search_shrinking_factor
+        )
+        if self.line_search_shrinking_factor >= 1:
+            raise ValueError(
+                f"line_search_shrinking_factor must lie in (0, 1), got {line_search_shrinking_factor!r}"
+            )
+        self.line_search_max_iter = _positive_int("line_search_max_iter", line_search_max_iter)
+        self.adapt_lr = None if adapt_lr is None else _positive_float("adapt_lr", adapt_lr)
+        self.adapted_policies: list[BasePolicy] | None = None
+        if env is not None:
+            self._check_episodes(env, episodes_per_task, "episodes_per_task")
+        if _init_setup_model:
+            self._setup_model()
+
+    # -- setup ----------------------------------------------------------------------------------
+    @staticmethod
+    def _check_env(env: GymEnv) -> None:
+        if not isinstance(env, MetaTaskVecEnv):
+            raise TypeError(
+                f"env must be a MetaTaskVecEnv, got {type(env).__name__}; build one with "
+                "maesn_sb3.make_meta_vec_env(env_id, n_tasks, envs_per_task)"
+            )
+        if env.has_latent:
+            raise ValueError(
+                "env's sub-envs carry a LatentWrapper, but MAML adapts the policy's weights and has no "
+                "latent: build the env without latent_dim"
+            )
+
+    @staticmethod
+    def _check_episodes(env: MetaTaskVecEnv, episodes: int | None, name: str) -> int:
+        if episodes is None:
+            return 1
+        episodes = _positive_int(name, episodes)
+        if episodes % env.envs_per_task:
+            raise ValueError(
+                f"{name} must be a multiple of env.envs_per_task = {env.envs_per_task}, got {episodes}"
+            )
+        return episodes // env.envs_per_task
+
+    def _setup_model(self) -> None:
+        self._setup_lr_schedule()
+        self.set_random_seed(self.seed)
+        self.policy = self.policy_class(
+            self.observation_space, self.action_space, self.lr_schedule, **self.policy_kwargs
+        ).to(self.device)
+        if self.task_set is None:
+            if self.env is None:
+                raise ValueError("a MAML model without env needs a task_set")
+            self.env.reset()
+            self.task_set = TaskSet(train=self.env.sample_tasks(self.n_train_tasks), test=[])
+        if getattr(self, "_task_rng", None) is None:
+            self._task_rng = np.random.default_rng(self.seed)
+        self._head = _ActorHead(self.policy)
+        self._baseline = LinearFeatureBaseline()
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "_head", "_baseline", "adapted_policies"]
+
+    def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
+        return ["policy"], []
+
+    def set_env(self, env: GymEnv, force_reset: bool = True) -> None:
+        self._check_env(env)
+        self._check_episodes(env, self.episodes_per_task, "episodes_per_task")
+        super().set_env(env, force_reset)
+
+    def actor_parameters(self) -> Params:
+        """The parameters the inner step adapts: every policy parameter outside the value function."""
+        return {
+            name: p
+            for name, p in self.policy.named_parameters()
+            if "value_net" not in name and "vf_features_extractor" not in name
+        }
+
+    # -- functional policy ----------------------------------------------------------------------
+    def _distribution(self, params: Params, obs: th.Tensor | dict[str, th.Tensor]) -> Distribution:
+        """Action distributions with per-slot parameters ``params[name]: (n_slots, *shape)`` on
+        observations grouped by slot ``(n_slots, n, ...)``, flattened to ``n_slots * n`` rows (SB3's
+        distributions sum log-probabilities over axis 1)."""
+        names = {f"policy.{name}": value for name, value in params.items()}
+
+        def head(slot_params: Params, slot_obs: Any) -> th.Tensor:
+            return th.func.functional_call(self._head, slot_params, (slot_obs,))
+
+        output = th.func.vmap(head)(names, obs)
+        distribution = make_proba_distribution(self.action_space)
+        if isinstance(self.action_space, spaces.Box):
+            log_std = params["log_std"][:, None, :].expand_as(output)
+            return distribution.proba_distribution(output.flatten(0, 1), log_std.flatten(0, 1))
+        return distribution.proba_distribution(output.flatten(0, 1))
+
+    def _stacked(self, n_slots: int, params: Params | None = None) -> Params:
+        params = self.actor_parameters() if params is None else params
+        return {name: p.unsqueeze(0).expand(n_slots, *p.shape) for name, p in params.items()}
+
+    # -- sampling and advantages ----------------------------------------------------------------
+    def _sample(
+        self,
+        env: MetaTaskVecEnv,
+        params: Params | None,
+        n_rounds: int,
+        callback: BaseCallback | None = None,
+        deterministic: bool = False,
+    ) -> tuple[EpisodeBatch, bool]:
+        """Sample ``n_rounds`` rounds, with per-slot ``params`` (None: the policy's own weights)."""
+        self.policy.set_training_mode(False)
+        policy = (
+            self.policy
+            if params is None
+            else _SlotPolicy(self, {k: v.detach() for k, v in params.items()}, env.envs_per_task)
+        )
+        on_step = None
+        if callback is not None:
+            callback.on_rollout_start()
+
+            def on_step(step: dict[str, Any]) -> bool:
+                self.num_timesteps += step["n_steps"]
+                self._update_info_buffer(step["infos"], step["dones"])
+                callback.update_locals(step)
+                return callback.on_step()
+
+        batch, completed = collect_episodes(env, policy, n_rounds, deterministic, on_step)
+        if callback is not None:
+            callback.on_rollout_end()
+        return batch, completed
+
+    def _grouped(self, batch: EpisodeBatch, n_slots: int) -> dict[str, Any]:
+        """The batch's steps grouped by slot, ``(n_slots, T * episodes_per_slot, ...)``, with normalised
+        per-slot advantages (linear feature baseline refit per slot, GAE)."""
+        returns = discounted_returns(batch.rewards, batch.mask, self.gamma)
+        obs = batch.observations
+        states = state_features(obs, 0) if isinstance(obs, dict) else obs
+        values = self._baseline.fit_predict(states, returns, batch.mask, batch.task_slot, n_slots)
+        advantages = gae_advantages(batch.rewards, values, batch.mask, self.gamma, self.gae_lambda)
+        order = np.argsort(batch.task_slot, kind="stable")
+
+        def group(x: np.ndarray) -> np.ndarray:
+            x = x[:, order]  # (T, E, ...) with episodes sorted by slot
+            x = x.reshape(x.shape[0], n_slots, -1, *x.shape[2:])
+            return np.swapaxes(x, 0, 1).reshape(n_slots, -1, *x.shape[3:])
+
+        mask = group(batch.mask).astype(np.float32)
+        adv = group(advantages).astype(np.float64)
+        count = mask.sum(1, keepdims=True)
+        mean = (adv * mask).sum(1, keepdims=True) / count
+        std = np.sqrt((((adv - mean) * mask) ** 2).sum(1, keepdims=True) / count)
+        adv = (adv - mean) / (std + 1e-8) * mask
+        actions = th.as_tensor(group(batch.actions), device=self.device)
+        if isinstance(self.action_space, spaces.Discrete):
+            actions = actions.long().reshape(n_slots, -1)
+        return {
+            "obs": obs_as_tensor(map_obs(group, obs), self.device),
+            "actions": actions,
+            "advantages": th.as_tensor(adv, dtype=th.float32, device=self.device),
+            "mask": th.as_tensor(mask, device=self.device),
+        }
+
+    def _log_prob(self, params: Params, data: dict[str, Any]) -> th.Tensor:
+        """Log-probabilities of the grouped actions, ``(n_slots, n)``."""
+        distribution = self._distribution(params, data["obs"])
+        return distribution.log_prob(data["actions"].flatten(0, 1)).reshape(data["mask"].shape)
+
+    def _pg_loss(self, params: Params, data: dict[str, Any]) -> th.Tensor:
+        """Sum over slots of each slot's REINFORCE loss ``-mean_t log pi(a_t | s_t) A_t``."""
+        log_prob = self._log_prob(params, data)
+        per_slot = -(log_prob * data["advantages"]).sum(1) / data["mask"].sum(1)
+        return per_slot.sum()
+
+    def _inner_step(self, params: Params, data: dict[str, Any], lr: float, create_graph: bool) -> Params:
+        """One policy-gradient step per slot on ``params`` (``(n_slots, *shape)`` each)."""
+        with th.enable_grad():
+            names = list(params)
+            grads = th.autograd.grad(
+                self._pg_loss(params, data), [params[n] for n in names], create_graph=create_graph
+            )
+        return {name: params[name] - lr * grad for name, grad in zip(names, grads, strict=True)}
+
+    # -- training -------------------------------------------------------------------------------
+    def learn(
+        self: SelfMAML,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 1,
+        tb_log_name: str = "MAML",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfMAML:
+        """Meta-train for ``total_timesteps`` environment steps (whole meta-iterations)."""
+        if self.env is None:
+            raise ValueError("learn() needs an env: pass one to the constructor, set_env() or load()")
+        total_timesteps, callback = self._setup_learn(
+            total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar
+        )
+        callback.on_training_start(locals(), globals())
+        iteration = 0
+        while self.num_timesteps < total_timesteps:
+            if not self._meta_iteration(callback):
+                break
+            iteration += 1
+            self._update_current_progress_remaining(self.num_timesteps, total_timesteps)
+            if log_interval and iteration % log_interval == 0:
+                self.logger.record("time/iterations", iteration, exclude="tensorboard")
+                self._dump_logs()
+        callback.on_training_end()
+        return self
+
+    def _dump_logs(self) -> None:
+        elapsed = max((time.time_ns() - self.start_time) / 1e9, 1e-9)
+        if self.ep_info_buffer:
+            self.logger.record("rollout/ep_rew_mean", float(np.mean([ep["r"] for ep in self.ep_info_buffer])))
+            self.logger.record("rollout/ep_len_mean", float(np.mean([ep["l"] for ep in self.ep_info_buffer])))
+        if self.ep_success_buffer:
+            self.logger.record("rollout/success_rate", float(np.mean(self.ep_success_buffer)))
+        self.logger.record("time/fps", int((self.num_timesteps - self._num_timesteps_at_start) / elapsed))
+        self.logger.record("time/time_elapsed", int(elapsed), exclude="tensorboard")
+        self.logger.record("time/total_timesteps", self.num_timesteps, exclude="tensorboard")
+        self.logger.dump(step=self.num_timesteps)
+
+    def _meta_iteration(self, callback: BaseCallback) -> bool:
+        env = self.env
+        n_slots = env.n_tasks
+        rounds = self._check_episodes(env, self.episodes_per_task, "episodes_per_task")
+        n_train = len(self.task_set.train)
+        slots = self._task_rng.choice(n_train, size=n_slots, replace=n_train < n_slots)
+        env.set_tasks([self.task_set.train[i] for i in slots])
+        pre, completed = self._sample(env, None, rounds, callback)
+        if not completed:
+            return False
+        pre_data = self._grouped(pre, n_slots)
+        adapted = self._inner_step(self._stacked(n_slots), pre_data, self.inner_lr, create_graph=False)
+        post, completed = self._sample(env, adapted, rounds, callback)
+        if not completed:
+            return False
+        self.logger.record("rollout/pre_update_return", float(pre.episode_returns.mean()))
+        self.logger.record("rollout/pre_update_success", float(pre.success.mean()))
+        self.logger.record("rollout/post_update_return", float(post.episode_returns.mean()))
+        self.logger.record("rollout/post_update_success", float(post.success.mean()))
+        self._outer_update(pre_data, self._grouped(post, n_slots), n_slots)
+        return True
+
+    def _outer_update(self, pre: dict[str, Any], post: dict[str, Any], n_slots: int) -> None:
+        """TRPO on the post-update episodes, through the inner step (second order) or around it."""
+        params = self.actor_parameters()
+        if self.first_order:
+            with th.no_grad():
+                fixed = self._stacked(n_slots, {k: v.detach() for k, v in params.items()})
+            step = {
+                k: fixed[k] - v
+                for k, v in self._inner_step(
+                    {k: v.requires_grad_(True) for k, v in fixed.items()}, pre, self.inner_lr, False
+                ).items()
+            }
+            step = {k: v.detach() for k, v in step.items()}
+
+            def adapted() -> Params:
+                return {k: v - step[k] for k, v in self._stacked(n_slots).items()}
+        else:
+
+            def adapted() -> Params:
+                with th.enable_grad():  # the line search runs under no_grad; the inner step needs a graph
+                    return self._inner_step(self._stacked(n_slots), pre, self.inner_lr, create_graph=True)
+
+        mask, adv, n_valid = post["mask"], post["advantages"], post["mask"].sum()
+        old_params = {k: v.detach() for k, v in adapted().items()}
+        with th.no_grad():
+            old = self._distribution(old_params, post["obs"])
+            old_log_prob = self._log_prob(old_params, post)
+
+        def loss_fn() -> th.Tensor:
+            log_prob = self._log_prob(adapted(), post)
+            return -(th.exp(log_prob - old_log_prob) * adv).sum() / n_valid
+
+        def kl_fn() -> th.Tensor:
+            kl = kl_divergence(old, self._distribution(adapted(), post["obs"]))
+            kl = kl.reshape(*mask.shape, -1).sum(-1)  # Gaussians: per action dimension
+            return (kl * mask).sum() / n_valid
+
+        stats = trpo_step(
+            list(params.values()),
+            loss_fn,
+            kl_fn,
+            self.max_kl,
+            self.cg_max_steps,
+            self.cg_damping,
+            self.line_search_shrinking_factor,
+            self.line_search_max_iter,
+        )
+        self._n_updates += 1
+        log = self.logger.record
+        log("train/outer_loss", stats.loss_before)
+        log("train/surrogate_improvement", stats.loss_before - stats.loss_after)
+        log("train/trpo_kl", stats.kl)
+        log("train/line_search_steps", stats.line_search_steps)
+        log("train/step_accepted", int(stats.accepted))
+        log("train/n_updates", self._n_updates, exclude="tensorboard")
+
+    # -- adaptation -----------------------------------------------------------------------------
+    def _adaptation_env(self, env: GymEnv) -> MetaTaskVecEnv:
+        if isinstance(env, MetaTaskVecEnv):
+            self._check_env(env)
+            meta = env
+        elif isinstance(env, VecEnv):
+            raise TypeError(
+                f"env must be a MetaTaskVecEnv or a single gymnasium.Env, got {type(env).__name__}"
+            )
+        elif isinstance(env, gym.Env):
+            check_task_env(env)
+            meta = MetaTaskVecEnv(DummyVecEnv([lambda: env]), n_tasks=1)
+        else:
+            raise TypeError(f"env must be a MetaTaskVecEnv or a gymnasium.Env, got {type(env).__name__}")
+        check_for_correct_spaces(meta, self.observation_space, self.action_space)
+        return meta
+
+    def adapt(
+        self,
+        env: GymEnv,
+        n_iterations: int = 10,
+        episodes_per_iteration: int | None = None,
+        seed: int | None = None,
+        evaluate: bool = False,
+        callback: MaybeCallback = None,
+    ) -> AdaptationCurve:
+        """Adapt the policy's weights to the task(s) of ``env``: ``n_iterations`` policy-gradient steps
+        of size ``adapt_lr`` (default ``inner_lr``), each slot independently; the model's own weights
+        are left unchanged and the adapted ones go to ``adapted_policies`` (used by :meth:`predict`).
+
+        :param env: a :class:`~maesn_sb3.MetaTaskVecEnv` (one or several task slots) or one task env.
+        :param n_iterations: number of steps; ``n_iterations + 1`` batches are sampled.
+        :param episodes_per_iteration: episodes per task and iteration, a multiple of ``env.envs_per_task``.
+        :param seed: seeds the env and the action noise (None: the model's seed).
+        :param evaluate: also run one deterministic episode per sub-env after each iteration's batch.
+        :param callback: called once per iteration (locals ``iteration`` and ``batch``); False stops.
+        """
+        n_iterations = _positive_int("n_iterations", n_iterations, minimum=0)
+        meta = self._adaptation_env(env)
+        episodes = meta.envs_per_task if episodes_per_iteration is None else episodes_per_iteration
+        rounds = self._check_episodes(meta, episodes, "episodes_per_iteration")
+        seed = self.seed if seed is None else seed
+        if seed is not None:
+            set_random_seed(seed)
+            meta.seed(seed)
+        callback = self._init_callback(callback) if callback is not None else None
+        lr = self.inner_lr if self.adapt_lr is None else self.adapt_lr
+        n_slots = meta.n_tasks
+        params = {k: v.detach().clone() for k, v in self._stacked(n_slots).items()}
+        history: dict[str, list[np.ndarray]] = {k: [] for k in ("ret", "succ", "eret", "esucc")}
+        env_steps, total = [], 0
+        for iteration in range(n_iterations + 1):
+            batch, _ = self._sample(meta, params, rounds)
+            total += batch.n_steps
+            env_steps.append(total)
+            history["ret"].append(batch.per_task(batch.episode_returns, n_slots))
+            history["succ"].append(batch.per_task(batch.success.astype(float), n_slots))
+            if evaluate:
+                evaluation, _ = self._sample(meta, params, 1, deterministic=True)
+                history["eret"].append(evaluation.per_task(evaluation.episode_returns, n_slots))
+                history["esucc"].append(evaluation.per_task(evaluation.success.astype(float), n_slots))
+            if callback is not None:
+                callback.update_locals({"iteration": iteration, "batch": batch})
+                if not callback.on_step():
+                    break
+            if iteration < n_iterations:
+                leaves = {k: v.requires_grad_(True) for k, v in params.items()}
+                params = {
+                    k: v.detach()
+                    for k, v in self._inner_step(leaves, self._grouped(batch, n_slots), lr, False).items()
+                }
+        self.adapted_policies = []
+        for slot in range(n_slots):
+            adapted = copy.deepcopy(self.policy)
+            adapted.load_state_dict({k: v[slot] for k, v in params.items()}, strict=False)
+            self.adapted_policies.append(adapted)
+        return AdaptationCurve(
+            returns=np.stack(history["ret"]),
+            success=np.stack(history["succ"]),
+            env_steps=np.asarray(env_steps) // n_slots,
+            eval_returns=np.stack(history["eret"]) if evaluate else None,
+            eval_success=np.stack(history["esucc"]) if evaluate else None,
+        )
+
+    def predict(
+        self,
+        observation: np.ndarray | dict[str, np.ndarray],
+        state: tuple[np.ndarray, ...] | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
+        """SB3's ``predict`` with the meta-learned weights, or the adapted ones after :meth:`adapt`.
+
+        After adapting on one task slot every observation uses its weights; after adapting on ``n``
+        slots pass a batch of ``n`` observations (row ``i`` uses slot ``i``'s weights).
+        """
+        if self.adapted_policies is None:
+            return self.policy.predict(observation, state, episode_start, deterministic)
+        if len(self.adapted_policies) == 1:
+            return self.adapted_policies[0].predict(observation, state, episode_start, deterministic)
+        rows = len(next(iter(observation.values()))) if isinstance(observation, dict) else len(observation)
+        if rows != len(self.adapted_policies):
+            raise ValueError(
+                f"the model holds {len(self.adapted_policies)} adapted policies; pass a batch of "
+                f"{len(self.adapted_policies)} observations, got {rows}"
+            )
+        actions = [
+            policy.predict(map_obs(lambda x, i=i: x[i], observation), None, None, deterministic)[0]
+            for i, policy in enumerate(self.adapted_policies)
+        ]
+        return np.stack(actions), None
