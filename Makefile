@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 TORCH_CPU ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint install clean gl
+.PHONY: demo test lint install clean gl docs
 
 install: $(STAMP)
 
@@ -33,9 +33,19 @@ gl:
 test: $(STAMP) gl
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# The docs site (mkdocs-material + mkdocstrings), built into site/ with warnings as errors.
+DOCS_STAMP := $(VENV)/.docs-installed
+
+$(DOCS_STAMP): pyproject.toml $(STAMP)
+	$(PY) -m pip install --quiet -e ".[docs]"
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
 clean:
-	rm -rf $(VENV) build *.egg-info runs
+	rm -rf $(VENV) build *.egg-info runs site
