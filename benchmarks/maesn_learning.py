@@ -20,7 +20,9 @@ from maesn_sb3 import MAESN, LSBaseline, TaskSet, make_meta_vec_env
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--env", default="maesn_sb3/PointNav2D-v0")
     parser.add_argument("--algo", choices=["maesn", "lsbaseline"], default="maesn")
     parser.add_argument("--timesteps", type=int, default=4_000_000, help="meta-training env steps")
@@ -32,6 +34,10 @@ def main() -> None:
     parser.add_argument("--adapt-episodes", type=int, default=20)
     parser.add_argument("--inner-lr", type=float, default=1.0)
     parser.add_argument("--kl-coef", type=float, default=0.1)
+    parser.add_argument("--no-ortho-init", action="store_true", help="PyTorch's default init, not SB3's")
+    parser.add_argument("--natural-gradient", action="store_true", help="adapt with natural-gradient steps")
+    parser.add_argument("--tag", default="", help="suffix of the result files")
+    parser.add_argument("--inner-reward-key", default=None, help="e.g. sparse_reward: inner step on it")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
@@ -42,38 +48,66 @@ def main() -> None:
 
     tasks = TaskSet.from_env(args.env, n_train=args.n_train_tasks, n_test=args.test_tasks, seed=args.seed)
     env = make_meta_vec_env(
-        args.env, n_tasks=args.n_tasks, envs_per_task=args.episodes, latent_dim=2, seed=args.seed,
-        tasks=tasks, env_kwargs={"reward_type": "dense"},
+        args.env,
+        n_tasks=args.n_tasks,
+        envs_per_task=args.episodes,
+        latent_dim=2,
+        seed=args.seed,
+        tasks=tasks,
+        env_kwargs={"reward_type": "dense"},
     )
-    algo_kwargs = {"kl_coef": args.kl_coef}
+    algo_kwargs = {"kl_coef": args.kl_coef, "policy_kwargs": {"ortho_init": not args.no_ortho_init}}
     if args.algo == "maesn":
-        algo_kwargs["inner_lr"] = args.inner_lr
+        algo_kwargs.update(inner_lr=args.inner_lr, inner_reward_key=args.inner_reward_key)
     algo = MAESN if args.algo == "maesn" else LSBaseline
     model = algo("MlpPolicy", env, task_set=tasks, seed=args.seed, verbose=args.verbose, **algo_kwargs)
     start = time.perf_counter()
     model.learn(total_timesteps=args.timesteps)
     train_time = time.perf_counter() - start
-    print(f"{args.algo} meta-training on {args.env}: {model.num_timesteps} env steps in {train_time:.0f} s "
-          f"({model.num_timesteps / train_time:.0f} steps/s)")
-    print("learned step sizes: mean", model.latents.step_size_mean.detach().numpy().round(3),
-          "log-std", model.latents.step_size_log_std.detach().numpy().round(3))
+    print(
+        f"{args.algo} meta-training on {args.env}: {model.num_timesteps} env steps in {train_time:.0f} s "
+        f"({model.num_timesteps / train_time:.0f} steps/s)"
+    )
+    print(
+        "learned step sizes: mean",
+        model.latents.step_size_mean.detach().numpy().round(3),
+        "log-std",
+        model.latents.step_size_log_std.detach().numpy().round(3),
+    )
 
     test_env = make_meta_vec_env(
-        args.env, n_tasks=len(tasks.test), envs_per_task=args.adapt_episodes, latent_dim=2,
-        seed=args.seed + 1, tasks=tasks.test, env_kwargs={"reward_type": "sparse"},
+        args.env,
+        n_tasks=len(tasks.test),
+        envs_per_task=args.adapt_episodes,
+        latent_dim=2,
+        seed=args.seed + 1,
+        tasks=tasks.test,
+        env_kwargs={"reward_type": "sparse"},
     )
-    result = model.adapt(test_env, n_iterations=args.adapt_iterations, seed=args.seed)
-    print(f"\nadaptation on {len(tasks.test)} held-out tasks, sparse reward, "
-          f"{args.adapt_episodes} episodes per iteration")
+    result = model.adapt(
+        test_env, n_iterations=args.adapt_iterations, seed=args.seed, natural_gradient=args.natural_gradient
+    )
+    print(
+        f"\nadaptation on {len(tasks.test)} held-out tasks, sparse reward, "
+        f"{args.adapt_episodes} episodes per iteration"
+    )
     print(f"{'iter':>4} {'env steps':>10} {'return':>8} {'success':>8} {'det. success':>13}")
     for k in range(args.adapt_iterations + 1):
-        print(f"{k:>4} {result.env_steps[k]:>10} {result.mean_return[k]:>8.2f} {result.mean_success[k]:>8.2f} "
-              f"{result.eval_success[k].mean():>13.2f}")
+        print(
+            f"{k:>4} {result.env_steps[k]:>10} {result.mean_return[k]:>8.2f} {result.mean_success[k]:>8.2f} "
+            f"{result.eval_success[k].mean():>13.2f}"
+        )
     args.output.mkdir(parents=True, exist_ok=True)
-    name = f"{args.algo}_{args.env.split('/')[-1]}_kl{args.kl_coef}_seed{args.seed}"
-    np.savez(args.output / f"{name}.npz", returns=result.returns, success=result.success,
-             eval_success=result.eval_success, env_steps=result.env_steps, train_time=train_time)
-    model.save(args.output / name)
+    name = f"{args.algo}_{args.env.split('/')[-1]}_kl{args.kl_coef}_seed{args.seed}{args.tag}"
+    np.savez(
+        args.output / f"{name}.npz",
+        returns=result.returns,
+        success=result.success,
+        eval_success=result.eval_success,
+        env_steps=result.env_steps,
+        train_time=train_time,
+    )
+    model.save(args.output / f"{name}.zip")
 
 
 if __name__ == "__main__":

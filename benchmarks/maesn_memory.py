@@ -57,16 +57,24 @@ def measure(episodes: int, n_tasks: int) -> dict[str, float]:
 
     th.set_num_threads(1)
     gym.register("bench/AntSized-v0", entry_point=AntSizedTaskEnv, max_episode_steps=HORIZON)
-    env = make_meta_vec_env("bench/AntSized-v0", n_tasks=n_tasks, envs_per_task=episodes, latent_dim=2, seed=0)
+    env = make_meta_vec_env(
+        "bench/AntSized-v0", n_tasks=n_tasks, envs_per_task=episodes, latent_dim=2, seed=0
+    )
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     MAESN("MlpPolicy", env, seed=0).learn(1)  # one meta-iteration: two phases and the TRPO update
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"episodes": episodes, "steps_per_phase": n_tasks * episodes * HORIZON, "peak_mb": peak,
-            "before_mb": before}
+    return {
+        "episodes": episodes,
+        "steps_per_phase": n_tasks * episodes * HORIZON,
+        "peak_mb": peak,
+        "before_mb": before,
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--n-tasks", type=int, default=20)
     parser.add_argument("--episodes", type=int, nargs="+", default=[12, 25, 50])
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
@@ -76,16 +84,26 @@ def main() -> None:
         return
     rows = []
     for episodes in args.episodes:
-        out = subprocess.run([sys.executable, __file__, "--child", str(episodes), "--n-tasks", str(args.n_tasks)],
-                             check=True, capture_output=True, text=True).stdout
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", str(episodes), "--n-tasks", str(args.n_tasks)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         rows.append(json.loads(out.strip().splitlines()[-1]))
-    print(f"MAESN peak resident memory, one meta-iteration, obs {OBS_DIM}, actions {ACTION_DIM}, "
-          f"horizon {HORIZON}, {args.n_tasks} tasks")
-    print(f"{'episodes/task':>13} {'steps/phase':>12} {'after setup MB':>15} {'peak MB':>9} {'MB per 1k steps':>16}")
+    print(
+        f"MAESN peak resident memory, one meta-iteration, obs {OBS_DIM}, actions {ACTION_DIM}, "
+        f"horizon {HORIZON}, {args.n_tasks} tasks"
+    )
+    print(
+        f"{'episodes/task':>13} {'steps/phase':>12} {'after setup MB':>15} {'peak MB':>9} {'MB per 1k steps':>16}"
+    )
     for row in rows:
         growth = (row["peak_mb"] - row["before_mb"]) / (row["steps_per_phase"] / 1000)
-        print(f"{row['episodes']:>13} {row['steps_per_phase']:>12} {row['before_mb']:>15.0f} "
-              f"{row['peak_mb']:>9.0f} {growth:>16.2f}")
+        print(
+            f"{row['episodes']:>13} {row['steps_per_phase']:>12} {row['before_mb']:>15.0f} "
+            f"{row['peak_mb']:>9.0f} {growth:>16.2f}"
+        )
     print(f"target: peak < 2048 MB at {args.n_tasks} x 50 x {HORIZON}")
 
 

@@ -103,7 +103,9 @@ def test_policy_only_save_load(tmp_path):
     obs = model.env.reset()
     model.policy.save(tmp_path / "policy.pth")
     policy = type(model.policy).load(tmp_path / "policy.pth")
-    np.testing.assert_allclose(policy.predict(obs, deterministic=True)[0], model.policy.predict(obs, deterministic=True)[0])
+    np.testing.assert_allclose(
+        policy.predict(obs, deterministic=True)[0], model.policy.predict(obs, deterministic=True)[0]
+    )
 
 
 def test_set_env():
@@ -307,7 +309,9 @@ def test_meta_gradient_wrt_step_sizes_matches_finite_differences():
     loss = post_loss()
     grads = th.autograd.grad(loss, [latents.step_size_mean, latents.step_size_log_std, latents.means])
     eps = 1e-6
-    for param, grad in zip([latents.step_size_mean, latents.step_size_log_std, latents.means], grads, strict=True):
+    for param, grad in zip(
+        [latents.step_size_mean, latents.step_size_log_std, latents.means], grads, strict=True
+    ):
         flat = param.data.view(-1)
         for i in range(flat.numel()):
             flat[i] += eps
@@ -323,7 +327,9 @@ def test_latent_kl_to_the_prior():
     expected = sum(
         np.log(1 / s) + (s**2 + m**2) / 2 - 0.5 for m, s in zip([0.5, -1.0], [2.0, 1.0], strict=True)
     )
-    np.testing.assert_allclose(latent_kl(mean, log_std, th.zeros(()), th.zeros(())).item(), expected, rtol=1e-6)
+    np.testing.assert_allclose(
+        latent_kl(mean, log_std, th.zeros(()), th.zeros(())).item(), expected, rtol=1e-6
+    )
     assert latent_kl(mean, log_std, mean, log_std).item() == pytest.approx(0.0, abs=1e-7)
 
 
@@ -366,8 +372,15 @@ def test_inner_step_improves_return_on_point_nav(tmp_path):
     from stable_baselines3.common.logger import configure
 
     tasks = TaskSet.from_env(ENV_ID, n_train=20, n_test=0, seed=0)
-    env = make_meta_vec_env(ENV_ID, n_tasks=10, envs_per_task=10, latent_dim=2, seed=0, tasks=tasks,
-                            env_kwargs={"max_episode_steps": 20})
+    env = make_meta_vec_env(
+        ENV_ID,
+        n_tasks=10,
+        envs_per_task=10,
+        latent_dim=2,
+        seed=0,
+        tasks=tasks,
+        env_kwargs={"max_episode_steps": 20},
+    )
     model = MAESN("MlpPolicy", env, task_set=tasks, seed=0)
     model.set_logger(configure(str(tmp_path), ["csv"]))
     model.learn(16 * 2 * 100 * 20)
@@ -376,3 +389,18 @@ def test_inner_step_improves_return_on_point_nav(tmp_path):
     post = [float(row["rollout/post_update_return"]) for row in rows]
     assert len(post) == 16
     assert np.mean(post) > np.mean(pre)
+
+
+def test_inner_step_on_a_reward_from_info():
+    from maesn_sb3.common import collect_episodes
+
+    env = small_env()
+    batch, _ = collect_episodes(env, small_model().policy, 1, reward_key="sparse_reward")
+    assert batch.info_rewards.shape == batch.rewards.shape
+    assert set(np.unique(batch.info_rewards)) <= {0.0, 1.0} and batch.rewards.min() < 0  # dense env reward
+    model = MAESN("MlpPolicy", env, n_train_tasks=6, seed=0, inner_reward_key="sparse_reward").learn(200)
+    assert model.num_timesteps >= 200
+    with pytest.raises(KeyError, match="not_in_info"):
+        MAESN("MlpPolicy", small_env(), n_train_tasks=6, inner_reward_key="not_in_info").learn(100)
+    with pytest.raises(TypeError, match="inner_reward_key"):
+        MAESN("MlpPolicy", small_env(), inner_reward_key=3)

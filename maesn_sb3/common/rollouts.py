@@ -43,7 +43,8 @@ class EpisodeBatch:
     """Episodes stored time-major and padded: arrays of shape ``(T, n_episodes, ...)``.
 
     ``mask[t, e]`` is True where step ``t`` belongs to episode ``e``; ``task_slot[e]`` is the
-    MetaTaskVecEnv slot the episode ran on.
+    MetaTaskVecEnv slot the episode ran on; ``info_rewards`` holds ``info[reward_key]`` per step when
+    collected with a ``reward_key``.
     """
 
     observations: Obs
@@ -52,6 +53,7 @@ class EpisodeBatch:
     mask: np.ndarray
     task_slot: np.ndarray
     success: np.ndarray
+    info_rewards: np.ndarray | None = None
 
     @property
     def n_episodes(self) -> int:
@@ -88,6 +90,7 @@ def collect_episodes(
     n_rounds: int,
     deterministic: bool = False,
     on_step: Callable[[dict[str, Any]], bool] | None = None,
+    reward_key: str | None = None,
 ) -> tuple[EpisodeBatch, bool]:
     """Run ``n_rounds`` rounds; in each, every sub-env plays exactly one episode from a fresh reset.
 
@@ -96,6 +99,7 @@ def collect_episodes(
 
     :param on_step: called after every vectorised step with ``{"infos", "dones", "n_steps"}``;
         returning False stops collection early (the partial batch is then returned with False).
+    :param reward_key: also record ``info[reward_key]`` of every step (e.g. a second reward).
     :return: the batch and whether collection ran to the end.
     """
     n_envs = venv.num_envs
@@ -107,7 +111,7 @@ def collect_episodes(
         obs = venv.reset()
         active = np.ones(n_envs, dtype=bool)
         success = np.zeros(n_envs, dtype=bool)
-        steps_obs, steps_actions, steps_rewards, steps_mask = [], [], [], []
+        steps_obs, steps_actions, steps_rewards, steps_mask, steps_info = [], [], [], [], []
         while active.any():
             with th.no_grad():
                 actions = policy.get_distribution(obs_as_tensor(obs, policy.device)).get_actions(
@@ -120,6 +124,12 @@ def collect_episodes(
             steps_actions.append(actions)
             steps_rewards.append(rewards.astype(np.float32))
             steps_mask.append(active.copy())
+            if reward_key is not None:
+                if reward_key not in infos[0]:
+                    raise KeyError(
+                        f"reward_key {reward_key!r} is not in the step info (keys: {sorted(infos[0])})"
+                    )
+                steps_info.append(np.array([info[reward_key] for info in infos], dtype=np.float32))
             finished = np.flatnonzero(dones & active)
             for i in finished:
                 success[i] = bool(infos[i].get("is_success", False))
@@ -139,7 +149,10 @@ def collect_episodes(
         mask = np.stack(steps_mask)
         if not completed:
             success &= ~mask[-1]  # episodes cut short by the stop did not succeed
-        rounds.append((stacked_obs, np.stack(steps_actions), np.stack(steps_rewards), mask, success))
+        info_rewards = np.stack(steps_info) if reward_key is not None else None
+        rounds.append(
+            (stacked_obs, np.stack(steps_actions), np.stack(steps_rewards), mask, success, info_rewards)
+        )
         if not completed:
             break
     horizon = max(r[3].shape[0] for r in rounds)
@@ -159,5 +172,6 @@ def collect_episodes(
         mask=join(3),
         task_slot=np.tile(venv.task_indices, len(rounds)),
         success=np.concatenate([r[4] for r in rounds]),
+        info_rewards=join(5) if reward_key is not None else None,
     )
     return batch, completed

@@ -18,7 +18,8 @@ class PointNav2DEnv(gym.Env):
     never appears in the observation (the point's position). Rewards: ``"dense"`` is the negative
     distance to the goal, ``"sparse"`` is 1 inside ``goal_radius`` of the goal and 0 elsewhere.
     ``info["is_success"]`` is True once the goal has been reached in the episode; ``info["distance"]``
-    is the current distance. The horizon comes from ``max_episode_steps`` (50 when registered).
+    is the current distance and ``info["sparse_reward"]`` the sparse reward whatever ``reward_type``
+    is. The horizon comes from ``max_episode_steps`` (50 when registered).
 
     Tasks are dicts ``{"goal": array of shape (2,)}``.
 
@@ -104,11 +105,13 @@ class PointNav2DEnv(gym.Env):
         distance = (dx * dx + dy * dy) ** 0.5
         inside = distance <= self.goal_radius
         self._reached = self._reached or inside
-        if self.sparse:
-            reward = 1.0 if inside else 0.0
-        else:
-            reward = -float(distance)
-        info = {"distance": float(distance), "is_success": bool(self._reached)}
+        sparse_reward = 1.0 if inside else 0.0
+        reward = sparse_reward if self.sparse else -float(distance)
+        info = {
+            "distance": float(distance),
+            "is_success": bool(self._reached),
+            "sparse_reward": sparse_reward,
+        }
         return self._position.astype(np.float32), reward, False, False, info
 
     def render(self) -> np.ndarray | None:

@@ -109,6 +109,9 @@ class MAESN(BaseAlgorithm):
     :param inner_lr: initial value of the inner step sizes.
     :param learn_step_sizes: meta-train the step sizes.
     :param inner_steps: inner gradient steps on the latent.
+    :param inner_reward_key: take the inner step's rewards from ``info[inner_reward_key]`` instead of the
+        env's reward, e.g. ``"sparse_reward"`` to meta-train the adaptation on the sparse reward it will
+        meet at test time while the outer update keeps the dense reward (None: the env's reward).
     :param kl_coef: weight of the KL of the pre-update latents to the prior.
     :param max_kl: TRPO's limit on the mean KL of a step.
     :param gamma: discount factor.
@@ -146,6 +149,7 @@ class MAESN(BaseAlgorithm):
         inner_lr: float = 1.0,
         learn_step_sizes: bool = True,
         inner_steps: int = 1,
+        inner_reward_key: str | None = None,
         kl_coef: float = 0.1,
         max_kl: float = 0.01,
         gamma: float = 0.99,
@@ -169,7 +173,8 @@ class MAESN(BaseAlgorithm):
         if env is not None and not isinstance(env, MetaTaskVecEnv):
             raise TypeError(
                 "env must be a MetaTaskVecEnv whose sub-envs carry a LatentWrapper, got "
-                f"{type(env).__name__}; build one with maesn_sb3.make_meta_vec_env(env_id, n_tasks, envs_per_task, latent_dim=2)"
+                f"{type(env).__name__}; build one with maesn_sb3.make_meta_vec_env(env_id, n_tasks, "
+                "envs_per_task, latent_dim=2)"
             )
         if env is not None and not env.has_latent:
             raise ValueError(
@@ -200,6 +205,9 @@ class MAESN(BaseAlgorithm):
         self.inner_lr = _finite("inner_lr", inner_lr, 0.0)
         self.learn_step_sizes = bool(learn_step_sizes)
         self.inner_steps = _positive_int("inner_steps", inner_steps)
+        if inner_reward_key is not None and not isinstance(inner_reward_key, str):
+            raise TypeError(f"inner_reward_key must be a str or None, got {inner_reward_key!r}")
+        self.inner_reward_key = inner_reward_key
         self.kl_coef = _finite("kl_coef", kl_coef, 0.0)
         self.max_kl = _finite("max_kl", max_kl, 0.0, strict=True)
         self.gamma = _finite("gamma", gamma, 0.0)
@@ -293,6 +301,7 @@ class MAESN(BaseAlgorithm):
         n_rounds: int,
         callback: BaseCallback | None = None,
         deterministic: bool = False,
+        reward_key: str | None = None,
     ) -> tuple[EpisodeBatch, bool]:
         """Push the latent distributions to the env's slots and sample ``n_rounds`` rounds."""
         std = np.zeros_like(mean.cpu().numpy()) if deterministic else th.exp(log_std).detach().cpu().numpy()
@@ -308,7 +317,7 @@ class MAESN(BaseAlgorithm):
                 callback.update_locals(step)
                 return callback.on_step()
 
-        batch, completed = collect_episodes(env, self.policy, n_rounds, deterministic, on_step)
+        batch, completed = collect_episodes(env, self.policy, n_rounds, deterministic, on_step, reward_key)
         if callback is not None:
             callback.on_rollout_end()
         return batch, completed
@@ -319,7 +328,8 @@ class MAESN(BaseAlgorithm):
         Advantages use the linear feature baseline on the state without the latent (a baseline that
         saw ``z`` would bias the latent's gradient) and are centred and normalised per task.
         """
-        returns = discounted_returns(batch.rewards, batch.mask, self.gamma)
+        rewards = batch.rewards if batch.info_rewards is None else batch.info_rewards
+        returns = discounted_returns(rewards, batch.mask, self.gamma)
         states = state_features(batch.observations, self.latent_dim)
         values = self._baseline.fit_predict(states, returns, batch.mask, batch.task_slot, n_tasks)
         first = (returns[0] - values[0]).astype(np.float64)
@@ -388,7 +398,9 @@ class MAESN(BaseAlgorithm):
             mean, log_std = self.latents.means[index], self.latents.log_stds[index]
         z_pre = adv_pre = None
         if self._has_inner_phase:
-            pre, completed = self._sample(env, mean, log_std, rounds, callback)
+            pre, completed = self._sample(
+                env, mean, log_std, rounds, callback, reward_key=self.inner_reward_key
+            )
             if not completed:
                 return False
             z_pre, adv_pre = self._latent_advantages(pre, n_tasks)
@@ -601,7 +613,12 @@ class MAESN(BaseAlgorithm):
                 z, advantages = self._latent_advantages(batch, n_tasks)
                 with th.no_grad():
                     mean, log_std = self.latents.inner_update(
-                        mean, log_std, z, advantages, scale=0.5**iteration, step_sizes=step_sizes,
+                        mean,
+                        log_std,
+                        z,
+                        advantages,
+                        scale=0.5**iteration,
+                        step_sizes=step_sizes,
                         natural=natural_gradient,
                     )
         self.adapted_latent_mean = mean.cpu().numpy()
