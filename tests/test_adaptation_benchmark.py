@@ -1,0 +1,192 @@
+"""The PPO baselines (multi-task PPO, fine-tuning, from scratch) and the paper-style adaptation benchmark."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch as th
+from stable_baselines3 import PPO
+
+from maesn_sb3 import MultiTaskPPO, TaskSet, make_meta_vec_env, ppo_from_scratch
+from maesn_sb3.baselines import TaskResamplingCallback, finetune_ppo
+
+ENV_ID = "maesn_sb3/PointNav2D-v0"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_benchmark():
+    spec = importlib.util.spec_from_file_location(
+        "adaptation_benchmark", ROOT / "benchmarks" / "adaptation.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # the process pool pickles run_cell by module name
+    spec.loader.exec_module(module)
+    return module
+
+
+def env(tasks, n_tasks=2, envs_per_task=2, seed=0, **kwargs):
+    return make_meta_vec_env(
+        ENV_ID,
+        n_tasks=n_tasks,
+        envs_per_task=envs_per_task,
+        seed=seed,
+        tasks=tasks,
+        env_kwargs={"max_episode_steps": 10, **kwargs},
+    )
+
+
+TASKS = TaskSet.from_env(ENV_ID, n_train=8, n_test=2, seed=0)
+
+
+# -- baselines ------------------------------------------------------------------------------------
+def test_task_resampling_callback_draws_training_tasks_at_every_rollout():
+    seen = []
+
+    class Record(TaskResamplingCallback):
+        def _on_rollout_start(self) -> None:
+            super()._on_rollout_start()
+            seen.append([float(t["goal"][0]) for t in self.training_env.tasks])
+
+    venv = env(TASKS)
+    PPO("MlpPolicy", venv, n_steps=10, batch_size=20, seed=0).learn(120, callback=Record(TASKS.train, seed=0))
+    assert len(seen) == 3 and len({tuple(s) for s in seen}) == 3
+    assert {g for s in seen for g in s} <= {float(t["goal"][0]) for t in TASKS.train}
+    with pytest.raises(ValueError, match="tasks"):
+        TaskResamplingCallback([])
+
+
+def test_ppo_from_scratch_matches_the_adaptation_budget_and_is_reproducible():
+    sparse = {"reward_type": "sparse"}
+    first = ppo_from_scratch(
+        env(TASKS.test, seed=1, **sparse), n_iterations=2, episodes_per_iteration=4, seed=0
+    )
+    second = ppo_from_scratch(
+        env(TASKS.test, seed=1, **sparse), n_iterations=2, episodes_per_iteration=4, seed=0
+    )
+    assert first.returns.shape == first.success.shape == (3, 2)
+    np.testing.assert_array_equal(first.env_steps, [40, 80, 120])  # 4 episodes x 10 steps per iteration
+    np.testing.assert_array_equal(first.returns, second.returns)
+    assert np.all((first.success >= 0) & (first.success <= 1))
+    with pytest.raises(ValueError, match="episodes_per_iteration"):
+        ppo_from_scratch(env(TASKS.test), n_iterations=1, episodes_per_iteration=3)
+    with pytest.raises(TypeError, match="MetaTaskVecEnv"):
+        ppo_from_scratch(PPO("MlpPolicy", ENV_ID).get_env(), n_iterations=1)
+
+
+def test_multitask_ppo_learns_saves_and_finetunes_copies(tmp_path):
+    model = MultiTaskPPO("MlpPolicy", env(TASKS), task_set=TASKS, n_steps=10, batch_size=20, seed=0).learn(80)
+    weights = th.nn.utils.parameters_to_vector(model.policy.parameters()).clone()
+    curve = model.adapt(env(TASKS.test, seed=2), n_iterations=1, episodes_per_iteration=2)
+    assert curve.returns.shape == (2, 2)
+    th.testing.assert_close(th.nn.utils.parameters_to_vector(model.policy.parameters()), weights)
+    model.save(tmp_path / "mt")
+    loaded = MultiTaskPPO.load(tmp_path / "mt", env=env(TASKS))
+    assert len(loaded.task_set.train) == 8
+    obs = loaded.env.reset()
+    np.testing.assert_allclose(
+        loaded.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0]
+    )
+    with pytest.raises(TypeError, match="PPO"):
+        finetune_ppo("not a model", env(TASKS.test), n_iterations=1)
+
+
+def test_finetuning_starts_from_the_pretrained_policy():
+    """Iteration 0 of fine-tuning plays the pre-trained policy: a policy trained to go to the goal does
+    better there than a fresh one on the same sparse task."""
+    goal = [{"goal": np.array([0.0, 0.5])}]
+    trained = MultiTaskPPO(
+        "MlpPolicy",
+        env(goal * 2, n_tasks=2, envs_per_task=4),
+        task_set=TaskSet(train=goal, test=[]),
+        n_steps=10,
+        batch_size=40,
+        seed=0,
+        learning_rate=3e-3,
+    ).learn(12_000)
+    sparse = env(goal, n_tasks=1, envs_per_task=8, seed=3, reward_type="sparse")
+    tuned = finetune_ppo(trained, sparse, n_iterations=0, episodes_per_iteration=8, seed=0)
+    fresh = ppo_from_scratch(
+        env(goal, n_tasks=1, envs_per_task=8, seed=3, reward_type="sparse"), 0, 8, seed=0
+    )
+    print(f"success at iteration 0: fine-tuned {tuned.success[0, 0]:.2f}, fresh {fresh.success[0, 0]:.2f}")
+    assert tuned.success[0, 0] > fresh.success[0, 0] + 0.3
+
+
+# -- statistics -----------------------------------------------------------------------------------
+def test_iqm_and_bootstrap():
+    bench = load_benchmark()
+    assert bench.iqm(np.arange(8.0)) == pytest.approx(np.mean([2, 3, 4, 5]))
+    assert bench.iqm(np.array([0.0, 1, 1, 1, 1, 1, 1, 100])) == pytest.approx(1.0)  # robust to outliers
+    scores = np.random.default_rng(0).uniform(size=(3, 10))
+    low, high = bench.bootstrap_ci(scores)
+    assert low < bench.iqm(scores) < high
+    narrow = bench.bootstrap_ci(np.full((3, 10), 0.4))
+    assert narrow == pytest.approx((0.4, 0.4))
+    assert bench.bootstrap_ci(scores, seed=1) == bench.bootstrap_ci(scores, seed=1)
+
+
+# -- the benchmark end to end ---------------------------------------------------------------------
+def test_benchmark_runs_resumes_and_reports(tmp_path, capsys):
+    bench = load_benchmark()
+    out = tmp_path / "run"
+    args = [
+        "--tier",
+        "quick",
+        "--methods",
+        "maesn",
+        "scratch",
+        "--seeds",
+        "0",
+        "1",
+        "--test-tasks",
+        "2",
+        "--adapt-iterations",
+        "1",
+        "--adapt-episodes",
+        "20",
+        "--budget-scale",
+        "0.004",
+        "--speed-steps",
+        "0",
+        "--workers",
+        "1",
+        "--output",
+        str(out),
+    ]
+    assert bench.main(args) == 0
+    with (out / "adaptation.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert tuple(rows[0]) == bench.FIELDS
+    assert len(rows) == 2 * 2 * 2 * 2  # methods x seeds x tasks x iterations
+    steps = {(r["method"], r["iteration"]): int(r["env_steps"]) for r in rows}
+    assert steps[("maesn", "1")] == steps[("scratch", "1")] == 2 * 20 * 50  # the same budget for all
+    table = (out / "adaptation.md").read_text()
+    assert "| MAESN | 2 |" in table and "| PPO from scratch | 2 |" in table
+    assert (out / "adaptation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # resume: finished cells are skipped; a lost cell is run again
+    capsys.readouterr()
+    assert bench.main(args) == 0
+    assert "4 cells already done, 0 to run" in capsys.readouterr().out
+    kept = [r for r in rows if not (r["method"] == "scratch" and r["seed"] == "1")]
+    with (out / "adaptation.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=bench.FIELDS)
+        writer.writeheader()
+        writer.writerows(kept)
+    assert bench.main(args) == 0
+    assert "3 cells already done, 1 to run" in capsys.readouterr().out
+    with (out / "adaptation.csv").open() as f:
+        again = list(csv.DictReader(f))
+    redone = [r for r in again if r["method"] == "scratch" and r["seed"] == "1"]
+    original = [r for r in rows if r["method"] == "scratch" and r["seed"] == "1"]
+    assert sorted(map(str, redone)) == sorted(map(str, original))  # same seed, same rows
+
+    other = list(args)
+    other[other.index("--adapt-iterations") + 1] = "2"
+    with pytest.raises(SystemExit):  # another setting in the same folder is refused
+        bench.main(other)
