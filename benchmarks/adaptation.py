@@ -417,6 +417,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--test-tasks", type=int, default=None)
+    parser.add_argument("--n-tasks", type=int, default=None, help="tasks per meta-iteration")
+    parser.add_argument("--envs-per-task", type=int, default=None, help="episodes per task and phase")
     parser.add_argument("--adapt-iterations", type=int, default=None)
     parser.add_argument("--adapt-episodes", type=int, default=None)
     parser.add_argument("--budget-scale", type=float, default=1.0, help="multiply every meta-training budget")
@@ -433,15 +435,18 @@ def main(argv: list[str] | None = None) -> int:
     tier = dict(TIERS[args.tier])
     if args.env:
         tier["env_id"] = args.env
-    for key, value in (
-        ("n_test_tasks", args.test_tasks),
-        ("adapt_iterations", args.adapt_iterations),
-        ("adapt_episodes", args.adapt_episodes),
-        ("speed_steps", args.speed_steps),
+    for key, flag, minimum in (
+        ("n_test_tasks", "test_tasks", 1),
+        ("n_tasks", "n_tasks", 1),
+        ("envs_per_task", "envs_per_task", 1),
+        ("adapt_iterations", "adapt_iterations", 0),
+        ("adapt_episodes", "adapt_episodes", 1),
+        ("speed_steps", "speed_steps", 0),
     ):
+        value = getattr(args, flag)
         if value is not None:
-            if value < (0 if key in ("adapt_iterations", "speed_steps") else 1):
-                parser.error(f"--{key.replace('_', '-')} is out of range: {value}")
+            if value < minimum:
+                parser.error(f"--{flag.replace('_', '-')} must be >= {minimum}, got {value}")
             tier[key] = value
     if not args.budget_scale > 0:
         parser.error(f"--budget-scale must be > 0, got {args.budget_scale}")
