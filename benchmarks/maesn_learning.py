@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--adapt-episodes", type=int, default=20)
     parser.add_argument("--inner-lr", type=float, default=1.0)
     parser.add_argument("--kl-coef", type=float, default=0.1)
-    parser.add_argument("--no-ortho-init", action="store_true", help="PyTorch's default init, not SB3's")
+    parser.add_argument("--ortho-init", action="store_true", help="SB3's orthogonal init instead of PyTorch's")
     parser.add_argument("--natural-gradient", action="store_true", help="adapt with natural-gradient steps")
     parser.add_argument("--tag", default="", help="suffix of the result files")
     parser.add_argument("--inner-reward-key", default=None, help="e.g. sparse_reward: inner step on it")
@@ -56,7 +56,7 @@ def main() -> None:
         tasks=tasks,
         env_kwargs={"reward_type": "dense"},
     )
-    algo_kwargs = {"kl_coef": args.kl_coef, "policy_kwargs": {"ortho_init": not args.no_ortho_init}}
+    algo_kwargs = {"kl_coef": args.kl_coef, "policy_kwargs": {"ortho_init": args.ortho_init}}
     if args.algo == "maesn":
         algo_kwargs.update(inner_lr=args.inner_lr, inner_reward_key=args.inner_reward_key)
     algo = MAESN if args.algo == "maesn" else LSBaseline

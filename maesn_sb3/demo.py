@@ -1,9 +1,10 @@
 """``make demo``: meta-train MAESN on the 2D point task, then adapt it to held-out sparse-reward goals.
 
 MAESN meta-trains a latent-conditioned policy and one latent distribution per training goal with
-the dense reward (20 goals x 20 episodes per meta-iteration). On held-out goals it is given only the
-sparse reward (1 inside the goal's radius, else 0): starting from the prior N(0, I), it explores by
-sampling latents and adapts only the latent distribution, a few policy-gradient steps.
+the dense reward (20 goals x 20 episodes per meta-iteration), its inner step seeing the sparse
+reward. On held-out goals it is given only the sparse reward (1 inside the goal's radius, else 0):
+starting from the prior N(0, I), it explores by sampling latents and adapts only the latent
+distribution, a few policy-gradient steps.
 
 Prints the adaptation table and writes a plot of the curve and of the exploration it learned.
 Run with ``python -m maesn_sb3.demo [--timesteps N] [--output-dir demo_output] [--seed 0]``.
@@ -31,7 +32,8 @@ def train(timesteps: int, tasks: TaskSet, seed: int, progress_bar: bool) -> MAES
     env = make_meta_vec_env(
         ENV_ID, n_tasks=20, envs_per_task=20, latent_dim=LATENT_DIM, seed=seed, tasks=tasks
     )
-    model = MAESN("MlpPolicy", env, task_set=tasks, seed=seed)
+    # the inner step learns from the sparse reward the env reports beside the dense one, as at test time
+    model = MAESN("MlpPolicy", env, task_set=tasks, seed=seed, inner_reward_key="sparse_reward")
     return model.learn(timesteps, progress_bar=progress_bar)
 
 
@@ -40,7 +42,7 @@ def adapt(model: MAESN, tasks: TaskSet, iterations: int, seed: int) -> Adaptatio
     env = make_meta_vec_env(
         ENV_ID,
         n_tasks=len(tasks.test),
-        envs_per_task=20,
+        envs_per_task=50,
         latent_dim=LATENT_DIM,
         seed=seed + 1,
         tasks=tasks.test,
@@ -121,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--timesteps", type=int, default=6_000_000, help="meta-training env steps")
+    parser.add_argument("--timesteps", type=int, default=4_000_000, help="meta-training env steps")
     parser.add_argument("--test-tasks", type=int, default=20, help="held-out goals to adapt to")
     parser.add_argument("--adapt-iterations", type=int, default=5)
     parser.add_argument("--output-dir", default="demo_output", help="folder for the plot and the model")
@@ -144,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         f"in {time.perf_counter() - start:.0f} s"
     )
     result = adapt(model, tasks, args.adapt_iterations, args.seed)
-    print(f"\nadaptation to {len(tasks.test)} held-out goals, sparse reward, 20 episodes per iteration\n")
+    print(f"\nadaptation to {len(tasks.test)} held-out goals, sparse reward, 50 episodes per iteration\n")
     print(format_table(result))
     os.makedirs(args.output_dir, exist_ok=True)
     model.save(os.path.join(args.output_dir, "maesn_point_nav"))
