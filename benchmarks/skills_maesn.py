@@ -19,7 +19,7 @@ variant's low-level steps count).
 
 Usage::
 
-    python benchmarks/skills_maesn.py                         # defaults below, ~10 min on one core
+    python benchmarks/skills_maesn.py                         # 3 seeds x 3 variants, ~15 min on one core
     python benchmarks/skills_maesn.py --timesteps 200000 --variants maesn skills
 
 Figures and results: see the end of this docstring (filled in from a run) and
@@ -126,7 +126,7 @@ def build_env(
     return make_meta_vec_env(ENV_ID, **common)
 
 
-def run_variant(variant: str, tasks: TaskSet, args: argparse.Namespace) -> dict[str, Any]:
+def run_variant(variant: str, tasks: TaskSet, args: argparse.Namespace, seed: int) -> dict[str, Any]:
     ctx: dict[str, Any] = {
         "skill_steps": args.skill_steps,
         "mixed_skills": args.mixed_skills,
@@ -135,16 +135,16 @@ def run_variant(variant: str, tasks: TaskSet, args: argparse.Namespace) -> dict[
     out: dict[str, Any] = {}
     start = time.perf_counter()
     if variant == "skills":
-        ctx["low"], out["diayn_accuracy"] = train_skills(args.skills, args.diayn_timesteps, args.seed)
+        ctx["low"], out["diayn_accuracy"] = train_skills(args.skills, args.diayn_timesteps, seed)
         out["diayn_env_steps"] = args.diayn_timesteps
         out["diayn_seconds"] = round(time.perf_counter() - start, 1)
     if variant == "mixed":
         space = SkillWrapper(gym.make(ENV_ID), n_skills=args.mixed_skills).observation_space
         ctx["disc"] = SkillDiscriminator(
-            space, args.mixed_skills, features=[0, 1], net_arch=(64, 64), learning_rate=1e-3, seed=args.seed
+            space, args.mixed_skills, features=[0, 1], net_arch=(64, 64), learning_rate=1e-3, seed=seed
         )
-    env = build_env(variant, tasks.train[: args.n_tasks], args.episodes, "dense", args.seed, ctx)
-    model = MAESN("MlpPolicy", env, task_set=tasks, seed=args.seed)
+    env = build_env(variant, tasks.train[: args.n_tasks], args.episodes, "dense", seed, ctx)
+    model = MAESN("MlpPolicy", env, task_set=tasks, seed=seed)
     start = time.perf_counter()
     budget = args.timesteps // args.skill_steps if variant == "skills" else args.timesteps
     model.learn(budget, callback=SkillRewardCallback() if variant == "mixed" else None)
@@ -153,10 +153,10 @@ def run_variant(variant: str, tasks: TaskSet, args: argparse.Namespace) -> dict[
     if variant == "mixed":
         out["discriminator_updates"] = ctx["disc"].n_updates
 
-    test_env = build_env(variant, tasks.test, args.adapt_episodes, "sparse", args.seed + 1, ctx)
+    test_env = build_env(variant, tasks.test, args.adapt_episodes, "sparse", seed + 1, ctx)
     counter = EnvStepCounter(test_env)
     result = model.adapt(
-        test_env, n_iterations=args.adapt_iterations, seed=args.seed + 1, evaluate=False,
+        test_env, n_iterations=args.adapt_iterations, seed=seed + 1, evaluate=False,
         natural_gradient=args.natural_gradient, callback=counter,
     )  # fmt: skip
     out["adapt_env_steps"] = counter.steps
@@ -187,7 +187,7 @@ def main() -> None:
         "--vanilla-gradient", dest="natural_gradient", action="store_false",
         help="adapt with the vanilla latent gradient (default: natural gradient)",
     )  # fmt: skip
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="one full run per seed")
     parser.add_argument(
         "--output", type=Path, default=Path(__file__).parent / "results" / "skills_maesn.json"
     )
@@ -196,25 +196,35 @@ def main() -> None:
         parser.error(f"--skill-steps must divide the horizon 50 (equal env steps), got {args.skill_steps}")
     th.set_num_threads(1)
 
-    tasks = TaskSet.from_env(ENV_ID, n_train=100, n_test=args.test_tasks, seed=args.seed)
     results: dict[str, Any] = {
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     }
-    for variant in args.variants:
-        results[variant] = run_variant(variant, tasks, args)
-        summary = {
-            k: v for k, v in results[variant].items() if k not in ("success", "return", "adapt_env_steps")
-        }
-        print(f"{variant}: {json.dumps(summary)}", flush=True)
+    success: dict[str, list[list[float]]] = {v: [] for v in args.variants}
+    reference = None
+    for seed in args.seeds:
+        tasks = TaskSet.from_env(ENV_ID, n_train=100, n_test=args.test_tasks, seed=seed)
+        results[f"seed{seed}"] = runs = {}
+        for variant in args.variants:
+            runs[variant] = run_variant(variant, tasks, args, seed)
+            success[variant].append(runs[variant]["success"])
+            summary = {k: v for k, v in runs[variant].items() if k not in ("return", "adapt_env_steps")}
+            print(f"seed {seed} {variant}: {json.dumps(summary)}", flush=True)
+            if reference is None:
+                reference = runs[variant]["adapt_env_steps"]
+            if runs[variant]["adapt_env_steps"] != reference:
+                raise RuntimeError(
+                    f"unequal adaptation env steps: {runs[variant]['adapt_env_steps']} {reference}"
+                )
 
-    steps = {v: results[v]["adapt_env_steps"] for v in args.variants}
-    reference = steps[args.variants[0]]
-    assert all(s == reference for s in steps.values()), f"unequal adaptation env steps: {steps}"
     print(f"\nadaptation to {args.test_tasks} held-out goals, sparse reward, {args.adapt_episodes} episodes "
-          "per goal and iteration: success rate of the exploration episodes")  # fmt: skip
-    print(f"{'iteration':>9} {'env steps':>10}" + "".join(f" {v:>8}" for v in args.variants))
+          f"per goal and iteration: success rate of the exploration episodes, mean (std) over seeds "
+          f"{args.seeds}")  # fmt: skip
+    print(f"{'iteration':>9} {'env steps':>10}" + "".join(f" {v:>15}" for v in args.variants))
     for k in range(args.adapt_iterations + 1):
-        row = "".join(f" {results[v]['success'][k]:>8.3f}" for v in args.variants)
+        row = "".join(
+            f" {np.mean(np.array(success[v])[:, k]):>7.3f} ({np.std(np.array(success[v])[:, k]):.3f})"
+            for v in args.variants
+        )
         print(f"{k:>9} {reference[k]:>10}{row}")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=1))
