@@ -24,6 +24,7 @@ from wrappers import (
     SkillActionWrapper,
     SkillDiscriminator,
     SkillRewardCallback,
+    SkillVecNormalize,
     SkillWrapper,
     VecSkillReward,
 )
@@ -61,16 +62,29 @@ def latent_skill_wrapper(env: gym.Env) -> gym.Env:
 
 
 # -- SkillActionVecEnv ------------------------------------------------------------------------------
-def test_skill_action_vec_env_matches_the_per_env_wrapper(low_model: SAC) -> None:
+@pytest.mark.parametrize("normalized", [False, True])
+def test_skill_action_vec_env_matches_the_per_env_wrapper(low_model: SAC, normalized: bool) -> None:
     """Batched low level == SkillActionWrapper env by env, with a latent outside, across an episode end."""
     n_envs, skill_steps = 3, 7  # 50 = 7 * 7 + 1: the 8th skill action runs 1 step and ends the episode
+    normalizer = None
+    if normalized:  # the low level trained on normalised observations: both apply the same statistics
+        normalizer = SkillVecNormalize(
+            make_vec_env(ENV_ID, n_envs=1, wrapper_class=SkillWrapper, wrapper_kwargs={"n_skills": 4})
+        )
+        normalizer.obs_rms.mean[:2], normalizer.obs_rms.var[:2] = [0.5, 0.2], [0.3, 2.0]
     venv = make_vec_env(
         ENV_ID, n_envs=n_envs, seed=0, wrapper_class=LatentWrapper, wrapper_kwargs={"latent_dim": 2},
-        vec_env_cls=SkillActionVecEnv, vec_env_kwargs={"model": low_model, "skill_steps": skill_steps},
+        vec_env_cls=SkillActionVecEnv,
+        vec_env_kwargs={"model": low_model, "skill_steps": skill_steps, "obs_normalizer": normalizer},
     )  # fmt: skip
     assert venv.action_space == gym.spaces.Discrete(4)
     assert venv.observation_space.shape == (4,)  # x, y and the latent: the high level sees the latent
-    refs = [LatentWrapper(SkillActionWrapper(gym.make(ENV_ID), low_model, skill_steps), 2) for _ in range(3)]
+    refs = [
+        LatentWrapper(
+            SkillActionWrapper(gym.make(ENV_ID), low_model, skill_steps, obs_normalizer=normalizer), 2
+        )
+        for _ in range(3)
+    ]
     obs = venv.reset()
     ref_obs = np.array([ref.reset(seed=i)[0] for i, ref in enumerate(refs)])
     np.testing.assert_allclose(obs, ref_obs)
