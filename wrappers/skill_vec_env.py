@@ -105,6 +105,9 @@ class SkillActionVecEnv(DummyVecEnv):
     :param deterministic: run the low-level policy deterministically.
     :param obs_normalizer: the ``VecNormalize`` (anything with ``normalize_obs``) the low-level model
         was trained with, or ``None``; its statistics are not updated.
+    :param sum_info_keys: info keys that are per-step rewards too, summed over the skill's env steps
+        like the reward (e.g. ``("sparse_reward",)`` for MAESN's ``inner_reward_key``); other info
+        entries are those of the last env step.
     """
 
     def __init__(
@@ -114,8 +117,12 @@ class SkillActionVecEnv(DummyVecEnv):
         skill_steps: int = 10,
         deterministic: bool = True,
         obs_normalizer: Any = None,
+        sum_info_keys: Sequence[str] = (),
     ) -> None:
         self.skill_steps = _positive_int("skill_steps", skill_steps)
+        if isinstance(sum_info_keys, str) or not all(isinstance(k, str) for k in sum_info_keys):
+            raise TypeError(f"sum_info_keys must be a sequence of str, got {sum_info_keys!r}")
+        self.sum_info_keys = tuple(sum_info_keys)
         if not hasattr(model, "predict") or not hasattr(model, "observation_space"):
             raise TypeError(f"model must be a trained SB3 model (with predict), got {type(model).__name__}")
         if obs_normalizer is not None and not hasattr(obs_normalizer, "normalize_obs"):
@@ -176,6 +183,7 @@ class SkillActionVecEnv(DummyVecEnv):
     def step_wait(self) -> VecEnvStepReturn:
         skills = self.actions
         rewards = np.zeros(self.num_envs)
+        sums = {key: np.zeros(self.num_envs) for key in self.sum_info_keys}
         steps = np.zeros(self.num_envs, dtype=int)
         active = np.ones(self.num_envs, dtype=bool)
         self.buf_dones[:] = False
@@ -187,6 +195,10 @@ class SkillActionVecEnv(DummyVecEnv):
             for action, i in zip(actions, indices, strict=True):
                 obs, reward, terminated, truncated, info = self.envs[i].step(action)
                 rewards[i] += float(reward)
+                for key, total in sums.items():
+                    if key not in info:
+                        raise KeyError(f"sum_info_keys names {key!r}, missing from the info of sub-env {i}")
+                    total[i] += float(info[key])
                 steps[i] += 1
                 info["TimeLimit.truncated"] = truncated and not terminated
                 if terminated or truncated:
@@ -199,6 +211,8 @@ class SkillActionVecEnv(DummyVecEnv):
         for i, info in enumerate(self.buf_infos):
             info["skill"] = int(skills[i])
             info["skill_steps"] = int(steps[i])
+            for key, total in sums.items():
+                info[key] = float(total[i])
         self.buf_rews[:] = rewards
         return self._obs_from_buf(), np.copy(self.buf_rews), np.copy(self.buf_dones), deepcopy(self.buf_infos)
 
@@ -250,8 +264,9 @@ class VecSkillReward(VecEnvWrapper):
         >>> venv = VecSkillReward(venv, disc, extrinsic_coef=1.0, intrinsic_coef=0.1)
         >>> obs = venv.reset()
         >>> obs, rewards, dones, infos = venv.step([[1.0, 0.0], [0.0, 1.0]])
-        >>> sorted(k for k in infos[0] if k.endswith("_reward"))
-        ['extrinsic_reward', 'intrinsic_reward']
+        >>> r_env, r_skill = infos[0]["extrinsic_reward"], infos[0]["intrinsic_reward"]
+        >>> abs(rewards[0] - (r_env + 0.1 * r_skill)) < 1e-6
+        True
 
     :param venv: the VecEnv of skill-wrapped envs.
     :param discriminator: the :class:`wrappers.SkillDiscriminator`.
