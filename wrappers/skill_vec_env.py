@@ -265,7 +265,7 @@ class VecSkillReward(VecEnvWrapper):
         >>> obs = venv.reset()
         >>> obs, rewards, dones, infos = venv.step([[1.0, 0.0], [0.0, 1.0]])
         >>> r_env, r_skill = infos[0]["extrinsic_reward"], infos[0]["intrinsic_reward"]
-        >>> abs(rewards[0] - (r_env + 0.1 * r_skill)) < 1e-6
+        >>> bool(abs(rewards[0] - (r_env + 0.1 * r_skill)) < 1e-6)
         True
 
     :param venv: the VecEnv of skill-wrapped envs.
