@@ -425,6 +425,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--adapt-episodes", type=int, default=None)
     parser.add_argument("--budget-scale", type=float, default=1.0, help="multiply every meta-training budget")
     parser.add_argument(
+        "--budget",
+        nargs="+",
+        default=[],
+        metavar="METHOD=STEPS",
+        help="set meta-training budgets (after the scale)",
+    )
+    parser.add_argument(
         "--speed-steps", type=int, default=None, help="steps per method for speed.json (0: skip)"
     )
     parser.add_argument("--workers", type=int, default=2, help="cells run in parallel (processes)")
@@ -453,6 +460,13 @@ def main(argv: list[str] | None = None) -> int:
     if not args.budget_scale > 0:
         parser.error(f"--budget-scale must be > 0, got {args.budget_scale}")
     tier["budgets"] = {m: max(1, int(b * args.budget_scale)) for m, b in tier["budgets"].items()}
+    for item in args.budget:
+        method, _, steps = item.partition("=")
+        if method not in tier["budgets"] or not steps.isdigit() or int(steps) < 1:
+            parser.error(
+                f"--budget takes METHOD=STEPS with METHOD in {sorted(tier['budgets'])}, got {item!r}"
+            )
+        tier["budgets"][method] = int(steps)
     config = Config(**tier)
     output = (
         args.output or Path("benchmarks/results") / f"adaptation_{args.tier}_{config.env_id.split('/')[-1]}"
