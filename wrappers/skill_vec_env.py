@@ -51,7 +51,7 @@ def _strip_latent(obs: Obs, latent_dim: int) -> Obs:
 
 
 def _outer_latent_wrapper(env: gym.Env) -> LatentWrapper | None:
-    """The env's LatentWrapper if its observation is the env's observation (no later change), else None."""
+    """The outermost LatentWrapper in the wrapper chain of ``env``, or None."""
     while isinstance(env, gym.Wrapper):
         if isinstance(env, LatentWrapper):
             return env
