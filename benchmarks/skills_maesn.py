@@ -41,10 +41,11 @@ Per seed, final iteration: maesn 0.60 / 0.71 / 0.58, skills 0.21 / 0.62 / 0.71, 
   are already the right primitive for a point mass, so skills add no control the task lacks.
 - MAESN over skills explores best before adaptation (iteration 0: 0.29 vs 0.25, with the highest
   seed at 0.37) and beats MAESN on seed 2 (0.71 vs 0.58), but it varies the most between seeds: on seed 0
-  (DIAYN accuracy 0.94, against 0.98 for seeds 1 and 2) it stays near 0.2. A likely cause: ten coarse 10-step
-  skills, pre-trained from the origin only, are too coarse to land inside the 0.2 goal radius reliably. Its meta-training is
-  ~3x faster in wall-clock (26-44 s vs 75-123 s for 2M env steps; the batched low level runs once per env
-  step for all 400 sub-envs, the high level once per 10). Its DIAYN pre-training costs 30k more env steps.
+  (DIAYN accuracy 0.94, against 0.98 for seeds 1 and 2) it stays near 0.2. A likely cause: ten 10-step
+  skills, pre-trained from the origin only, are too coarse to land inside the 0.2 goal radius reliably.
+  Its meta-training is ~3x faster in wall-clock (26-44 s vs 75-123 s for 2M env steps: the batched
+  low level runs once per env step for all 400 sub-envs, the high level once per 10). Its DIAYN
+  pre-training costs 30k more env steps.
   Single-seed probes (seed 0, ``--seeds 0 --variants skills``): 4x the meta-training
   (``--timesteps 8000000``, 114 s) ends at 0.28, and 5-step skills (``--skill-steps 5``) at 0.26,
   against 0.21 with the defaults. Both help a little; neither closes the gap to MAESN (0.60).
