@@ -34,7 +34,9 @@ def main() -> None:
     parser.add_argument("--adapt-episodes", type=int, default=20)
     parser.add_argument("--inner-lr", type=float, default=1.0)
     parser.add_argument("--kl-coef", type=float, default=0.1)
-    parser.add_argument("--ortho-init", action="store_true", help="SB3's orthogonal init instead of PyTorch's")
+    parser.add_argument(
+        "--ortho-init", action="store_true", help="SB3's orthogonal init instead of PyTorch's"
+    )
     parser.add_argument("--natural-gradient", action="store_true", help="adapt with natural-gradient steps")
     parser.add_argument("--tag", default="", help="suffix of the result files")
     parser.add_argument("--inner-reward-key", default=None, help="e.g. sparse_reward: inner step on it")

@@ -95,9 +95,8 @@ def main() -> None:
         f"MAESN peak resident memory, one meta-iteration, obs {OBS_DIM}, actions {ACTION_DIM}, "
         f"horizon {HORIZON}, {args.n_tasks} tasks"
     )
-    print(
-        f"{'episodes/task':>13} {'steps/phase':>12} {'after setup MB':>15} {'peak MB':>9} {'MB per 1k steps':>16}"
-    )
+    header = f"{'episodes/task':>13} {'steps/phase':>12} {'after setup MB':>15} {'peak MB':>9}"
+    print(f"{header} {'MB per 1k steps':>16}")
     for row in rows:
         growth = (row["peak_mb"] - row["before_mb"]) / (row["steps_per_phase"] / 1000)
         print(

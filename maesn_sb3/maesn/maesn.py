@@ -565,10 +565,12 @@ class MAESN(BaseAlgorithm):
         :param episodes_per_iteration: episodes per task and iteration, a multiple of
             ``env.envs_per_task`` (None: ``envs_per_task``).
         :param seed: seeds the env and the action noise (None: the model's seed).
-        :param evaluate: also run one deterministic episode per sub-env with the mean latent each iteration.
+        :param evaluate: also run one deterministic episode per sub-env with the mean latent each
+            iteration.
         :param natural_gradient: step along the latent's natural gradient instead of the vanilla one (the
             reference's); this keeps the mean's steps bounded when the adapted std becomes small.
-        :param callback: called once per iteration (locals ``iteration`` and ``batch``); returning False stops.
+        :param callback: called once per iteration (locals ``iteration`` and ``batch``); returning False
+            stops.
         """
         n_iterations = _positive_int("n_iterations", n_iterations, minimum=0)
         meta = self._adaptation_env(env)
@@ -651,10 +653,11 @@ class MAESN(BaseAlgorithm):
             observation = np.asarray(observation)
             if observation.shape[-1] == self.observation_space.shape[-1]:
                 return observation
-            if observation.shape[-1] != self.observation_space.shape[-1] - self.latent_dim:
+            n_with = self.observation_space.shape[-1]
+            if observation.shape[-1] != n_with - self.latent_dim:
                 raise ValueError(
-                    f"observation must have {self.observation_space.shape[-1]} features (with the latent) or "
-                    f"{self.observation_space.shape[-1] - self.latent_dim} (without), got shape {observation.shape}"
+                    f"observation must have {n_with} features (with the latent) or "
+                    f"{n_with - self.latent_dim} (without), got shape {observation.shape}"
                 )
             batch_shape = observation.shape[:-1]
         n = int(np.prod(batch_shape)) if batch_shape else 1
