@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
@@ -19,6 +18,7 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList, Conve
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper
 
+from maesn_sb3.common.base import AdaptationCurve, check_int
 from maesn_sb3.tasks import TaskSet
 from maesn_sb3.vec_env import MetaTaskVecEnv
 
@@ -31,38 +31,6 @@ __all__ = [
 ]
 
 SelfMultiTaskPPO = TypeVar("SelfMultiTaskPPO", bound="MultiTaskPPO")
-
-
-@dataclass
-class AdaptationCurve:
-    """Per-iteration adaptation curve on each task slot, the format of :class:`maesn_sb3.AdaptationResult`.
-
-    ``returns[k, i]`` and ``success[k, i]`` are the means over the episodes that task slot ``i`` ran in
-    adaptation iteration ``k`` (row 0: before any update); ``env_steps[k]`` counts the steps taken per
-    task slot up to and including iteration ``k``. ``eval_*`` hold deterministic evaluations when run.
-    """
-
-    returns: np.ndarray
-    success: np.ndarray
-    env_steps: np.ndarray
-    eval_returns: np.ndarray | None = None
-    eval_success: np.ndarray | None = None
-
-    @property
-    def mean_return(self) -> np.ndarray:
-        """Mean return per iteration, over tasks."""
-        return self.returns.mean(axis=1)
-
-    @property
-    def mean_success(self) -> np.ndarray:
-        """Mean success rate per iteration, over tasks."""
-        return self.success.mean(axis=1)
-
-
-def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def find_meta_env(env: VecEnv | None) -> MetaTaskVecEnv:
@@ -166,9 +134,9 @@ def _per_task_ppo(
 ) -> AdaptationCurve:
     if not isinstance(env, MetaTaskVecEnv):
         raise TypeError(f"env must be a MetaTaskVecEnv, got {type(env).__name__}")
-    n_iterations = _positive_int("n_iterations", n_iterations, minimum=0)
+    n_iterations = check_int("n_iterations", n_iterations, minimum=0)
     episodes = env.envs_per_task if episodes_per_iteration is None else episodes_per_iteration
-    episodes = _positive_int("episodes_per_iteration", episodes)
+    episodes = check_int("episodes_per_iteration", episodes)
     if episodes % env.envs_per_task:
         raise ValueError(
             f"episodes_per_iteration must be a multiple of env.envs_per_task = {env.envs_per_task}, "
@@ -303,7 +271,7 @@ class MultiTaskPPO(PPO):
             find_meta_env(env)
         if task_set is not None and not isinstance(task_set, TaskSet):
             raise TypeError(f"task_set must be a TaskSet or None, got {type(task_set).__name__}")
-        self.n_train_tasks = _positive_int("n_train_tasks", n_train_tasks)
+        self.n_train_tasks = check_int("n_train_tasks", n_train_tasks)
         super().__init__(policy, env, _init_setup_model=_init_setup_model, **kwargs)
         self.task_set = task_set
         if _init_setup_model and task_set is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -119,6 +121,22 @@ def test_inner_step_adapts_each_slot_on_its_own_episodes():
         for (name, param), grad in zip(params.items(), grads, strict=True):
             th.testing.assert_close(adapted[name][slot], param - 0.5 * grad, rtol=1e-4, atol=1e-5)
         assert data["advantages"][slot][data["mask"][slot] > 0].std() == pytest.approx(1.0, abs=0.05)
+
+
+def test_inner_reward_key_drives_the_inner_step():
+    """With the sparse reward (always 0 in 8 steps: the goals are 1 away), the inner step stays put."""
+    model = small_model(inner_reward_key="sparse_reward")
+    model.env.set_tasks(model.task_set.train[:2])
+    batch, _ = model._sample(model.env, None, 1, reward_key=model.inner_reward_key)
+    assert not batch.info_rewards.any() and batch.rewards.min() < 0
+    dense = dataclasses.replace(batch, info_rewards=None)
+    for data, moves in ((model._grouped(batch, 2), False), (model._grouped(dense, 2), True)):
+        adapted = model._inner_step(model._stacked(2), data, 0.5, create_graph=False)
+        stacked = model._stacked(2)
+        assert any(not th.equal(adapted[k], stacked[k]) for k in adapted) == moves
+    assert model.learn(100).num_timesteps >= 100
+    with pytest.raises(TypeError, match="inner_reward_key"):
+        small_model(inner_reward_key=3)
 
 
 def test_second_order_meta_gradient_differs_from_first_order():

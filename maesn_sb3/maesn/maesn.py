@@ -11,7 +11,6 @@ import gymnasium as gym
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.distributions import kl_divergence
 from stable_baselines3.common.policies import BasePolicy
@@ -19,6 +18,7 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedul
 from stable_baselines3.common.utils import check_for_correct_spaces, obs_as_tensor, set_random_seed
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
+from maesn_sb3.common.base import AdaptationCurve, MetaAlgorithm, check_float, check_int
 from maesn_sb3.common.baselines import LinearFeatureBaseline, discounted_returns, gae_advantages
 from maesn_sb3.common.rollouts import EpisodeBatch, collect_episodes, latent_of, map_obs, state_features
 from maesn_sb3.common.trpo import trpo_step
@@ -32,56 +32,23 @@ __all__ = ["MAESN", "AdaptationResult", "LSBaseline"]
 SelfMAESN = TypeVar("SelfMAESN", bound="MAESN")
 
 
-@dataclass
-class AdaptationResult:
+@dataclass(kw_only=True)
+class AdaptationResult(AdaptationCurve):
     """The curve of one call to :meth:`MAESN.adapt`, for each task slot of the adaptation env.
 
     Row ``k`` of every array describes the latent after ``k`` adaptation steps (row 0: the prior).
     ``returns`` and ``success`` are the means over that iteration's exploration episodes;
     ``eval_returns`` and ``eval_success`` (when evaluated) come from deterministic episodes with the
     mean latent and mean actions. ``env_steps[k]`` counts the exploration steps taken up to and
-    including iteration ``k`` (evaluation episodes are not counted).
+    including iteration ``k`` (evaluation episodes are not counted). ``latent_means`` and
+    ``latent_log_stds`` hold each slot's latent distribution at every iteration.
     """
 
-    returns: np.ndarray
-    success: np.ndarray
-    env_steps: np.ndarray
     latent_means: np.ndarray
     latent_log_stds: np.ndarray
-    eval_returns: np.ndarray | None = None
-    eval_success: np.ndarray | None = None
-
-    @property
-    def mean_return(self) -> np.ndarray:
-        """Mean exploration return per iteration, over tasks."""
-        return self.returns.mean(axis=1)
-
-    @property
-    def mean_success(self) -> np.ndarray:
-        """Mean exploration success rate per iteration, over tasks."""
-        return self.success.mean(axis=1)
 
 
-def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _finite(name: str, value: Any, minimum: float | None = None, strict: bool = False) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
-    if not np.isfinite(number) or (
-        minimum is not None and (number <= minimum if strict else number < minimum)
-    ):
-        bound = "" if minimum is None else f" {'>' if strict else '>='} {minimum}"
-        raise ValueError(f"{name} must be a finite number{bound}, got {value!r}")
-    return number
-
-
-class MAESN(BaseAlgorithm):
+class MAESN(MetaAlgorithm):
     """MAESN: a policy conditioned on a per-episode latent whose per-task distribution is meta-learned.
 
     Every training task ``i`` has a latent distribution N(mu_i, sigma_i). A meta-iteration draws one
@@ -199,34 +166,34 @@ class MAESN(BaseAlgorithm):
         if baseline not in ("linear", "value"):
             raise ValueError(f"baseline must be 'linear' or 'value', got {baseline!r}")
         self.task_set = task_set
-        self.n_train_tasks = _positive_int("n_train_tasks", n_train_tasks)
+        self.n_train_tasks = check_int("n_train_tasks", n_train_tasks)
         self.latent_dim = env.latent_dim if env is not None else None
         self.episodes_per_task = episodes_per_task
-        self.inner_lr = _finite("inner_lr", inner_lr, 0.0)
+        self.inner_lr = check_float("inner_lr", inner_lr, 0.0)
         self.learn_step_sizes = bool(learn_step_sizes)
-        self.inner_steps = _positive_int("inner_steps", inner_steps)
+        self.inner_steps = check_int("inner_steps", inner_steps)
         if inner_reward_key is not None and not isinstance(inner_reward_key, str):
             raise TypeError(f"inner_reward_key must be a str or None, got {inner_reward_key!r}")
         self.inner_reward_key = inner_reward_key
-        self.kl_coef = _finite("kl_coef", kl_coef, 0.0)
-        self.max_kl = _finite("max_kl", max_kl, 0.0, strict=True)
-        self.gamma = _finite("gamma", gamma, 0.0)
-        self.gae_lambda = _finite("gae_lambda", gae_lambda, 0.0)
+        self.kl_coef = check_float("kl_coef", kl_coef, 0.0)
+        self.max_kl = check_float("max_kl", max_kl, 0.0, strict=True)
+        self.gamma = check_float("gamma", gamma, 0.0)
+        self.gae_lambda = check_float("gae_lambda", gae_lambda, 0.0)
         if self.gamma > 1 or self.gae_lambda > 1:
             raise ValueError(f"gamma and gae_lambda must lie in [0, 1], got {gamma!r} and {gae_lambda!r}")
         self.baseline = baseline
-        self.n_critic_updates = _positive_int("n_critic_updates", n_critic_updates)
-        self.cg_max_steps = _positive_int("cg_max_steps", cg_max_steps)
-        self.cg_damping = _finite("cg_damping", cg_damping, 0.0)
-        self.line_search_shrinking_factor = _finite(
+        self.n_critic_updates = check_int("n_critic_updates", n_critic_updates)
+        self.cg_max_steps = check_int("cg_max_steps", cg_max_steps)
+        self.cg_damping = check_float("cg_damping", cg_damping, 0.0)
+        self.line_search_shrinking_factor = check_float(
             "line_search_shrinking_factor", line_search_shrinking_factor, 0.0, True
         )
         if self.line_search_shrinking_factor >= 1:
             raise ValueError(
                 f"line_search_shrinking_factor must lie in (0, 1), got {line_search_shrinking_factor!r}"
             )
-        self.line_search_max_iter = _positive_int("line_search_max_iter", line_search_max_iter)
-        self.adapt_lr = None if adapt_lr is None else _finite("adapt_lr", adapt_lr, 0.0)
+        self.line_search_max_iter = check_int("line_search_max_iter", line_search_max_iter)
+        self.adapt_lr = None if adapt_lr is None else check_float("adapt_lr", adapt_lr, 0.0)
         self.adapted_latent_mean: np.ndarray | None = None
         self.adapted_latent_log_std: np.ndarray | None = None
         if env is not None:
@@ -238,7 +205,7 @@ class MAESN(BaseAlgorithm):
     def _check_episodes_per_task(self, env: MetaTaskVecEnv) -> None:
         if self.episodes_per_task is None:
             return
-        episodes = _positive_int("episodes_per_task", self.episodes_per_task)
+        episodes = check_int("episodes_per_task", self.episodes_per_task)
         if episodes % env.envs_per_task:
             raise ValueError(
                 "episodes_per_task must be a multiple of env.envs_per_task = "
@@ -355,36 +322,9 @@ class MAESN(BaseAlgorithm):
         progress_bar: bool = False,
     ) -> SelfMAESN:
         """Meta-train for ``total_timesteps`` environment steps (whole meta-iterations)."""
-        if self.env is None:
-            raise ValueError("learn() needs an env: pass one to the constructor, set_env() or load()")
-        total_timesteps, callback = self._setup_learn(
-            total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar
+        return super().learn(
+            total_timesteps, callback, log_interval, tb_log_name, reset_num_timesteps, progress_bar
         )
-        callback.on_training_start(locals(), globals())
-        iteration = 0
-        while self.num_timesteps < total_timesteps:
-            if not self._meta_iteration(callback):
-                break
-            iteration += 1
-            self._update_current_progress_remaining(self.num_timesteps, total_timesteps)
-            if log_interval and iteration % log_interval == 0:
-                self.logger.record("time/iterations", iteration, exclude="tensorboard")
-                self._dump_logs()
-        callback.on_training_end()
-        return self
-
-    def _dump_logs(self) -> None:
-        elapsed = max((time.time_ns() - self.start_time) / 1e9, 1e-9)
-        fps = int((self.num_timesteps - self._num_timesteps_at_start) / elapsed)
-        if self.ep_info_buffer:
-            self.logger.record("rollout/ep_rew_mean", float(np.mean([ep["r"] for ep in self.ep_info_buffer])))
-            self.logger.record("rollout/ep_len_mean", float(np.mean([ep["l"] for ep in self.ep_info_buffer])))
-        if self.ep_success_buffer:
-            self.logger.record("rollout/success_rate", float(np.mean(self.ep_success_buffer)))
-        self.logger.record("time/fps", fps)
-        self.logger.record("time/time_elapsed", int(elapsed), exclude="tensorboard")
-        self.logger.record("time/total_timesteps", self.num_timesteps, exclude="tensorboard")
-        self.logger.dump(step=self.num_timesteps)
 
     def _meta_iteration(self, callback: BaseCallback) -> bool:
         env = self.env
@@ -572,10 +512,10 @@ class MAESN(BaseAlgorithm):
         :param callback: called once per iteration (locals ``iteration`` and ``batch``); returning False
             stops.
         """
-        n_iterations = _positive_int("n_iterations", n_iterations, minimum=0)
+        n_iterations = check_int("n_iterations", n_iterations, minimum=0)
         meta = self._adaptation_env(env)
         episodes = meta.envs_per_task if episodes_per_iteration is None else episodes_per_iteration
-        episodes = _positive_int("episodes_per_iteration", episodes)
+        episodes = check_int("episodes_per_iteration", episodes)
         if episodes % meta.envs_per_task:
             raise ValueError(
                 f"episodes_per_iteration must be a multiple of env.envs_per_task = {meta.envs_per_task}, "

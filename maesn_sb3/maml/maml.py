@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import copy
-import time
 from typing import Any, ClassVar, TypeVar
 
 import gymnasium as gym
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.distributions import Distribution, kl_divergence, make_proba_distribution
 from stable_baselines3.common.policies import BasePolicy
@@ -19,7 +17,7 @@ from stable_baselines3.common.utils import check_for_correct_spaces, obs_as_tens
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 from torch import nn
 
-from maesn_sb3.baselines import AdaptationCurve
+from maesn_sb3.common.base import AdaptationCurve, MetaAlgorithm, check_float, check_int
 from maesn_sb3.common.baselines import LinearFeatureBaseline, discounted_returns, gae_advantages
 from maesn_sb3.common.rollouts import EpisodeBatch, collect_episodes, map_obs, state_features
 from maesn_sb3.common.trpo import trpo_step
@@ -31,22 +29,6 @@ __all__ = ["MAML"]
 
 SelfMAML = TypeVar("SelfMAML", bound="MAML")
 Params = dict[str, th.Tensor]
-
-
-def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _positive_float(name: str, value: Any, strict: bool = True) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
-    if not np.isfinite(number) or number < 0 or (strict and number == 0):
-        raise ValueError(f"{name} must be a finite number {'>' if strict else '>='} 0, got {value!r}")
-    return number
 
 
 class _ActorHead(nn.Module):
@@ -73,7 +55,7 @@ class _SlotPolicy:
         return self.model._distribution(self.params, grouped)
 
 
-class MAML(BaseAlgorithm):
+class MAML(MetaAlgorithm):
     """MAML-TRPO: policy-gradient inner steps on the policy's weights, a TRPO outer update through them.
 
     A meta-iteration draws one training task per slot of the :class:`~maesn_sb3.MetaTaskVecEnv`,
@@ -105,6 +87,9 @@ class MAML(BaseAlgorithm):
     :param line_search_shrinking_factor: step shrink factor of the backtracking line search.
     :param line_search_max_iter: maximum line-search steps.
     :param adapt_lr: step size of :meth:`adapt` (None: ``inner_lr``).
+    :param inner_reward_key: take the inner step's rewards from ``info[inner_reward_key]`` during
+        meta-training (e.g. ``"sparse_reward"``, so that the inner step learns from the signal it gets
+        at test time); None uses the env's reward. The outer update always uses the env's reward.
     :param stats_window_size: window of the rollout logging averages.
     :param tensorboard_log: tensorboard log folder (None: no logging).
     :param policy_kwargs: extra arguments for the policy.
@@ -136,6 +121,7 @@ class MAML(BaseAlgorithm):
         line_search_shrinking_factor: float = 0.8,
         line_search_max_iter: int = 15,
         adapt_lr: float | None = None,
+        inner_reward_key: str | None = None,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
@@ -163,26 +149,29 @@ class MAML(BaseAlgorithm):
         if task_set is not None and not isinstance(task_set, TaskSet):
             raise TypeError(f"task_set must be a TaskSet or None, got {type(task_set).__name__}")
         self.task_set = task_set
-        self.n_train_tasks = _positive_int("n_train_tasks", n_train_tasks)
+        self.n_train_tasks = check_int("n_train_tasks", n_train_tasks)
         self.episodes_per_task = episodes_per_task
-        self.inner_lr = _positive_float("inner_lr", inner_lr)
+        self.inner_lr = check_float("inner_lr", inner_lr, 0.0, strict=True)
         self.first_order = bool(first_order)
-        self.max_kl = _positive_float("max_kl", max_kl)
-        self.gamma = _positive_float("gamma", gamma, strict=False)
-        self.gae_lambda = _positive_float("gae_lambda", gae_lambda, strict=False)
+        self.max_kl = check_float("max_kl", max_kl, 0.0, strict=True)
+        self.gamma = check_float("gamma", gamma, 0.0)
+        self.gae_lambda = check_float("gae_lambda", gae_lambda, 0.0)
         if self.gamma > 1 or self.gae_lambda > 1:
             raise ValueError(f"gamma and gae_lambda must lie in [0, 1], got {gamma!r} and {gae_lambda!r}")
-        self.cg_max_steps = _positive_int("cg_max_steps", cg_max_steps)
-        self.cg_damping = _positive_float("cg_damping", cg_damping, strict=False)
-        self.line_search_shrinking_factor = _positive_float(
-            "line_search_shrinking_factor", line_search_shrinking_factor
+        self.cg_max_steps = check_int("cg_max_steps", cg_max_steps)
+        self.cg_damping = check_float("cg_damping", cg_damping, 0.0)
+        self.line_search_shrinking_factor = check_float(
+            "line_search_shrinking_factor", line_search_shrinking_factor, 0.0, strict=True
         )
         if self.line_search_shrinking_factor >= 1:
             raise ValueError(
                 f"line_search_shrinking_factor must lie in (0, 1), got {line_search_shrinking_factor!r}"
             )
-        self.line_search_max_iter = _positive_int("line_search_max_iter", line_search_max_iter)
-        self.adapt_lr = None if adapt_lr is None else _positive_float("adapt_lr", adapt_lr)
+        self.line_search_max_iter = check_int("line_search_max_iter", line_search_max_iter)
+        self.adapt_lr = None if adapt_lr is None else check_float("adapt_lr", adapt_lr, 0.0, strict=True)
+        if inner_reward_key is not None and not isinstance(inner_reward_key, str):
+            raise TypeError(f"inner_reward_key must be a str or None, got {inner_reward_key!r}")
+        self.inner_reward_key = inner_reward_key
         self.adapted_policies: list[BasePolicy] | None = None
         if env is not None:
             self._check_episodes(env, episodes_per_task, "episodes_per_task")
@@ -207,7 +196,7 @@ class MAML(BaseAlgorithm):
     def _check_episodes(env: MetaTaskVecEnv, episodes: int | None, name: str) -> int:
         if episodes is None:
             return 1
-        episodes = _positive_int(name, episodes)
+        episodes = check_int(name, episodes)
         if episodes % env.envs_per_task:
             raise ValueError(
                 f"{name} must be a multiple of env.envs_per_task = {env.envs_per_task}, got {episodes}"
@@ -278,8 +267,10 @@ class MAML(BaseAlgorithm):
         n_rounds: int,
         callback: BaseCallback | None = None,
         deterministic: bool = False,
+        reward_key: str | None = None,
     ) -> tuple[EpisodeBatch, bool]:
-        """Sample ``n_rounds`` rounds, with per-slot ``params`` (None: the policy's own weights)."""
+        """Sample ``n_rounds`` rounds, with per-slot ``params`` (None: the policy's own weights); with
+        ``reward_key``, the batch's ``info_rewards`` hold ``info[reward_key]``."""
         self.policy.set_training_mode(False)
         policy = (
             self.policy
@@ -296,19 +287,21 @@ class MAML(BaseAlgorithm):
                 callback.update_locals(step)
                 return callback.on_step()
 
-        batch, completed = collect_episodes(env, policy, n_rounds, deterministic, on_step)
+        batch, completed = collect_episodes(env, policy, n_rounds, deterministic, on_step, reward_key)
         if callback is not None:
             callback.on_rollout_end()
         return batch, completed
 
     def _grouped(self, batch: EpisodeBatch, n_slots: int) -> dict[str, Any]:
         """The batch's steps grouped by slot, ``(n_slots, T * episodes_per_slot, ...)``, with normalised
-        per-slot advantages (linear feature baseline refit per slot, GAE)."""
-        returns = discounted_returns(batch.rewards, batch.mask, self.gamma)
+        per-slot advantages (linear feature baseline refit per slot, GAE) of ``info_rewards`` where the
+        batch has them, else of its rewards."""
+        rewards = batch.rewards if batch.info_rewards is None else batch.info_rewards
+        returns = discounted_returns(rewards, batch.mask, self.gamma)
         obs = batch.observations
         states = state_features(obs, 0) if isinstance(obs, dict) else obs
         values = self._baseline.fit_predict(states, returns, batch.mask, batch.task_slot, n_slots)
-        advantages = gae_advantages(batch.rewards, values, batch.mask, self.gamma, self.gae_lambda)
+        advantages = gae_advantages(rewards, values, batch.mask, self.gamma, self.gae_lambda)
         order = np.argsort(batch.task_slot, kind="stable")
 
         def group(x: np.ndarray) -> np.ndarray:
@@ -363,35 +356,9 @@ class MAML(BaseAlgorithm):
         progress_bar: bool = False,
     ) -> SelfMAML:
         """Meta-train for ``total_timesteps`` environment steps (whole meta-iterations)."""
-        if self.env is None:
-            raise ValueError("learn() needs an env: pass one to the constructor, set_env() or load()")
-        total_timesteps, callback = self._setup_learn(
-            total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar
+        return super().learn(
+            total_timesteps, callback, log_interval, tb_log_name, reset_num_timesteps, progress_bar
         )
-        callback.on_training_start(locals(), globals())
-        iteration = 0
-        while self.num_timesteps < total_timesteps:
-            if not self._meta_iteration(callback):
-                break
-            iteration += 1
-            self._update_current_progress_remaining(self.num_timesteps, total_timesteps)
-            if log_interval and iteration % log_interval == 0:
-                self.logger.record("time/iterations", iteration, exclude="tensorboard")
-                self._dump_logs()
-        callback.on_training_end()
-        return self
-
-    def _dump_logs(self) -> None:
-        elapsed = max((time.time_ns() - self.start_time) / 1e9, 1e-9)
-        if self.ep_info_buffer:
-            self.logger.record("rollout/ep_rew_mean", float(np.mean([ep["r"] for ep in self.ep_info_buffer])))
-            self.logger.record("rollout/ep_len_mean", float(np.mean([ep["l"] for ep in self.ep_info_buffer])))
-        if self.ep_success_buffer:
-            self.logger.record("rollout/success_rate", float(np.mean(self.ep_success_buffer)))
-        self.logger.record("time/fps", int((self.num_timesteps - self._num_timesteps_at_start) / elapsed))
-        self.logger.record("time/time_elapsed", int(elapsed), exclude="tensorboard")
-        self.logger.record("time/total_timesteps", self.num_timesteps, exclude="tensorboard")
-        self.logger.dump(step=self.num_timesteps)
 
     def _meta_iteration(self, callback: BaseCallback) -> bool:
         env = self.env
@@ -400,7 +367,7 @@ class MAML(BaseAlgorithm):
         n_train = len(self.task_set.train)
         slots = self._task_rng.choice(n_train, size=n_slots, replace=n_train < n_slots)
         env.set_tasks([self.task_set.train[i] for i in slots])
-        pre, completed = self._sample(env, None, rounds, callback)
+        pre, completed = self._sample(env, None, rounds, callback, reward_key=self.inner_reward_key)
         if not completed:
             return False
         pre_data = self._grouped(pre, n_slots)
@@ -508,7 +475,7 @@ class MAML(BaseAlgorithm):
         :param evaluate: also run one deterministic episode per sub-env after each iteration's batch.
         :param callback: called once per iteration (locals ``iteration`` and ``batch``); False stops.
         """
-        n_iterations = _positive_int("n_iterations", n_iterations, minimum=0)
+        n_iterations = check_int("n_iterations", n_iterations, minimum=0)
         meta = self._adaptation_env(env)
         episodes = meta.envs_per_task if episodes_per_iteration is None else episodes_per_iteration
         rounds = self._check_episodes(meta, episodes, "episodes_per_iteration")

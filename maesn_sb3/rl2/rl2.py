@@ -12,7 +12,8 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback
 from stable_baselines3.common.utils import check_for_correct_spaces, set_random_seed
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
-from maesn_sb3.baselines import AdaptationCurve, TaskResamplingCallback, find_meta_env, with_callback
+from maesn_sb3.baselines import TaskResamplingCallback, find_meta_env, with_callback
+from maesn_sb3.common.base import AdaptationCurve, check_int
 from maesn_sb3.tasks import TaskSet, check_task_env
 from maesn_sb3.vec_env import MetaTaskVecEnv
 from wrappers.rl2 import RL2Wrapper
@@ -20,12 +21,6 @@ from wrappers.rl2 import RL2Wrapper
 __all__ = ["RL2"]
 
 SelfRL2 = TypeVar("SelfRL2", bound="RL2")
-
-
-def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
 
 
 class RL2(RecurrentPPO):
@@ -65,7 +60,7 @@ class RL2(RecurrentPPO):
             self._check_env(env)
         if task_set is not None and not isinstance(task_set, TaskSet):
             raise TypeError(f"task_set must be a TaskSet or None, got {type(task_set).__name__}")
-        self.n_train_tasks = _positive_int("n_train_tasks", n_train_tasks)
+        self.n_train_tasks = check_int("n_train_tasks", n_train_tasks)
         super().__init__(policy, env, _init_setup_model=_init_setup_model, **kwargs)
         self.task_set = task_set
         if _init_setup_model and task_set is None:
@@ -153,13 +148,13 @@ class RL2(RecurrentPPO):
         """
         meta = self._adaptation_env(env)
         trial = int(meta.get_attr("episodes_per_trial", [0])[0])
-        if n_iterations is not None and _positive_int("n_iterations", n_iterations, 0) != trial - 1:
+        if n_iterations is not None and check_int("n_iterations", n_iterations, 0) != trial - 1:
             raise ValueError(
                 f"n_iterations must be the env's episodes_per_trial - 1 = {trial - 1}, got {n_iterations}; "
                 "build the env with RL2Wrapper(episodes_per_trial=n_iterations + 1)"
             )
         episodes = meta.envs_per_task if episodes_per_iteration is None else episodes_per_iteration
-        episodes = _positive_int("episodes_per_iteration", episodes)
+        episodes = check_int("episodes_per_iteration", episodes)
         if episodes % meta.envs_per_task:
             raise ValueError(
                 f"episodes_per_iteration must be a multiple of env.envs_per_task = {meta.envs_per_task}, "
