@@ -154,7 +154,7 @@ def test_bad_constructor_arguments(kwargs: dict[str, Any], match: str) -> None:
 )
 def test_bad_tasks(task: Any) -> None:
     env = PointNav2DEnv()
-    with pytest.raises(ValueError, match="task must be a dict with a finite 'goal' of shape"):
+    with pytest.raises(ValueError, match=r"task(\['goal'\])? must be a"):
         env.set_task(task)
 
 

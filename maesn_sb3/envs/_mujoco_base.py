@@ -16,7 +16,8 @@ import numpy as np
 from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
 from gymnasium.utils import EzPickle
 
-REWARD_TYPES = ("dense", "sparse")
+from maesn_sb3.envs._goals import REWARD_TYPES
+
 ASSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
 
 
@@ -27,17 +28,6 @@ def check_positive(name: str, value: Any) -> float:
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     return float(value)
-
-
-def check_goal(task: Any, extra_keys: tuple[str, ...] = ()) -> np.ndarray:
-    """The finite ``(2,)`` goal of a task dict, or a ``ValueError`` describing what was expected."""
-    keys = ("goal", *extra_keys)
-    if not isinstance(task, dict) or any(key not in task for key in keys):
-        raise ValueError(f"task must be a dict with keys {keys}, got {task!r}")
-    goal = np.asarray(task["goal"], dtype=np.float64)
-    if goal.shape != (2,) or not np.all(np.isfinite(goal)):
-        raise ValueError(f"task['goal'] must be a finite array of shape (2,), got {task['goal']!r}")
-    return goal.copy()
 
 
 class GoalTaskMujocoEnv(MujocoEnv, EzPickle):

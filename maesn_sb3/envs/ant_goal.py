@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from maesn_sb3.envs._mujoco_base import GoalTaskMujocoEnv, check_goal, check_positive
+from maesn_sb3.envs._goals import check_goal, semicircle_goals
+from maesn_sb3.envs._mujoco_base import GoalTaskMujocoEnv, check_positive
 
 _GRAVITY = 9.81
 
@@ -130,11 +131,7 @@ class AntGoalEnv(GoalTaskMujocoEnv):
     # -- task API -------------------------------------------------------------------------------
     def sample_tasks(self, n: int) -> list[dict[str, np.ndarray]]:
         """Draw ``n`` goals on the upper semicircle of radius ``goal_distance``."""
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-            raise ValueError(f"n must be an int >= 0, got {n!r}")
-        angles = self.np_random.uniform(0.0, np.pi, size=n)
-        goals = self.goal_distance * np.stack([np.cos(angles), np.sin(angles)], axis=-1)
-        return [{"goal": goal} for goal in goals]
+        return semicircle_goals(self.np_random, n, self.goal_distance)
 
     def set_task(self, task: dict[str, Any]) -> None:
         """Switch to ``task`` (a dict with a finite ``"goal"`` of shape (2,)), effective at once."""

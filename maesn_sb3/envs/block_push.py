@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from maesn_sb3.envs._mujoco_base import GoalTaskMujocoEnv, check_goal, check_positive
+from maesn_sb3.envs._goals import check_goal
+from maesn_sb3.envs._mujoco_base import GoalTaskMujocoEnv, check_positive
 
 N_BLOCKS = 5
 BLOCK_X_RANGE = (0.35, 0.65)

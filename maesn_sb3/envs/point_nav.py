@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-REWARD_TYPES = ("dense", "sparse")
+from maesn_sb3.envs._goals import REWARD_TYPES, check_goal, semicircle_goals
 
 
 class PointNav2DEnv(gym.Env):
@@ -68,23 +68,10 @@ class PointNav2DEnv(gym.Env):
     # -- task API -------------------------------------------------------------------------------
     def sample_tasks(self, n: int) -> list[dict[str, np.ndarray]]:
         """Draw ``n`` goals on the semicircle from the env's seeded generator."""
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-            raise ValueError(f"n must be an int >= 0, got {n!r}")
-        angles = self.np_random.uniform(0.0, np.pi, size=n)
-        goals = self.goal_distance * np.stack([np.cos(angles), np.sin(angles)], axis=-1)
-        return [{"goal": goal} for goal in goals]
+        return semicircle_goals(self.np_random, n, self.goal_distance)
 
     def set_task(self, task: dict[str, Any]) -> None:
-        expected = "a dict with a finite 'goal' of shape (2,)"
-        if not isinstance(task, dict) or "goal" not in task:
-            raise ValueError(f"task must be {expected}, got {task!r}")
-        try:
-            goal = np.asarray(task["goal"], dtype=np.float64)
-        except (TypeError, ValueError) as error:
-            raise ValueError(f"task must be {expected}, got {task!r}") from error
-        if goal.shape != (2,) or not np.all(np.isfinite(goal)):
-            raise ValueError(f"task must be {expected}, got {task!r}")
-        self._goal = goal.copy()
+        self._goal = check_goal(task)
 
     def get_task(self) -> dict[str, np.ndarray]:
         return {"goal": self._goal.copy()}

@@ -1,0 +1,32 @@
+"""Goal tasks shared by the task families: the paper's semicircle of goals and the goal check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+REWARD_TYPES = ("dense", "sparse")
+
+
+def semicircle_goals(rng: np.random.Generator, n: int, radius: float) -> list[dict[str, np.ndarray]]:
+    """``n`` tasks ``{"goal": (x, y)}`` on the upper semicircle of ``radius``, angle uniform in [0, pi]."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"n must be an int >= 0, got {n!r}")
+    angles = rng.uniform(0.0, np.pi, size=n)
+    goals = radius * np.stack([np.cos(angles), np.sin(angles)], axis=-1)
+    return [{"goal": goal} for goal in goals]
+
+
+def check_goal(task: Any, extra_keys: tuple[str, ...] = ()) -> np.ndarray:
+    """The finite ``(2,)`` goal of a task dict (a copy), or a ``ValueError`` saying what was expected."""
+    keys = ("goal", *extra_keys)
+    if not isinstance(task, dict) or any(key not in task for key in keys):
+        raise ValueError(f"task must be a dict with keys {keys}, got {task!r}")
+    try:
+        goal = np.array(task["goal"], dtype=np.float64)
+    except (TypeError, ValueError):
+        goal = None
+    if goal is None or goal.shape != (2,) or not np.all(np.isfinite(goal)):
+        raise ValueError(f"task['goal'] must be a finite array of shape (2,), got {task['goal']!r}")
+    return goal
