@@ -57,17 +57,21 @@ class Config:
     budgets: dict[str, int] = field(default_factory=dict)  # meta-training env steps per method
     rl2_envs_per_task: int = 2
     speed_steps: int = 40_000
+    inner_reward_key: str | None = None  # MAESN's and MAML's inner step on info[key] (e.g. "sparse_reward")
 
 
 TIERS: dict[str, dict[str, Any]] = {
     # PointNav2D: horizon 50; MAESN needs about 1M steps to be useful. MAML (second order) and RL^2
     # get fewer steps so that the tier fits 30 minutes on 2 cores: MAML's update differentiates through
-    # the inner step, and RecurrentPPO trains through a per-step Python loop over the trial.
+    # the inner step, and RecurrentPPO trains through a per-step Python loop over the trial. MAESN's and
+    # MAML's inner steps learn from the sparse reward they will meet at test time (the outer update
+    # keeps the dense one); `--inner-reward-key ""` gives the reference's dense inner step.
     "quick": {
         "env_id": "maesn_sb3/PointNav2D-v0",
+        "inner_reward_key": "sparse_reward",
         "budgets": {
-            "maesn": 1_200_000,
-            "lsbaseline": 1_200_000,
+            "maesn": 3_000_000,
+            "lsbaseline": 3_000_000,
             "maml": 800_000,
             "rl2": 180_000,
             "mtppo": 400_000,
@@ -138,11 +142,20 @@ def run_cell(config: Config, method: str, seed: int) -> tuple[list[dict[str, Any
 
     start = time.perf_counter()
     if method == "maesn":
-        model = MAESN("MlpPolicy", train_env(), task_set=tasks, seed=seed).learn(budget)
+        model = MAESN(
+            "MlpPolicy", train_env(), task_set=tasks, seed=seed, inner_reward_key=config.inner_reward_key
+        ).learn(budget)
     elif method == "lsbaseline":
         model = LSBaseline("MlpPolicy", train_env(), task_set=tasks, seed=seed).learn(budget)
     elif method == "maml":
-        model = MAML("MlpPolicy", train_env(), task_set=tasks, seed=seed, inner_lr=0.1).learn(budget)
+        model = MAML(
+            "MlpPolicy",
+            train_env(),
+            task_set=tasks,
+            seed=seed,
+            inner_lr=0.1,
+            inner_reward_key=config.inner_reward_key,
+        ).learn(budget)
     elif method == "rl2":
         model = RL2(
             "MlpLstmPolicy",
@@ -434,6 +447,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--speed-steps", type=int, default=None, help="steps per method for speed.json (0: skip)"
     )
+    parser.add_argument(
+        "--inner-reward-key",
+        default=None,
+        help="MAESN's and MAML's inner step on info[KEY] during meta-training (e.g. sparse_reward)",
+    )
     parser.add_argument("--workers", type=int, default=2, help="cells run in parallel (processes)")
     parser.add_argument(
         "--output", type=Path, default=None, help="default: benchmarks/results/adaptation_<tier>_<env>"
@@ -467,6 +485,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"--budget takes METHOD=STEPS with METHOD in {sorted(tier['budgets'])}, got {item!r}"
             )
         tier["budgets"][method] = int(steps)
+    if args.inner_reward_key is not None:
+        tier["inner_reward_key"] = args.inner_reward_key or None
     config = Config(**tier)
     output = (
         args.output or Path("benchmarks/results") / f"adaptation_{args.tier}_{config.env_id.split('/')[-1]}"
