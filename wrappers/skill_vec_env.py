@@ -94,7 +94,8 @@ class SkillActionVecEnv(DummyVecEnv):
         >>> venv.action_space, venv.reset().shape
         (Discrete(4), (3, 2))
         >>> obs, rewards, dones, infos = venv.step([0, 1, 3])
-        >>> infos[2]["skill"], infos[2]["skill_steps"]
+        >>> info = infos[2]
+        >>> info["skill"], info["skill_steps"]
         (3, 10)
 
     :param env_fns: functions that create the sub-envs (as for ``DummyVecEnv``).
@@ -264,7 +265,8 @@ class VecSkillReward(VecEnvWrapper):
         >>> venv = VecSkillReward(venv, disc, extrinsic_coef=1.0, intrinsic_coef=0.1)
         >>> obs = venv.reset()
         >>> obs, rewards, dones, infos = venv.step([[1.0, 0.0], [0.0, 1.0]])
-        >>> r_env, r_skill = infos[0]["extrinsic_reward"], infos[0]["intrinsic_reward"]
+        >>> info = infos[0]
+        >>> r_env, r_skill = info["extrinsic_reward"], info["intrinsic_reward"]
         >>> bool(abs(rewards[0] - (r_env + 0.1 * r_skill)) < 1e-6)
         True
 
