@@ -159,6 +159,30 @@ def test_same_seed_same_trajectory(env_id: str) -> None:
 
 
 @pytest.mark.parametrize("env_id", MUJOCO_IDS)
+def test_info_reports_the_sparse_reward_whatever_the_reward_type(env_id: str) -> None:
+    """``info["sparse_reward"]`` of a dense env is the reward a sparse env gives on the same steps."""
+
+    def rollout(reward_type: str) -> tuple[list[float], list[float]]:
+        env = gym.make(env_id, reward_type=reward_type)
+        env.reset(seed=1)
+        env.unwrapped.set_task(env.unwrapped.sample_tasks(1)[0])
+        env.reset(seed=1)
+        rewards, sparse = [], []
+        for action in _random_actions(env, 20, seed=1):
+            _, reward, terminated, _, info = env.step(action)
+            rewards.append(reward)
+            sparse.append(info["sparse_reward"])
+            if terminated:
+                break
+        return rewards, sparse
+
+    dense_rewards, sparse_in_dense = rollout("dense")
+    sparse_rewards, sparse_in_sparse = rollout("sparse")
+    assert sparse_in_dense == sparse_rewards == sparse_in_sparse
+    assert dense_rewards != sparse_rewards  # the goal is far: the two rewards differ
+
+
+@pytest.mark.parametrize("env_id", MUJOCO_IDS)
 def test_pickle_round_trip(env_id: str) -> None:
     env = gym.make(env_id, reward_type="sparse").unwrapped
     clone = pickle.loads(pickle.dumps(env))

@@ -37,7 +37,8 @@ class AntGoalEnv(GoalTaskMujocoEnv):
       the goal term ``-L1(torso_xy, goal) + 4`` is replaced by the constant ``-L1(goal) + 4``.
     - Termination: when the torso height leaves ``healthy_z_range`` ([0.2, 1.0]).
     - ``info["distance"]``: the L2 xy distance of the torso to the goal; ``info["is_success"]``:
-      True once the torso has been within ``goal_radius`` (L2) of the goal in the episode.
+      True once the torso has been within ``goal_radius`` (L2) of the goal in the episode;
+      ``info["sparse_reward"]``: the sparse reward whatever ``reward_type`` is.
     - Rendering: ``render_mode="rgb_array"`` through the top-down ``overview`` camera, which shows
       the whole semicircle and the goal marker (a disc of the success radius). Headless machines
       need ``MUJOCO_GL=egl`` (or ``osmesa``) set before the first render.
@@ -187,11 +188,10 @@ class AntGoalEnv(GoalTaskMujocoEnv):
         inside = distance <= self.goal_radius
         if inside:
             self._reached = True
-        if self.sparse and not inside:
-            goal_term = self._const_goal_term
-        else:
-            goal_term = 4.0 - abs(dx) - abs(dy)
-        reward = goal_term - ctrl_cost - self.contact_cost_weight * contact_sq + self.healthy_reward
+        rest = self.healthy_reward - ctrl_cost - self.contact_cost_weight * contact_sq
+        dense = 4.0 - abs(dx) - abs(dy) + rest
+        sparse = dense if inside else self._const_goal_term + rest
         low, high = self.healthy_z_range
         terminated = not (low <= z <= high)
-        return obs, reward, terminated, False, {"distance": distance, "is_success": self._reached}
+        info = {"distance": distance, "is_success": self._reached, "sparse_reward": sparse}
+        return obs, sparse if self.sparse else dense, terminated, False, info

@@ -43,7 +43,8 @@ class BlockPushEnv(GoalTaskMujocoEnv):
       ``"sparse"`` (meta-test): the dense reward inside ``goal_radius`` (0.2), else the constant
       ``-5 |goal|``.
     - ``info["distance"]``: distance of the target block to the goal; ``info["is_success"]``: True
-      once the target block has been within ``goal_radius`` of the goal in the episode.
+      once the target block has been within ``goal_radius`` of the goal in the episode;
+      ``info["sparse_reward"]``: the sparse reward whatever ``reward_type`` is.
     - Rendering: ``render_mode="rgb_array"`` through the top-down ``overview`` camera (the whole
       workspace, the goal marker as a disc of the success radius, the target block in green).
       Headless machines need ``MUJOCO_GL=egl`` (or ``osmesa``) set before the first render.
@@ -184,5 +185,7 @@ class BlockPushEnv(GoalTaskMujocoEnv):
         inside = distance <= self.goal_radius
         if inside:
             self._reached = True
-        reward = self._sparse_reward if self.sparse and not inside else -5.0 * distance
-        return self._obs(), reward, False, False, {"distance": distance, "is_success": self._reached}
+        dense = -5.0 * distance
+        sparse = dense if inside else self._sparse_reward
+        info = {"distance": distance, "is_success": self._reached, "sparse_reward": sparse}
+        return self._obs(), sparse if self.sparse else dense, False, False, info

@@ -32,7 +32,8 @@ class WheeledNavEnv(GoalTaskMujocoEnv):
       ``"sparse"`` (meta-test): the dense reward inside ``goal_radius`` (0.8) of the goal, else the
       constant ``-|goal| - 0.05 |a|^2``.
     - ``info["distance"]``: the xy distance to the goal; ``info["is_success"]``: True once the car
-      has been within ``goal_radius`` of the goal in the episode.
+      has been within ``goal_radius`` of the goal in the episode; ``info["sparse_reward"]``: the
+      sparse reward whatever ``reward_type`` is (for an inner step on it, ``inner_reward_key``).
     - Rendering: ``render_mode="rgb_array"`` through the top-down ``overview`` camera, which shows
       the whole semicircle and the goal marker (a disc of the success radius). Headless machines
       need ``MUJOCO_GL=egl`` (or ``osmesa``) set before the first render.
@@ -148,8 +149,7 @@ class WheeledNavEnv(GoalTaskMujocoEnv):
         inside = distance <= self.goal_radius
         if inside:
             self._reached = True
-        if self.sparse and not inside:
-            reward = -self._goal_norm - ctrl_cost
-        else:
-            reward = -distance - ctrl_cost
-        return self._obs(), reward, False, False, {"distance": distance, "is_success": self._reached}
+        dense = -distance - ctrl_cost
+        sparse = dense if inside else -self._goal_norm - ctrl_cost
+        info = {"distance": distance, "is_success": self._reached, "sparse_reward": sparse}
+        return self._obs(), sparse if self.sparse else dense, False, False, info
