@@ -334,7 +334,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_adapt(args: argparse.Namespace) -> int:
+def _model_on_tasks(
+    args: argparse.Namespace, envs_per_task: int
+) -> tuple[Path, Path, Any, str, dict[str, Any], list[Any], Any]:
+    """Load the run's model and build its env on the chosen tasks (``adapt`` and ``evaluate``):
+    ``(folder, model_path, model, env_id, env_kwargs, tasks, env)``."""
     folder, model_path, config = _run_dir(args.run)
     model = _load_model(model_path, config)
     env_id = args.env or config.get("env")
@@ -345,7 +349,12 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     if args.reward_type == "none":
         del env_kwargs["reward_type"]
     tasks = _held_out_tasks(model, env_id, args.split, args.n_tasks, args.seed)
-    env = _make_env(model, env_id, tasks, args.envs_per_task, args.seed, env_kwargs)
+    env = _make_env(model, env_id, tasks, envs_per_task, args.seed, env_kwargs)
+    return folder, model_path, model, env_id, env_kwargs, tasks, env
+
+
+def cmd_adapt(args: argparse.Namespace) -> int:
+    folder, model_path, model, env_id, env_kwargs, tasks, env = _model_on_tasks(args, args.envs_per_task)
     from stable_baselines3.common.callbacks import BaseCallback
 
     bar = _Bar(args.iterations + 1, "adapting", not args.no_progress)
@@ -392,17 +401,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from maesn_sb3.common.rollouts import collect_episodes
 
-    _, model_path, config = _run_dir(args.run)
-    model = _load_model(model_path, config)
-    env_id = args.env or config.get("env")
-    if env_id is None:
-        raise CLIError(f"no {CONFIG_FILE} next to {str(model_path)!r}: pass the env id with --env")
-    env_kwargs = {**config.get("env_kwargs", {}), "reward_type": args.reward_type}
-    env_kwargs.update(_key_values(args.env_kwarg, "--env-kwarg"))
-    if args.reward_type == "none":
-        del env_kwargs["reward_type"]
-    tasks = _held_out_tasks(model, env_id, args.split, args.n_tasks, args.seed)
-    env = _make_env(model, env_id, tasks, args.episodes, args.seed, env_kwargs)
+    _, model_path, model, env_id, _, tasks, env = _model_on_tasks(args, args.episodes)
     import torch as th
     from stable_baselines3.common.utils import set_random_seed
 
