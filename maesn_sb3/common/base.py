@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from abc import abstractmethod
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -64,9 +65,9 @@ class AdaptationCurve:
 class MetaAlgorithm(BaseAlgorithm):
     """An SB3 algorithm that learns in whole meta-iterations (``_meta_iteration``), as MAESN and MAML."""
 
+    @abstractmethod
     def _meta_iteration(self, callback: BaseCallback) -> bool:
         """Run one meta-iteration; False when a callback stopped it."""
-        raise NotImplementedError
 
     def learn(
         self: SelfMetaAlgorithm,
