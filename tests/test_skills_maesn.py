@@ -129,14 +129,15 @@ def test_skill_action_vec_env_sums_reward_like_infos(low_model: SAC) -> None:
     fns = [lambda: gym.make(ENV_ID, reward_type="dense")]
     venv = SkillActionVecEnv(fns, low_model, skill_steps=10, sum_info_keys=("distance",))
     plain = SkillActionVecEnv(fns, low_model, skill_steps=10)
-    venv.reset(), plain.reset()
+    venv.reset()
+    plain.reset()
     for skill in (0, 3):
         _, rewards, _, infos = venv.step(np.array([skill]))
         _, _, _, plain_infos = plain.step(np.array([skill]))
-        assert infos[0]["distance"] == pytest.approx(
-            -rewards[0], rel=1e-5
-        )  # dense reward: -distance per step
-        assert plain_infos[0]["distance"] < infos[0]["distance"] / 5  # otherwise: the last step's
+        # the dense reward is -distance per step, so the summed distance is -reward
+        assert infos[0]["distance"] == pytest.approx(-rewards[0], rel=1e-5)
+        # without sum_info_keys, the info holds the last step's distance only
+        assert plain_infos[0]["distance"] < infos[0]["distance"] / 5
     missing = SkillActionVecEnv(fns, low_model, sum_info_keys=["sparse"])
     missing.reset()
     with pytest.raises(KeyError, match="sparse"):

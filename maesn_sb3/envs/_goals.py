@@ -1,4 +1,4 @@
-"""Goal tasks shared by the task families: the paper's semicircle of goals and the goal check."""
+"""What the task families share: reward types, the paper's semicircle of goals, the goal check."""
 
 from __future__ import annotations
 
@@ -23,10 +23,11 @@ def check_goal(task: Any, extra_keys: tuple[str, ...] = ()) -> np.ndarray:
     keys = ("goal", *extra_keys)
     if not isinstance(task, dict) or any(key not in task for key in keys):
         raise ValueError(f"task must be a dict with keys {keys}, got {task!r}")
+    message = f"task['goal'] must be a finite array of shape (2,), got {task['goal']!r}"
     try:
         goal = np.array(task["goal"], dtype=np.float64)
     except (TypeError, ValueError):
-        goal = None
-    if goal is None or goal.shape != (2,) or not np.all(np.isfinite(goal)):
-        raise ValueError(f"task['goal'] must be a finite array of shape (2,), got {task['goal']!r}")
+        raise ValueError(message) from None
+    if goal.shape != (2,) or not np.all(np.isfinite(goal)):
+        raise ValueError(message)
     return goal
