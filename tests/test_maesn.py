@@ -244,7 +244,7 @@ def test_adapt_is_reproducible_and_leaves_weights_alone():
     assert first.returns.shape == (4, 2) and first.success.shape == (4, 2)
     assert first.latent_means.shape == (4, 2, 2)
     np.testing.assert_array_equal(first.latent_means[0], 0.0)
-    assert np.all(np.diff(first.env_steps) == 2 * 3 * 8)
+    assert np.all(np.diff(first.env_steps) == 3 * 8)  # per task slot
 
 
 def test_adapt_on_a_single_gym_env_and_predict_with_the_adapted_latent():
