@@ -37,7 +37,17 @@ def main() -> None:
     parser.add_argument(
         "--ortho-init", action="store_true", help="SB3's orthogonal init instead of PyTorch's"
     )
-    parser.add_argument("--natural-gradient", action="store_true", help="adapt with natural-gradient steps")
+    parser.add_argument(
+        "--natural-gradient",
+        action="store_true",
+        help="natural-gradient latent steps in meta-training and adaptation (default: vanilla)",
+    )
+    parser.add_argument(
+        "--latent-gradient",
+        choices=("reparameterization", "score_function"),
+        default="reparameterization",
+        help="the outer step's latent gradient",
+    )
     parser.add_argument("--tag", default="", help="suffix of the result files")
     parser.add_argument("--inner-reward-key", default=None, help="e.g. sparse_reward: inner step on it")
     parser.add_argument("--seed", type=int, default=0)
@@ -58,7 +68,12 @@ def main() -> None:
         tasks=tasks,
         env_kwargs={"reward_type": "dense"},
     )
-    algo_kwargs = {"kl_coef": args.kl_coef, "policy_kwargs": {"ortho_init": args.ortho_init}}
+    algo_kwargs = {
+        "kl_coef": args.kl_coef,
+        "policy_kwargs": {"ortho_init": args.ortho_init},
+        "natural_gradient": args.natural_gradient,
+        "latent_gradient": args.latent_gradient,
+    }
     if args.algo == "maesn":
         algo_kwargs.update(inner_lr=args.inner_lr, inner_reward_key=args.inner_reward_key)
     algo = MAESN if args.algo == "maesn" else LSBaseline
@@ -86,9 +101,7 @@ def main() -> None:
         tasks=tasks.test,
         env_kwargs={"reward_type": "sparse"},
     )
-    result = model.adapt(
-        test_env, n_iterations=args.adapt_iterations, seed=args.seed, natural_gradient=args.natural_gradient
-    )
+    result = model.adapt(test_env, n_iterations=args.adapt_iterations, seed=args.seed)
     print(
         f"\nadaptation on {len(tasks.test)} held-out tasks, sparse reward, "
         f"{args.adapt_episodes} episodes per iteration"

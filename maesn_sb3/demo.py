@@ -33,7 +33,9 @@ def train(timesteps: int, tasks: TaskSet, seed: int, progress_bar: bool) -> MAES
         ENV_ID, n_tasks=20, envs_per_task=20, latent_dim=LATENT_DIM, seed=seed, tasks=tasks
     )
     # the inner step learns from the sparse reward the env reports beside the dense one, as at test time
-    model = MAESN("MlpPolicy", env, task_set=tasks, seed=seed, inner_reward_key="sparse_reward")
+    model = MAESN(
+        "MlpPolicy", env, task_set=tasks, seed=seed, inner_reward_key="sparse_reward", natural_gradient=True
+    )
     return model.learn(timesteps, progress_bar=progress_bar)
 
 
@@ -48,7 +50,7 @@ def adapt(model: MAESN, tasks: TaskSet, iterations: int, seed: int) -> Adaptatio
         tasks=tasks.test,
         env_kwargs={"reward_type": "sparse"},
     )
-    return model.adapt(env, n_iterations=iterations, seed=seed, natural_gradient=True)
+    return model.adapt(env, n_iterations=iterations, seed=seed)
 
 
 def format_table(result: AdaptationResult) -> str:
