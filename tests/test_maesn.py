@@ -171,6 +171,7 @@ def test_logger_records_meta_training_scalars(tmp_path):
         "rollout/pre_update_success",
         "rollout/post_update_success",
         "train/latent_prior_kl",
+        "train/latent_step_share",
         "train/step_size_mean_0",
         "train/inner_loss",
         "train/outer_loss",

@@ -134,7 +134,7 @@ def test_the_toy_rejects_the_sum_of_advantages_weighting(seed: int) -> None:
     model, index = toy_model("score_function", seed, linear=True)
     _, truth, post = outer_gradient_and_truth(model, index)
     mean, log_std = model._pre(index)
-    advantages, _ = model._outer_advantages(post)
+    advantages = model._outer_advantages(post)
     weight = th.as_tensor((advantages * post.mask).sum(0), dtype=th.float32)
     mu = mean.detach().clone().requires_grad_(True)
     z = th.as_tensor(post.latents, dtype=th.float32)
@@ -172,7 +172,7 @@ def test_outer_advantages_are_normalised_per_task() -> None:
     model.env.set_tasks([0, 1])
     mean, log_std = model._pre(th.arange(2))
     post, _ = model._sample(model.env, mean, log_std, n_rounds=1)
-    advantages, _ = model._outer_advantages(post)
+    advantages = model._outer_advantages(post)
     for slot in (0, 1):
         values = advantages[:, post.task_slot == slot][post.mask[:, post.task_slot == slot]]
         assert values.mean() == pytest.approx(0.0, abs=1e-6)

@@ -399,8 +399,8 @@ class MAESN(MetaAlgorithm):
             mean, log_std = self.latents.inner_update(mean, log_std, z, adv, natural=self.natural_gradient)
         return mean, log_std
 
-    def _outer_advantages(self, post: EpisodeBatch) -> tuple[np.ndarray, np.ndarray]:
-        """GAE advantages of the post-update episodes, centred and scaled per task, and the returns."""
+    def _outer_advantages(self, post: EpisodeBatch) -> np.ndarray:
+        """GAE advantages ``(T, E)`` of the post-update episodes, centred and scaled per task."""
         returns = discounted_returns(post.rewards, post.mask, self.gamma)
         if self.baseline == "linear":
             states = state_features(post.observations, self.latent_dim)
@@ -412,7 +412,7 @@ class MAESN(MetaAlgorithm):
                 values = np.zeros_like(returns)
                 values[mask] = self.policy.predict_values(obs).squeeze(-1).cpu().numpy()
         advantages = gae_advantages(post.rewards, values, post.mask, self.gamma, self.gae_lambda)
-        return normalize_per_task(advantages, post.mask, post.task_slot), returns
+        return normalize_per_task(advantages, post.mask, post.task_slot)
 
     def _outer_objective(
         self, index: th.Tensor, inner_batches: Sequence[tuple[th.Tensor, th.Tensor]], post: EpisodeBatch
@@ -432,7 +432,7 @@ class MAESN(MetaAlgorithm):
         """
         mask = post.mask.astype(bool)
         n_steps = int(mask.sum())
-        advantages, _ = self._outer_advantages(post)
+        advantages = self._outer_advantages(post)
         steps_per_slot = np.bincount(post.task_slot, weights=post.episode_lengths)
         episode_weight = 1.0 / (np.count_nonzero(steps_per_slot) * steps_per_slot[post.task_slot])
         step_episode = np.nonzero(mask)[1]  # the episode of each step, in the order of x[mask]
@@ -499,6 +499,7 @@ class MAESN(MetaAlgorithm):
         params = [*self._actor_parameters(), self.latents.means, self.latents.log_stds]
         if self.learn_step_sizes:
             params += [self.latents.step_size_mean, self.latents.step_size_log_std]
+        before = [p.detach().clone() for p in params]
         stats = trpo_step(
             params,
             loss_fn,
@@ -524,6 +525,10 @@ class MAESN(MetaAlgorithm):
         log("train/line_search_steps", stats.line_search_steps)
         log("train/step_accepted", int(stats.accepted))
         log("train/latent_prior_kl", float(prior_kl))
+        # how much of the accepted step moved the latent tables and step sizes rather than the policy
+        moves = [float((p.detach() - b).pow(2).sum()) for p, b in zip(params, before, strict=True)]
+        n_policy = len(params) - (4 if self.learn_step_sizes else 2)
+        log("train/latent_step_share", sum(moves[n_policy:]) / max(sum(moves), 1e-30))
         log("train/n_updates", self._n_updates, exclude="tensorboard")
         for name in ("step_size_mean", "step_size_log_std"):
             for dim, value in enumerate(getattr(self.latents, name).detach().cpu().numpy()):
