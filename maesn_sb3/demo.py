@@ -114,7 +114,9 @@ def plot(model: MAESN, tasks: TaskSet, result: AdaptationResult, path: str, seed
     explore.add_patch(plt.Circle(goal, 0.2, color="tab:green", alpha=0.3))
     explore.plot(*goal, "*", color="tab:green", ms=14, label="held-out goal")
     explore.plot([], [], color="tab:blue", label="latents from the prior")
-    explore.set(title="exploration: one path per latent", aspect="equal")
+    explore.set(
+        title="exploration: one path per latent", xlabel="x position", ylabel="y position", aspect="equal"
+    )
     explore.legend(fontsize=8, loc="lower left")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
