@@ -25,17 +25,17 @@ def set_goal(native: gym.vector.VectorEnv, reference: gym.vector.VectorEnv, i: i
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_point_nav_batch_equals_single_envs(reward_type: str, seed: int) -> None:
     kwargs = {"reward_type": reward_type, "goal_radius": 0.3, "max_episode_steps": 7}
-    native = gym.make_vec(POINT, num_envs=5, vectorization_mode="vector_entry_point", **kwargs)
-    reference = single_envs(POINT, 5, **kwargs)
+    native = gym.make_vec(POINT, num_envs=8, vectorization_mode="vector_entry_point", **kwargs)
+    reference = single_envs(POINT, 8, **kwargs)
     assert isinstance(native.unwrapped, PointNav2DVectorEnv)
     assert native.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
     assert native.single_observation_space == reference.single_observation_space
     assert native.single_action_space == reference.single_action_space
     rng = np.random.default_rng(seed)
     # goals close to the origin so that random walks reach some of them (sparse reward, success)
-    tasks = [{"goal": rng.uniform(-0.3, 0.3, size=2)} for _ in range(5)]
-    ended = compare_rollouts(native, reference, tasks, seed, steps=30, set_task=set_goal)
-    assert ended == 5 * (30 // 7)
+    tasks = [{"goal": rng.uniform(-0.3, 0.3, size=2)} for _ in range(8)]
+    ended = compare_rollouts(native, reference, tasks, seed, steps=40, set_task=set_goal)
+    assert ended == 8 * (40 // 7)
     # a new task mid-episode and a reseed
     set_goal(native, reference, 3, {"goal": np.array([0.1, 0.0])})
     compare_rollouts(native, reference, tasks, seed + 10, steps=9, set_task=set_goal)

@@ -107,7 +107,9 @@ class PointNav2DVectorEnv(TaskVectorEnv):
         self._positions = self._positions + self.step_size * np.clip(actions, -1.0, 1.0)
         delta = self._positions - self._goals
         dx, dy = delta[:, 0], delta[:, 1]
-        distance = (dx * dx + dy * dy) ** 0.5
+        # the single env takes a scalar ``** 0.5`` (libm's pow); an array ``** 0.5`` is a sqrt, which can
+        # differ by one ulp, so the root is taken per env with the same pow
+        distance = np.array([square**0.5 for square in (dx * dx + dy * dy).tolist()])
         inside = distance <= self.goal_radius
         self._reached |= inside
         sparse_reward = inside.astype(np.float64)
