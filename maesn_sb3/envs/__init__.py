@@ -22,9 +22,21 @@ _ENTRY_POINTS: dict[str, tuple[str, int, str | None]] = {
         "maesn_sb3.envs.point_nav_vector:PointNav2DVectorEnv",
     ),
     # MuJoCo families: string entry points, so importing maesn_sb3 does not import MuJoCo rendering
-    "maesn_sb3/WheeledNav-v0": ("maesn_sb3.envs.wheeled_nav:WheeledNavEnv", 200, None),
-    "maesn_sb3/AntGoal-v0": ("maesn_sb3.envs.ant_goal:AntGoalEnv", 200, None),
-    "maesn_sb3/BlockPush-v0": ("maesn_sb3.envs.block_push:BlockPushEnv", 100, None),
+    "maesn_sb3/WheeledNav-v0": (
+        "maesn_sb3.envs.wheeled_nav:WheeledNavEnv",
+        200,
+        "maesn_sb3.envs.mujoco_vector:WheeledNavVectorEnv",
+    ),
+    "maesn_sb3/AntGoal-v0": (
+        "maesn_sb3.envs.ant_goal:AntGoalEnv",
+        200,
+        "maesn_sb3.envs.mujoco_vector:AntGoalVectorEnv",
+    ),
+    "maesn_sb3/BlockPush-v0": (
+        "maesn_sb3.envs.block_push:BlockPushEnv",
+        100,
+        "maesn_sb3.envs.mujoco_vector:BlockPushVectorEnv",
+    ),
 }
 
 
