@@ -219,7 +219,8 @@ def make_meta_vec_env(
     :param wrapper_class: an extra wrapper applied after the ``Monitor``, before the latent wrapper.
     :param env_kwargs: keyword arguments for the env constructor.
     :param vec_env_cls: the backend, ``DummyVecEnv`` (default) or ``SubprocVecEnv``.
-    :param vec_env_kwargs: keyword arguments for the backend's constructor.
+    :param vec_env_kwargs: keyword arguments for the backend's constructor (native: the batch's own,
+        e.g. ``threads``, ``use_mujoco_batch``, ``render_index``).
     :param monitor_dir: folder for the Monitor files (None: none written).
     :param monitor_kwargs: keyword arguments for ``Monitor``.
     :param wrapper_kwargs: keyword arguments for ``wrapper_class``.
@@ -260,10 +261,10 @@ def make_meta_vec_env(
             latent_dim=latent_dim,
             env_kwargs=env_kwargs,
             monitor_dir=monitor_dir,
+            batch_kwargs=vec_env_kwargs,
             unsupported={
                 "wrapper_class": wrapper_class,
                 "wrapper_kwargs": wrapper_kwargs,
-                "vec_env_kwargs": vec_env_kwargs,
                 "monitor_kwargs": monitor_kwargs,
             },
         )

@@ -289,11 +289,14 @@ def make_native_vec_env(
     latent_dim: int | None = None,
     env_kwargs: dict[str, Any] | None = None,
     monitor_dir: str | None = None,
+    batch_kwargs: dict[str, Any] | None = None,
     unsupported: dict[str, Any] | None = None,
 ) -> VecEnv:
     """The native backend of ``make_meta_vec_env(..., vectorization="native")``: the id's batched
     family, a :class:`~wrappers.LatentVectorWrapper` when ``latent_dim`` is set, the adapter, SB3's
-    ``VecMonitor``; env ``i`` is seeded with ``seed + i`` at the first reset (as ``make_vec_env``)."""
+    ``VecMonitor``; env ``i`` is seeded with ``seed + i`` at the first reset (as ``make_vec_env``).
+    ``env_kwargs`` go to the batch as to a single env, ``batch_kwargs`` are the batch's own
+    (``threads``, ``use_mujoco_batch``, ``render_index``)."""
     if not isinstance(env_id, str):
         raise TypeError(
             "vectorization='native' needs a registered env id with a vector_entry_point, "
@@ -308,9 +311,8 @@ def make_native_vec_env(
     given = sorted(name for name, value in (unsupported or {}).items() if value)
     if given:
         raise ValueError(f"vectorization='native' does not take {', '.join(given)}; got {given}")
-    envs = gym.make_vec(
-        env_id, num_envs=n_envs, vectorization_mode="vector_entry_point", **(env_kwargs or {})
-    )
+    kwargs = {**(env_kwargs or {}), **(batch_kwargs or {})}
+    envs = gym.make_vec(env_id, num_envs=n_envs, vectorization_mode="vector_entry_point", **kwargs)
     if latent_dim is not None:
         envs = LatentVectorWrapper(envs, latent_dim=latent_dim)
     filename = None
