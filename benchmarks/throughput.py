@@ -12,7 +12,8 @@ Sections:
 4. ``native``: per family, ``--native-envs`` (400) envs as meta-training builds them
    (``make_meta_vec_env(..., latent_dim=2)``): the native batch (``vectorization="native"``) vs
    today's ``DummyVecEnv`` of single envs vs the bare physics (a ``mujoco.batch`` loop with fixed
-   controls and ``nstep`` = the frame skip, or the bare numpy step), same threads, wall clock
+   controls and ``nstep`` = the frame skip, or the bare numpy step), and ``vector``: the batch with
+   its latent wrapper stepped as a Gymnasium vector env (no SB3 adapter), same threads, wall clock
    (threads make CPU time meaningless), interleaved; the MuJoCo ones at 1 and 2 threads. Targets:
    native >= 0.8x bare, >= 3x dummy on PointNav2D, AntGoal 2 threads >= 1.6x 1 thread (idle machine).
 
@@ -46,7 +47,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 import maesn_sb3
 from maesn_sb3 import MetaTaskVecEnv
-from wrappers import LatentWrapper
+from wrappers import LatentVectorWrapper, LatentWrapper
 
 Clock = Callable[[], float]
 CLOCKS: dict[str, Clock] = {"cpu": time.process_time, "wall": time.perf_counter}
@@ -262,6 +263,22 @@ def bare_stepper(env_id: str, n_envs: int, steps: int, threads: int, clock: Cloc
     return run_mujoco
 
 
+def vector_stepper(
+    envs: gym.vector.VectorEnv, actions: np.ndarray, seed: int, clock: Clock
+) -> Callable[[], float]:
+    """A run of the Gymnasium vector env itself (no SB3 adapter): env steps/s."""
+
+    def run() -> float:
+        envs.reset(seed=seed)
+        step = envs.step
+        start = clock()
+        for batch in actions:
+            step(batch)
+        return actions.shape[0] * envs.num_envs / (clock() - start)
+
+    return run
+
+
 def native_throughput(
     env_id: str, n_envs: int, steps: int, repeats: int, threads: int, seed: int, clock: Clock
 ) -> dict[str, Any]:
@@ -274,10 +291,20 @@ def native_throughput(
     space = native.action_space
     actions = np.random.default_rng(seed).uniform(space.low, space.high, size=(steps, n_envs, *space.shape))
     actions = actions.astype(np.float32)
+    vector = LatentVectorWrapper(
+        gym.make_vec(
+            env_id,
+            num_envs=n_envs,
+            vectorization_mode="vector_entry_point",
+            **extra.get("vec_env_kwargs", {}),
+        ),
+        latent_dim=2,
+    )
     rates = interleaved(
         {
             "dummy": vec_stepper(dummy, actions, seed, clock),
             "native": vec_stepper(native, actions, seed, clock),
+            "vector": vector_stepper(vector, actions, seed, clock),
             "bare": bare_stepper(env_id, n_envs, steps, threads, clock),
         },
         repeats,
@@ -286,6 +313,7 @@ def native_throughput(
     dummy.close()
     versus_dummy = summarise(rates, "dummy", "native", 3.0 if env_id == POINT_ID else 1.0)
     versus_bare = summarise(rates, "bare", "native", 0.8)
+    vector_vs_bare = summarise(rates, "bare", "vector", 0.8)
     return {
         "env_id": env_id,
         "n_envs": n_envs,
@@ -294,6 +322,7 @@ def native_throughput(
         "repeats": repeats,
         "native_vs_dummy": versus_dummy,
         "native_vs_bare": versus_bare,
+        "vector_vs_bare": vector_vs_bare,
     }
 
 
@@ -313,6 +342,7 @@ def native_section(args: argparse.Namespace) -> list[dict[str, Any]]:
             label = f"{env_id} {threads} thread(s)"
             print_row(label, result["native_vs_dummy"], "dummy", "native")
             print_row(label, result["native_vs_bare"], "bare", "native")
+            print_row(label, result["vector_vs_bare"], "bare", "vector")
             results.append(result)
     ant = [r for r in results if r["env_id"] == "maesn_sb3/AntGoal-v0"]
     if len(ant) == 2:
