@@ -16,6 +16,9 @@ Sections:
    its latent wrapper stepped as a Gymnasium vector env (no SB3 adapter), same threads, wall clock
    (threads make CPU time meaningless), interleaved; the MuJoCo ones at 1 and 2 threads. Targets:
    native >= 0.8x bare, >= 3x dummy on PointNav2D, AntGoal 2 threads >= 1.6x 1 thread (idle machine).
+5. ``memory``: resident memory per env of ``make_meta_vec_env("maesn_sb3/AntGoal-v0", ...)`` at
+   ``--native-envs`` envs, native vs dummy, each built, reset and stepped in a fresh subprocess
+   (RSS after minus RSS before building; target: native below dummy).
 
 The machine may be shared and noisy, so the two sides of each comparison run interleaved
 (A, B, A, B, ...) with the same pre-drawn actions, and the script reports the median steps/s of
@@ -351,11 +354,53 @@ def native_section(args: argparse.Namespace) -> list[dict[str, Any]]:
     return results
 
 
+_MEMORY_PROBE = """
+import sys, numpy as np, maesn_sb3
+
+def rss_kib():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS"))
+
+env_id, n_envs, vectorization = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+kwargs = {"vec_env_kwargs": {"threads": 1}} if vectorization == "native" else {}
+before = rss_kib()
+venv = maesn_sb3.make_meta_vec_env(env_id, n_tasks=20, envs_per_task=n_envs // 20, latent_dim=2, seed=0,
+                                   vectorization=vectorization, **kwargs)
+venv.reset()
+for _ in range(10):
+    venv.step(np.zeros((n_envs, *venv.action_space.shape), dtype=np.float32))
+print(rss_kib() - before)
+"""
+
+
+def memory_section(args: argparse.Namespace) -> list[dict[str, Any]]:
+    import subprocess
+    import sys
+
+    env_id, n_envs = "maesn_sb3/AntGoal-v0", args.native_envs - args.native_envs % 20
+    print(f"Resident memory per env, {env_id}, {n_envs} envs (fresh subprocess each)")
+    result: dict[str, Any] = {"env_id": env_id, "n_envs": n_envs}
+    for vectorization in ("dummy", "native"):
+        out = subprocess.run(
+            [sys.executable, "-c", _MEMORY_PROBE, env_id, str(n_envs), vectorization],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        kib = int(out.stdout.strip().splitlines()[-1])
+        result[f"{vectorization}_kib_per_env"] = kib / n_envs
+        print(f"  {vectorization:<7} {kib / 1024:8.1f} MiB in all, {kib / n_envs:7.1f} KiB per env")
+    result["met"] = result["native_kib_per_env"] < result["dummy_kib_per_env"]
+    print(f"  native below dummy: {'met' if result['met'] else 'MISSED'}")
+    return [result]
+
+
 SECTIONS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
     "latent": latent_section,
     "vec": vec_section,
     "mujoco": mujoco_section,
     "native": native_section,
+    "memory": memory_section,
 }
 
 
