@@ -298,13 +298,13 @@ VECTORIZATIONS = ("dummy", "subproc", "native")
 
 def _check_vectorization(vectorization: str | None, vec_env_cls: type | None) -> str:
     if vectorization is None:
-        return "subproc" if vec_env_cls is not None and issubclass(vec_env_cls, SubprocVecEnv) else "dummy"
+        return "dummy"  # vec_env_cls (a class or any factory of a VecEnv) picks the backend, as before
     if vectorization not in VECTORIZATIONS:
         raise ValueError(f"vectorization must be one of {VECTORIZATIONS}, got {vectorization!r}")
     expected = {"dummy": DummyVecEnv, "subproc": SubprocVecEnv}.get(vectorization)
     if vec_env_cls is not None and vec_env_cls is not expected:
         raise ValueError(
-            f"vec_env_cls={vec_env_cls.__name__} contradicts vectorization={vectorization!r}; "
-            "give one of them"
+            f"vec_env_cls={getattr(vec_env_cls, '__name__', vec_env_cls)} contradicts "
+            f"vectorization={vectorization!r}; give one of them"
         )
     return vectorization
