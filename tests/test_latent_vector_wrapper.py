@@ -99,3 +99,20 @@ def test_distributions_per_env_and_attributes() -> None:
 def test_bad_input(call: Any, error: type[Exception], match: str) -> None:
     with pytest.raises(error, match=match):
         call(LatentVectorWrapper(gym.make_vec(POINT, num_envs=3), latent_dim=2))
+
+
+def test_dict_observations_match_a_vector_of_latent_wrappers() -> None:
+    from tests.test_latent_wrapper import DictObsEnv
+
+    def make() -> gym.Env:
+        return gym.wrappers.TimeLimit(DictObsEnv(), max_episode_steps=3)
+
+    native = LatentVectorWrapper(SyncVectorEnv([make] * 2, autoreset_mode=AutoresetMode.SAME_STEP), 2)
+    reference = SyncVectorEnv(
+        [lambda: LatentWrapper(make(), latent_dim=2)] * 2, autoreset_mode=AutoresetMode.SAME_STEP
+    )
+    assert native.single_observation_space == reference.single_observation_space
+    assert_same(native.reset(seed=4), reference.reset(seed=4))
+    for t in range(7):
+        actions = np.zeros((2, 2), dtype=np.float32)
+        assert_same(native.step(actions), reference.step(actions), f"step {t}")

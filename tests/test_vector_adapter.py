@@ -192,3 +192,35 @@ def test_sb3_algorithms_learn_on_the_native_backend(algo: type) -> None:
     assert len(model.ep_info_buffer) > 0 and len(model.ep_success_buffer) > 0
     rewards, lengths = evaluate_policy(model, venv, n_eval_episodes=4, return_episode_rewards=True)
     assert len(rewards) == 4 and lengths == [50] * 4 and np.all(np.isfinite(rewards))
+
+
+def test_terminations_through_the_whole_stack_match_dummy() -> None:
+    """AntGoal falls (terminated, not truncated): native and dummy MetaTaskVecEnvs agree step by step."""
+    kwargs = {
+        "n_tasks": 2,
+        "envs_per_task": 2,
+        "seed": 1,
+        "latent_dim": 2,
+        "env_kwargs": {"max_episode_steps": 9, "healthy_z_range": (0.55, 1.0)},
+    }
+    native = make_meta_vec_env("maesn_sb3/AntGoal-v0", vectorization="native", **kwargs)
+    dummy = make_meta_vec_env("maesn_sb3/AntGoal-v0", vectorization="dummy", **kwargs)
+    np.testing.assert_array_equal(native.reset(), dummy.reset())
+    rng = np.random.default_rng(0)
+    terminated = truncated = 0
+    for _ in range(20):
+        actions = rng.uniform(-1, 1, size=(4, 8)).astype(np.float32)
+        (obs, rewards, dones, infos), expected = native.step(actions), dummy.step(actions)
+        np.testing.assert_array_equal(obs, expected[0])
+        np.testing.assert_array_equal(rewards, expected[1])
+        np.testing.assert_array_equal(dones, expected[2])
+        for got, want in zip(infos, expected[3], strict=True):
+            if "episode" in want:  # Monitor vs VecMonitor: the same length and return, own clocks
+                got_episode, want_episode = got.pop("episode"), want.pop("episode")
+                assert got_episode["l"] == want_episode["l"]
+                assert got_episode["r"] == pytest.approx(want_episode["r"], abs=1e-5)
+            assert_same_infos([got], [want])
+            terminated += "terminal_observation" in want and not want["TimeLimit.truncated"]
+            truncated += want["TimeLimit.truncated"]
+        assert_same_infos(native.reset_infos, dummy.reset_infos)
+    assert terminated > 0 and truncated > 0
