@@ -14,6 +14,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv,
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
 from maesn_sb3.tasks import TASK_METHODS, TaskSet
+from maesn_sb3.vector_adapter import make_native_vec_env
 from wrappers.latent import LatentWrapper
 
 __all__ = ["MetaTaskVecEnv", "make_meta_vec_env"]
@@ -200,6 +201,7 @@ def make_meta_vec_env(
     monitor_kwargs: dict[str, Any] | None = None,
     wrapper_kwargs: dict[str, Any] | None = None,
     success_key: str = "success",
+    vectorization: str | None = None,
 ) -> MetaTaskVecEnv:
     """Create a monitored :class:`MetaTaskVecEnv`, in the style of SB3's ``make_vec_env``.
 
@@ -217,12 +219,19 @@ def make_meta_vec_env(
     :param wrapper_class: an extra wrapper applied after the ``Monitor``, before the latent wrapper.
     :param env_kwargs: keyword arguments for the env constructor.
     :param vec_env_cls: the backend, ``DummyVecEnv`` (default) or ``SubprocVecEnv``.
-    :param vec_env_kwargs: keyword arguments for the backend's constructor.
+    :param vec_env_kwargs: keyword arguments for the backend's constructor (native: the batch's own,
+        e.g. ``threads``, ``use_mujoco_batch``, ``render_index``).
     :param monitor_dir: folder for the Monitor files (None: none written).
     :param monitor_kwargs: keyword arguments for ``Monitor``.
     :param wrapper_kwargs: keyword arguments for ``wrapper_class``.
     :param success_key: the info key of the env's own success flag.
+    :param vectorization: the backend: ``"dummy"`` (SB3's ``DummyVecEnv``, the default),
+        ``"subproc"`` (``SubprocVecEnv``) or ``"native"``: the env id's batched family (its
+        ``vector_entry_point``) behind a :class:`~maesn_sb3.vector_adapter.VectorEnvAdapter`, with a
+        :class:`~wrappers.LatentVectorWrapper` when ``latent_dim`` is set and SB3's ``VecMonitor``
+        (one file in ``monitor_dir``). ``vec_env_cls`` alone still picks dummy or subproc.
     """
+    vectorization = _check_vectorization(vectorization, vec_env_cls)
     for name, value in (("n_tasks", n_tasks), ("envs_per_task", envs_per_task)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be an int >= 1, got {value!r}")
@@ -244,6 +253,25 @@ def make_meta_vec_env(
 
         tasks = TaskSet.from_env(make_one, n_train=n_tasks, n_test=0, seed=seed).train
 
+    if vectorization == "native":
+        venv = make_native_vec_env(
+            env_id,
+            n_envs=n_tasks * envs_per_task,
+            seed=seed,
+            latent_dim=latent_dim,
+            env_kwargs=env_kwargs,
+            monitor_dir=monitor_dir,
+            batch_kwargs=vec_env_kwargs,
+            unsupported={
+                "wrapper_class": wrapper_class,
+                "wrapper_kwargs": wrapper_kwargs,
+                "monitor_kwargs": monitor_kwargs,
+            },
+        )
+        return MetaTaskVecEnv(venv, n_tasks, envs_per_task, tasks=tasks, success_key=success_key)
+    if vectorization == "subproc":
+        vec_env_cls = SubprocVecEnv
+
     def wrap(env: gym.Env) -> gym.Env:
         if wrapper_class is not None:
             env = wrapper_class(env, **(wrapper_kwargs or {}))
@@ -263,3 +291,20 @@ def make_meta_vec_env(
         monitor_kwargs=monitor_kwargs,
     )
     return MetaTaskVecEnv(venv, n_tasks, envs_per_task, tasks=tasks, success_key=success_key)
+
+
+VECTORIZATIONS = ("dummy", "subproc", "native")
+
+
+def _check_vectorization(vectorization: str | None, vec_env_cls: type | None) -> str:
+    if vectorization is None:
+        return "dummy"  # vec_env_cls (a class or any factory of a VecEnv) picks the backend, as before
+    if vectorization not in VECTORIZATIONS:
+        raise ValueError(f"vectorization must be one of {VECTORIZATIONS}, got {vectorization!r}")
+    expected = {"dummy": DummyVecEnv, "subproc": SubprocVecEnv}.get(vectorization)
+    if vec_env_cls is not None and vec_env_cls is not expected:
+        raise ValueError(
+            f"vec_env_cls={getattr(vec_env_cls, '__name__', vec_env_cls)} contradicts "
+            f"vectorization={vectorization!r}; give one of them"
+        )
+    return vectorization
