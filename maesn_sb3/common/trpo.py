@@ -44,6 +44,7 @@ def trpo_step(
     cg_damping: float = 1e-5,
     line_search_shrinking_factor: float = 0.8,
     line_search_max_iter: int = 15,
+    fisher_kl_fn: Callable[[], th.Tensor] | None = None,
 ) -> TRPOStats:
     """Minimise ``loss_fn`` under ``kl_fn() <= max_kl`` with a conjugate-gradient natural step.
 
@@ -51,11 +52,14 @@ def trpo_step(
     starts (held constant inside it) and the current ones; the step is found by conjugate gradient
     on its Hessian (sb3-contrib's solver), scaled to the KL limit, then shrunk by a backtracking line
     search until the loss improves and the KL limit holds. Parameters are restored if no step does.
+    ``fisher_kl_fn`` (default ``kl_fn``) gives the KL whose Hessian the Fisher-vector products use,
+    e.g. on a subsample of the batch (rllab's ``subsample_factor``); the line search always checks
+    ``kl_fn``.
     """
     params = list(params)
     loss = loss_fn()
     loss_grad = _flat_grad(loss, params)
-    kl_grad = _flat_grad(kl_fn(), params, create_graph=True)
+    kl_grad = _flat_grad((fisher_kl_fn or kl_fn)(), params, create_graph=True)
 
     def fisher_vector(vector: th.Tensor) -> th.Tensor:
         return _flat_grad(kl_grad @ vector, params) + cg_damping * vector
