@@ -37,6 +37,10 @@ def main() -> None:
     parser.add_argument("--kl-coef", type=float, default=0.1)
     parser.add_argument("--max-kl", type=float, default=0.01, help="TRPO's trust region")
     parser.add_argument(
+        "--fisher-subsample", type=float, default=1.0, help="fraction of steps in the Fisher-vector products"
+    )
+    parser.add_argument("--vectorization", choices=("dummy", "native"), default="dummy", help="env backend")
+    parser.add_argument(
         "--ortho-init", action="store_true", help="SB3's orthogonal init instead of PyTorch's"
     )
     parser.add_argument(
@@ -69,10 +73,12 @@ def main() -> None:
         seed=args.seed,
         tasks=tasks,
         env_kwargs={"reward_type": "dense"},
+        vectorization=args.vectorization,
     )
     algo_kwargs = {
         "kl_coef": args.kl_coef,
         "max_kl": args.max_kl,
+        "fisher_subsample": args.fisher_subsample,
         "policy_kwargs": {"ortho_init": args.ortho_init},
         "natural_gradient": args.natural_gradient,
         "latent_gradient": args.latent_gradient,
