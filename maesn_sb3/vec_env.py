@@ -122,6 +122,30 @@ class MetaTaskVecEnv(VecEnvWrapper):
         """Draw ``n`` tasks from the task distribution of the first sub-env (its seeded generator)."""
         return self.venv.env_method("sample_tasks", n, indices=[0])[0]
 
+    @property
+    def horizon(self) -> int:
+        """The most steps an episode of a sub-env lasts: its ``TimeLimit``'s ``max_episode_steps`` (or
+        an env's own ``max_episode_steps`` attribute, for envs that end their episodes themselves).
+
+        Collecting whole episodes needs it; a ``ValueError`` says how to add one when there is none.
+        """
+        if getattr(self, "_horizon", None) is None:
+            self._horizon = self._find_horizon()
+        return self._horizon
+
+    def _find_horizon(self) -> int:
+        limited = all(self.venv.env_is_wrapped(gym.wrappers.TimeLimit))
+        name = "_max_episode_steps" if limited else "max_episode_steps"
+        values = self.venv.get_attr(name) if self.venv.has_attr(name) else [None]
+        if any(value is None for value in values):
+            raise ValueError(
+                "the sub-envs have no horizon (no gymnasium.wrappers.TimeLimit and no max_episode_steps "
+                "attribute), so an episode may never end and collecting whole episodes would never stop; "
+                "wrap each env in gymnasium.wrappers.TimeLimit(env, max_episode_steps=N), register it with "
+                "max_episode_steps, or pass env_kwargs={'max_episode_steps': N} to make_meta_vec_env"
+            )
+        return max(int(value) for value in values)
+
     # -- latents --------------------------------------------------------------------------------
     def set_latent_distributions(self, means: np.ndarray, stds: np.ndarray) -> None:
         """Give slot ``k``'s envs the latent distribution N(means[k], stds[k]) from their next reset.

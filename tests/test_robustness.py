@@ -1,0 +1,167 @@
+"""Failures that must neither corrupt a model nor pass silently (issue 16): non-finite numbers, envs
+without a horizon, bad input at the boundary, exact resume, loading the wrong file."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch as th
+from gymnasium import spaces
+from torch.nn.utils import parameters_to_vector
+
+from maesn_sb3 import MAESN, MAML, LSBaseline, make_meta_vec_env
+from maesn_sb3.common.trpo import trpo_step
+from wrappers import LatentWrapper
+from wrappers.discriminator import SkillDiscriminator
+
+ENV_ID = "maesn_sb3/PointNav2D-v0"
+SMALL = {"n_tasks": 2, "envs_per_task": 2, "env_kwargs": {"max_episode_steps": 8}}
+
+
+class BadNumberAt(gym.Wrapper):
+    """Returns a non-finite reward (or observation) at the ``at``-th step of the env's life."""
+
+    def __init__(self, env: gym.Env, at: int = 3, what: str = "reward") -> None:
+        super().__init__(env)
+        self.at, self.what, self.t = at, what, 0
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.t += 1
+        if self.t == self.at:
+            if self.what == "reward":
+                reward = float("inf")
+            else:
+                obs = np.full_like(obs, np.nan)
+        return obs, reward, terminated, truncated, info
+
+
+def all_parameters(model) -> th.Tensor:
+    tensors = [parameters_to_vector(model.policy.parameters())]
+    if hasattr(model, "latents"):
+        tensors.append(parameters_to_vector(model.latents.parameters()))
+    return th.cat(tensors).detach().clone()
+
+
+# -- numbers that go bad --------------------------------------------------------------------------------
+@pytest.mark.parametrize("algo", [MAESN, LSBaseline, MAML])
+@pytest.mark.parametrize("what", ["reward", "observation"])
+def test_a_non_finite_reward_or_observation_is_named_and_leaves_the_model_intact(algo, what):
+    latent = {} if algo is MAML else {"latent_dim": 2}
+    env = make_meta_vec_env(
+        ENV_ID, seed=0, wrapper_class=BadNumberAt, wrapper_kwargs={"what": what}, **SMALL, **latent
+    )
+    model = algo("MlpPolicy", env, n_train_tasks=4, seed=0)
+    before = all_parameters(model)
+    expected = rf"sub-env 0 \(task slot 0\) returned a {what} that is not finite at step 3"
+    with pytest.raises(ValueError, match=expected) as error:
+        model.learn(10_000)
+    assert "VecCheckNan" in str(error.value)
+    assert th.equal(all_parameters(model), before)  # the bad batch never reached an update
+
+
+def test_trpo_step_restores_the_parameters_when_the_line_search_raises():
+    weight = th.nn.Parameter(th.tensor([1.0, 2.0]))
+    calls = {"n": 0}
+
+    def loss_fn() -> th.Tensor:
+        calls["n"] += 1
+        if calls["n"] > 1:  # inside the line search, after a step was written into the parameters
+            raise ValueError("boom")
+        return (weight**2).sum()
+
+    def kl_fn() -> th.Tensor:
+        return ((weight - weight.detach()) ** 2).sum()
+
+    with pytest.raises(ValueError, match="boom"):
+        trpo_step([weight], loss_fn, kl_fn, max_kl=0.01)
+    th.testing.assert_close(weight.detach(), th.tensor([1.0, 2.0]))
+
+
+def test_trpo_step_refuses_a_loss_that_is_not_finite():
+    weight = th.nn.Parameter(th.tensor([1.0, 2.0]))
+    with pytest.raises(FloatingPointError, match="loss is not finite"):
+        trpo_step([weight], lambda: (weight * float("inf")).sum(), lambda: (weight * 0).sum(), 0.01)
+    th.testing.assert_close(weight.detach(), th.tensor([1.0, 2.0]))
+
+
+def test_discriminator_refuses_a_non_finite_state_and_keeps_its_weights():
+    space = spaces.Box(-np.inf, np.inf, (5,), np.float32)  # 2 state features + a 3-skill one-hot
+    disc = SkillDiscriminator(space, 3, net_arch=(8,), device="cpu", seed=0)
+    obs = np.concatenate([np.zeros((3, 2)), np.eye(3)], axis=1).astype(np.float32)
+    obs[1, 0] = np.nan
+    weights = parameters_to_vector(disc.parameters()).detach().clone()
+    with pytest.raises(ValueError, match=r"not finite \(row 1"):
+        disc.update(obs)
+    th.testing.assert_close(parameters_to_vector(disc.parameters()).detach(), weights)
+
+
+@pytest.mark.parametrize("name", ["mean", "std"])
+def test_latent_wrapper_rejects_a_distribution_that_overflows_float32(name):
+    env = gym.make(ENV_ID)
+    with pytest.raises(ValueError, match=f"{name} must fit in float32"):
+        LatentWrapper(env, latent_dim=2, **{name: 1e39})
+    wrapper = LatentWrapper(env, latent_dim=2)
+    with pytest.raises(ValueError, match=f"{name} must fit in float32"):
+        wrapper.set_latent_distribution(**{"mean": 0.0, "std": 1.0, name: [1e39, 0.0]})
+    wrapper.set_latent_distribution(mean=3e38, std=3e38)  # each fits; a draw may not
+    with pytest.raises(ValueError, match="does not fit in float32"):
+        for seed in range(20):
+            wrapper.reset(seed=seed)
+
+
+# -- bounded work -----------------------------------------------------------------------------------------
+class Endless(gym.Env):
+    """A task env whose episodes never end; it fails loudly if stepped far beyond any sane collection."""
+
+    observation_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
+    action_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
+
+    def __init__(self, max_episode_steps: int | None = None) -> None:
+        if max_episode_steps is not None:
+            self.max_episode_steps = max_episode_steps  # claimed, but not honoured
+        self.steps = 0
+
+    def sample_tasks(self, n: int) -> list[dict]:
+        return [{"k": i} for i in range(n)]
+
+    def set_task(self, task: dict) -> None:
+        self.task = task
+
+    def get_task(self) -> dict:
+        return {"k": 0}
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action):
+        self.steps += 1
+        if self.steps > 5_000:
+            raise AssertionError("collection did not stop: the env has no horizon")
+        return np.zeros(2, np.float32), 0.0, False, False, {}
+
+
+@pytest.mark.parametrize("algo", [MAESN, MAML])
+def test_an_env_without_a_horizon_is_refused_before_collection(algo):
+    latent = {} if algo is MAML else {"latent_dim": 2}
+    env = make_meta_vec_env(Endless, n_tasks=2, envs_per_task=1, seed=0, **latent)
+    model = algo("MlpPolicy", env, n_train_tasks=2, seed=0)
+    with pytest.raises(ValueError, match=r"no horizon .*TimeLimit.*max_episode_steps"):
+        model.learn(100)
+    assert env.get_attr("steps") == [0, 0]
+
+
+def test_a_horizon_that_is_not_honoured_stops_collection():
+    env = make_meta_vec_env(
+        Endless, n_tasks=1, envs_per_task=2, seed=0, latent_dim=2, env_kwargs={"max_episode_steps": 7}
+    )
+    assert env.horizon == 7
+    with pytest.raises(RuntimeError, match="ran past the horizon of 7 steps"):
+        MAESN("MlpPolicy", env, n_train_tasks=2, seed=0).learn(100)
+    limited = make_meta_vec_env(
+        lambda: gym.wrappers.TimeLimit(Endless(), max_episode_steps=4), n_tasks=1, seed=0, latent_dim=2
+    )
+    assert limited.horizon == 4
+    MAESN("MlpPolicy", limited, n_train_tasks=2, seed=0).learn(20)
