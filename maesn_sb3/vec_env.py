@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 from collections.abc import Callable, Sequence
@@ -145,6 +146,22 @@ class MetaTaskVecEnv(VecEnvWrapper):
                 "max_episode_steps, or pass env_kwargs={'max_episode_steps': N} to make_meta_vec_env"
             )
         return max(int(value) for value in values)
+
+    # -- random state (exact resume) --------------------------------------------------------------
+    def get_random_state(self) -> list[np.random.Generator]:
+        """Copies of every sub-env's ``np_random`` (tasks, latents and resets draw from it)."""
+        return [copy.deepcopy(generator) for generator in self.venv.get_attr("np_random")]
+
+    def set_random_state(self, generators: Sequence[np.random.Generator]) -> None:
+        """Give the sub-envs the generators of :meth:`get_random_state` and drop pending ``seed()``
+        calls, so that the next episodes continue the saved random streams."""
+        if len(generators) != self.num_envs:
+            raise ValueError(
+                f"generators must hold num_envs = {self.num_envs} generators, got {len(generators)}"
+            )
+        for index, generator in enumerate(generators):
+            self.venv.set_attr("np_random", copy.deepcopy(generator), indices=[index])
+        self.venv._reset_seeds()  # SB3 keeps seed() for the next reset: it would replace the streams
 
     # -- latents --------------------------------------------------------------------------------
     def set_latent_distributions(self, means: np.ndarray, stds: np.ndarray) -> None:

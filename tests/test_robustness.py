@@ -165,3 +165,43 @@ def test_a_horizon_that_is_not_honoured_stops_collection():
     )
     assert limited.horizon == 4
     MAESN("MlpPolicy", limited, n_train_tasks=2, seed=0).learn(20)
+
+
+# -- exact resume ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("algo", [MAESN, MAML])
+def test_save_load_learn_continues_exactly_as_uninterrupted_training(algo, tmp_path):
+    latent = {} if algo is MAML else {"latent_dim": 2}
+
+    def env():
+        return make_meta_vec_env(ENV_ID, seed=0, **SMALL, **latent)
+
+    straight = algo("MlpPolicy", env(), n_train_tasks=6, seed=0).learn(100)
+    straight.save(tmp_path / "model")
+    straight.learn(100, reset_num_timesteps=False)
+    th.manual_seed(123)  # whatever happens to the global generators in between
+    np.random.seed(123)  # noqa: NPY002  (the legacy global generator, on purpose)
+    resumed = algo.load(tmp_path / "model", env=env()).learn(100, reset_num_timesteps=False)
+    assert resumed.num_timesteps == straight.num_timesteps
+    assert th.equal(all_parameters(resumed), all_parameters(straight))
+    obs = straight.env.reset()
+    np.testing.assert_array_equal(resumed.env.reset(), obs)  # the env's streams continue alike
+
+
+# -- bad input at the boundary ------------------------------------------------------------------------------
+@pytest.mark.parametrize("algo", [MAESN, MAML])
+def test_predict_adapt_and_learn_check_their_input(algo):
+    latent = {} if algo is MAML else {"latent_dim": 2}
+    env = make_meta_vec_env(ENV_ID, seed=0, **SMALL, **latent)
+    model = algo("MlpPolicy", env, n_train_tasks=2, seed=0)
+    for observation in ("abc", 3.0, np.zeros((2, 3, 4)), np.zeros((2, 3, 2))):
+        error = TypeError if isinstance(observation, str) else ValueError
+        with pytest.raises(error, match="observation must"):
+            model.predict(observation)
+    with pytest.raises(ValueError, match=r"seed must be an int >= 0, got 'a'"):
+        model.adapt(env, n_iterations=0, seed="a")
+    with pytest.raises(TypeError, match=r"total_timesteps must be an int \(env steps\), got '100'"):
+        model.learn("100")
+    with pytest.raises(ValueError, match="total_timesteps must be >= 0, got -5"):
+        model.learn(-5)
+    model.learn(1e2)  # a whole float, as SB3 accepts
+    assert model.num_timesteps >= 100

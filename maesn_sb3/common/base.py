@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import io
+import pathlib
 import time
+import warnings
 from abc import abstractmethod
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
+import torch as th
+from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.type_aliases import MaybeCallback
@@ -34,6 +40,51 @@ def check_float(name: str, value: Any, minimum: float | None = None, strict: boo
         bound = "" if minimum is None else f" {'>' if strict else '>='} {minimum:g}"
         raise ValueError(f"{name} must be a finite number{bound}, got {value!r}")
     return number
+
+
+def check_seed(name: str, value: Any) -> int | None:
+    """``value`` as a seed: None or an int ``>= 0``, else a ``ValueError`` naming ``name``."""
+    return None if value is None else check_int(name, value, minimum=0)
+
+
+def check_timesteps(value: Any) -> int:
+    """``total_timesteps`` as an int ``>= 0`` (a whole float such as ``1e6`` is accepted, as in SB3)."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"total_timesteps must be an int (env steps), got {value!r}")
+    if value < 0:
+        raise ValueError(f"total_timesteps must be >= 0, got {value!r}")
+    return int(value)
+
+
+def _numeric(name: str, value: Any) -> np.ndarray:
+    array = np.asarray(value)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be an array of numbers, got {value!r:.100}")
+    return array
+
+
+def check_observation(
+    observation: Any, space: spaces.Space, n_features: Sequence[int] | None = None
+) -> np.ndarray | dict[str, np.ndarray]:
+    """One observation of ``space`` or a batch of them, as numeric arrays; else an error saying what
+    came and what is expected. For a 1-D ``Box`` the accepted sizes are ``n_features`` (default: the
+    space's)."""
+    if isinstance(space, spaces.Dict):
+        if not isinstance(observation, dict):
+            raise TypeError(
+                f"observation must be a dict with keys {sorted(space.spaces)} (the model's Dict space), "
+                f"got {type(observation).__name__}"
+            )
+        return {key: _numeric(f"observation[{key!r}]", value) for key, value in observation.items()}
+    array = _numeric("observation", observation)
+    if isinstance(space, spaces.Box) and len(space.shape) == 1:
+        sizes = tuple(n_features) if n_features else space.shape
+        if array.ndim not in (1, 2) or array.shape[-1] not in sizes:
+            expected = " or ".join(f"({n},) or (n_envs, {n})" for n in sizes)
+            raise ValueError(f"observation must have shape {expected}, got shape {array.shape}")
+    return array
 
 
 @dataclass
@@ -79,11 +130,15 @@ class MetaAlgorithm(BaseAlgorithm):
         progress_bar: bool = False,
     ) -> SelfMetaAlgorithm:
         """Meta-train for ``total_timesteps`` environment steps (whole meta-iterations)."""
+        total_timesteps = check_timesteps(total_timesteps)
         if self.env is None:
             raise ValueError("learn() needs an env: pass one to the constructor, set_env() or load()")
         total_timesteps, callback = self._setup_learn(
             total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar
         )
+        saved = self.__dict__.pop("_saved_random_state", None)
+        if saved is not None:  # the first learn after load: continue the saved random streams
+            self._restore_random_state(saved)
         callback.on_training_start(locals(), globals())
         iteration = 0
         while self.num_timesteps < total_timesteps:
@@ -96,6 +151,60 @@ class MetaAlgorithm(BaseAlgorithm):
                 self._dump_logs()
         callback.on_training_end()
         return self
+
+    # -- checks at the boundary -------------------------------------------------------------------------
+    @staticmethod
+    def _check_seed(seed: Any) -> int | None:
+        return check_seed("seed", seed)
+
+    def _check_observation(
+        self, observation: Any, n_features: Sequence[int] | None = None
+    ) -> np.ndarray | dict[str, np.ndarray]:
+        return check_observation(observation, self.observation_space, n_features)
+
+    # -- exact resume: the random streams travel with the model ----------------------------------------
+    def _random_state(self) -> dict[str, Any]:
+        """torch's generators and the env's sub-env generators (the model's own numpy generators,
+        ``_task_rng`` and ``_predict_rng``, are saved with its other attributes)."""
+        pending = self.__dict__.get("_saved_random_state")
+        if pending is not None:  # loaded and not trained since: keep what was loaded
+            return pending
+        state: dict[str, Any] = {"torch": th.get_rng_state()}
+        if th.cuda.is_available():
+            state["torch_cuda"] = th.cuda.get_rng_state_all()
+        if self.env is not None and hasattr(self.env, "get_random_state"):
+            state["env"] = self.env.get_random_state()
+        return state
+
+    def _restore_random_state(self, state: dict[str, Any]) -> None:
+        th.set_rng_state(state["torch"])
+        if "torch_cuda" in state and th.cuda.is_available():
+            th.cuda.set_rng_state_all(state["torch_cuda"])
+        generators = state.get("env")
+        if generators is None or self.env is None or not hasattr(self.env, "set_random_state"):
+            return
+        if len(generators) != self.env.num_envs:
+            warnings.warn(
+                f"the model was saved with {len(generators)} sub-envs and now has {self.env.num_envs}: "
+                "their random streams start from the env's seeds, so training does not continue exactly",
+                stacklevel=3,
+            )
+            return
+        self.env.set_random_state(generators)
+
+    def save(
+        self,
+        path: str | pathlib.Path | io.BufferedIOBase,
+        exclude: Iterable[str] | None = None,
+        include: Iterable[str] | None = None,
+    ) -> None:
+        """SB3's ``save``, plus the random states (torch's and the env's generators) so that
+        ``load`` then ``learn(..., reset_num_timesteps=False)`` continues exactly as if never stopped."""
+        self._saved_random_state = self._random_state()
+        try:
+            super().save(path, exclude, include)
+        finally:
+            del self._saved_random_state
 
     def _dump_logs(self) -> None:
         elapsed = max((time.time_ns() - self.start_time) / 1e9, 1e-9)
