@@ -538,7 +538,11 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_run(parser: argparse.ArgumentParser, what: str) -> None:
-    parser.add_argument("run", help=f"a run folder written by `maesn-sb3 train`, or a model .zip, to {what}")
+    parser.add_argument(
+        "run",
+        help=f"a run folder written by `maesn-sb3 train`, or a model .zip, to {what} (a model zip holds "
+        "pickled objects: loading it runs code from the file, so open only runs you trust)",
+    )
     parser.add_argument("--env", help="env id (default: the one in the run's config.yaml)")
     parser.add_argument(
         "--split",
@@ -672,7 +676,11 @@ def build_parser() -> argparse.ArgumentParser:
         "(when adapted). Without --kind, draws those whose inputs exist.",
         formatter_class=fmt,
     )
-    plot.add_argument("run", help="a run folder written by `maesn-sb3 train`")
+    plot.add_argument(
+        "run",
+        help="a run folder written by `maesn-sb3 train` (the exploration plot loads its model.zip, which "
+        "holds pickled objects: open only runs you trust)",
+    )
     plot.add_argument(
         "--kind", action="append", choices=("learning", "adaptation", "exploration"), help="plot (repeatable)"
     )

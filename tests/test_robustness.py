@@ -205,3 +205,122 @@ def test_predict_adapt_and_learn_check_their_input(algo):
         model.learn(-5)
     model.learn(1e2)  # a whole float, as SB3 accepts
     assert model.num_timesteps >= 100
+
+
+# -- loading the wrong file -----------------------------------------------------------------------------
+def test_load_says_what_the_file_is_or_is_not(tmp_path):
+    from stable_baselines3 import PPO
+
+    maesn = MAESN("MlpPolicy", make_meta_vec_env(ENV_ID, seed=0, latent_dim=2, **SMALL), n_train_tasks=2)
+    maesn.save(tmp_path / "maesn")
+    PPO("MlpPolicy", make_meta_vec_env(ENV_ID, seed=0, **SMALL), n_steps=8, batch_size=32).save(
+        tmp_path / "ppo"
+    )
+    with pytest.raises(
+        ValueError, match=r"does not hold a MAESN model: it lacks task_set.*stable_baselines3"
+    ):
+        MAESN.load(tmp_path / "ppo.zip")
+    with pytest.raises(
+        ValueError, match=r"holds a MAESN model, not a LSBaseline one; load it with MAESN\.load"
+    ):
+        LSBaseline.load(tmp_path / "maesn")
+    with pytest.raises(ValueError, match="holds a MAESN model, not a MAML one"):
+        MAML.load(tmp_path / "maesn.zip")
+    with pytest.raises(FileNotFoundError, match=r"no model file at .*nope\.zip$"):
+        MAESN.load(tmp_path / "nope.zip")
+    with pytest.raises(FileNotFoundError, match=r"no model file at .*nope \(nor at .*nope\.zip\)"):
+        MAESN.load(tmp_path / "nope")
+    whole = (tmp_path / "maesn.zip").read_bytes()
+    (tmp_path / "cut.zip").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ValueError, match=r"cut\.zip is not a readable model zip.*truncated"):
+        MAESN.load(tmp_path / "cut.zip")
+    loaded = MAESN.load(tmp_path / "maesn")  # the right file still loads, without the marker
+    assert not hasattr(loaded, "_algorithm")
+
+
+# -- errors that say what broke ---------------------------------------------------------------------------
+class Armed(gym.Wrapper):
+    """Raises in ``step`` once ``arm()`` was called (through ``env_method``)."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self.armed = False
+
+    def arm(self) -> None:
+        self.armed = True
+
+    def step(self, action):
+        if self.armed:
+            raise ValueError("the wheel came off")
+        return self.env.step(action)
+
+
+def subproc_env(**kwargs):
+    from stable_baselines3.common.vec_env import SubprocVecEnv
+
+    return make_meta_vec_env(
+        ENV_ID,
+        seed=0,
+        vec_env_cls=SubprocVecEnv,
+        vec_env_kwargs={"start_method": "fork"},
+        wrapper_class=Armed,
+        **{**SMALL, **kwargs},
+    )
+
+
+def test_a_sub_env_error_in_a_worker_names_the_env_and_slot_and_close_is_quiet():
+    from maesn_sb3.vec_env import EnvWorkerError
+
+    env = subproc_env()
+    env.reset()
+    actions = np.zeros((env.num_envs, 2), np.float32)
+    env.env_method("arm", indices=[3])
+    with pytest.raises(
+        EnvWorkerError, match=r"sub-env 3 \(task slot 1\) raised ValueError: the wheel came off"
+    ) as error:
+        env.step(actions)
+    assert error.value.env_index == 3 and "Traceback" in error.value.worker_traceback
+    env.set_attr("armed", False, indices=[3])
+    env.step(actions)  # the workers stay in step with each other and usable
+    env.close()
+    assert all(not process.is_alive() for process in env.venv.processes)
+
+
+def test_a_killed_worker_is_named_with_its_exit_code_and_close_still_ends_the_others():
+    import os
+    import signal
+
+    from maesn_sb3.vec_env import EnvWorkerError
+
+    env = subproc_env()
+    env.reset()
+    os.kill(env.venv.processes[2].pid, signal.SIGKILL)
+    env.venv.processes[2].join(5)
+    with pytest.raises(
+        EnvWorkerError, match=r"worker process of sub-env 2 \(task slot 1\) ended \(exit code -9, SIGKILL\)"
+    ):
+        env.step(np.zeros((env.num_envs, 2), np.float32))
+    env.close()  # quiet
+    assert all(not process.is_alive() for process in env.venv.processes)
+
+
+@pytest.mark.parametrize("backend", ["dummy", "subproc"])
+def test_set_tasks_with_a_refused_task_keeps_every_slot_on_its_previous_task(backend):
+    env = subproc_env() if backend == "subproc" else make_meta_vec_env(ENV_ID, seed=0, **SMALL)
+    before = env.tasks
+    new = [{"goal": np.array([0.1, 0.2])}, {"goal": "north"}]
+    with pytest.raises(
+        ValueError,
+        match=r"slot 1 \(dict .*north.*\) was refused by its sub-envs \(every slot keeps its previous",
+    ):
+        env.set_tasks(new)
+    assert [t["goal"].tolist() for t in env.tasks] == [t["goal"].tolist() for t in before]
+    held = env.env_method("get_task")
+    assert [t["goal"].tolist() for t in held] == [t["goal"].tolist() for t in before for _ in range(2)]
+    if backend == "subproc":
+        with pytest.raises(
+            TypeError, match=r"task of slot 1 \(a dict\) cannot be pickled.*no slot was changed"
+        ):
+            env.set_tasks([new[0], {"goal": np.array([0.1, 0.2]), "hook": lambda: 0}])
+        assert [t["goal"].tolist() for t in env.env_method("get_task")] == [t["goal"].tolist() for t in held]
+    env.close()

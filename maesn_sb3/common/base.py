@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 import io
+import json
+import os
 import pathlib
 import time
 import warnings
+import zipfile
 from abc import abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -16,7 +20,7 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.type_aliases import MaybeCallback
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback
 
 SelfMetaAlgorithm = TypeVar("SelfMetaAlgorithm", bound="MetaAlgorithm")
 
@@ -83,8 +87,55 @@ def check_observation(
         sizes = tuple(n_features) if n_features else space.shape
         if array.ndim not in (1, 2) or array.shape[-1] not in sizes:
             expected = " or ".join(f"({n},) or (n_envs, {n})" for n in sizes)
-            raise ValueError(f"observation must have shape {expected}, got shape {array.shape}")
+            features = " or ".join(str(n) for n in sizes)
+            raise ValueError(
+                f"observation must have shape {expected} ({features} features), got shape {array.shape}"
+            )
     return array
+
+
+_GENERIC_ARGUMENTS = {
+    "self", "policy", "env", "learning_rate", "policy_kwargs", "stats_window_size", "tensorboard_log",
+    "verbose", "seed", "device", "_init_setup_model", "kwargs",
+}  # fmt: skip
+
+
+def check_model_file(path: str | os.PathLike[str], cls: type[BaseAlgorithm]) -> pathlib.Path:
+    """The model zip at ``path`` (or ``path.zip``, as SB3 tries), checked to hold a ``cls`` model.
+
+    Reads only the zip's JSON ``data`` (no pickle is run); raises ``FileNotFoundError`` for a missing
+    file and ``ValueError`` for a file that is not a complete model zip or holds another algorithm.
+    """
+    file = pathlib.Path(path)
+    if not file.is_file():
+        zipped = file.with_name(file.name + ".zip")
+        if file.suffix != ".zip" and zipped.is_file():
+            file = zipped
+        else:
+            also = "" if file.suffix == ".zip" else f" (nor at {zipped})"
+            raise FileNotFoundError(f"no model file at {os.fspath(path)}{also}")
+    try:
+        with zipfile.ZipFile(file) as archive:
+            data = json.loads(archive.read("data"))
+    except (zipfile.BadZipFile, KeyError, ValueError, EOFError, OSError) as error:
+        raise ValueError(
+            f"{file} is not a readable model zip ({type(error).__name__}: {error}): truncated, corrupt or "
+            f"not saved by model.save(); save the model again"
+        ) from None
+    saved = data.get("_algorithm")
+    if saved is not None and saved != cls.__name__:
+        raise ValueError(f"{file} holds a {saved} model, not a {cls.__name__} one; load it with {saved}.load")
+    if saved is None:  # saved by another library, or before the algorithm was recorded
+        expected = [n for n in inspect.signature(cls.__init__).parameters if n not in _GENERIC_ARGUMENTS]
+        missing = [name for name in expected if name not in data]
+        if missing:
+            module = data.get("policy_class", {}).get("__module__", "an unknown module")
+            raise ValueError(
+                f"{file} does not hold a {cls.__name__} model: it lacks {', '.join(missing)} (its policy "
+                f"class comes from {module}); load it with the class that saved it, e.g. "
+                "stable_baselines3.PPO.load for an SB3 PPO model"
+            )
+    return file
 
 
 @dataclass
@@ -201,10 +252,33 @@ class MetaAlgorithm(BaseAlgorithm):
         """SB3's ``save``, plus the random states (torch's and the env's generators) so that
         ``load`` then ``learn(..., reset_num_timesteps=False)`` continues exactly as if never stopped."""
         self._saved_random_state = self._random_state()
+        self._algorithm = type(self).__name__  # lets load() tell a wrong file from a right one
         try:
             super().save(path, exclude, include)
         finally:
-            del self._saved_random_state
+            del self._saved_random_state, self._algorithm
+
+    @classmethod
+    def load(
+        cls: type[SelfMetaAlgorithm],
+        path: str | pathlib.Path | io.BufferedIOBase,
+        env: GymEnv | None = None,
+        device: th.device | str = "auto",
+        custom_objects: dict[str, Any] | None = None,
+        print_system_info: bool = False,
+        force_reset: bool = True,
+        **kwargs: Any,
+    ) -> SelfMetaAlgorithm:
+        """SB3's ``load``, after checking (without unpickling) that ``path`` holds a model of this class.
+
+        A model zip holds pickled Python objects (SB3's format, plus the task set): loading one runs
+        code from the file, so load only files you trust.
+        """
+        if isinstance(path, (str, os.PathLike)):
+            path = check_model_file(path, cls)
+        model = super().load(path, env, device, custom_objects, print_system_info, force_reset, **kwargs)
+        model.__dict__.pop("_algorithm", None)
+        return model
 
     def _dump_logs(self) -> None:
         elapsed = max((time.time_ns() - self.start_time) / 1e9, 1e-9)
