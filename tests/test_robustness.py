@@ -168,9 +168,13 @@ def test_a_horizon_that_is_not_honoured_stops_collection():
 
 
 # -- exact resume ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("algo", [MAESN, MAML])
-def test_save_load_learn_continues_exactly_as_uninterrupted_training(algo, tmp_path):
+@pytest.mark.parametrize(("algo", "backend"), [(MAESN, "dummy"), (MAML, "dummy"), (MAESN, "subproc")])
+def test_save_load_learn_continues_exactly_as_uninterrupted_training(algo, backend, tmp_path):
+    from stable_baselines3.common.vec_env import SubprocVecEnv
+
     latent = {} if algo is MAML else {"latent_dim": 2}
+    if backend == "subproc":
+        latent.update(vec_env_cls=SubprocVecEnv, vec_env_kwargs={"start_method": "fork"})
 
     def env():
         return make_meta_vec_env(ENV_ID, seed=0, **SMALL, **latent)
@@ -185,6 +189,8 @@ def test_save_load_learn_continues_exactly_as_uninterrupted_training(algo, tmp_p
     assert th.equal(all_parameters(resumed), all_parameters(straight))
     obs = straight.env.reset()
     np.testing.assert_array_equal(resumed.env.reset(), obs)  # the env's streams continue alike
+    straight.env.close()
+    resumed.env.close()
 
 
 # -- bad input at the boundary ------------------------------------------------------------------------------
@@ -324,3 +330,11 @@ def test_set_tasks_with_a_refused_task_keeps_every_slot_on_its_previous_task(bac
             env.set_tasks([new[0], {"goal": np.array([0.1, 0.2]), "hook": lambda: 0}])
         assert [t["goal"].tolist() for t in env.env_method("get_task")] == [t["goal"].tolist() for t in held]
     env.close()
+
+
+def test_saving_a_model_with_parameters_that_are_not_finite_warns(tmp_path):
+    model = MAESN("MlpPolicy", make_meta_vec_env(ENV_ID, seed=0, latent_dim=2, **SMALL), n_train_tasks=2)
+    with th.no_grad():
+        model.latents.means[0, 0] = float("nan")
+    with pytest.warns(UserWarning, match=r"parameters are not finite \(latents\.means\)"):
+        model.save(tmp_path / "broken")

@@ -251,12 +251,32 @@ class MetaAlgorithm(BaseAlgorithm):
     ) -> None:
         """SB3's ``save``, plus the random states (torch's and the env's generators) so that
         ``load`` then ``learn(..., reset_num_timesteps=False)`` continues exactly as if never stopped."""
+        broken = self._non_finite_parameters()
+        if broken:
+            warnings.warn(
+                f"saving a model whose parameters are not finite ({', '.join(broken[:3])}): it cannot act "
+                "sensibly; the training that produced it met numbers that were not finite",
+                stacklevel=2,
+            )
         self._saved_random_state = self._random_state()
         self._algorithm = type(self).__name__  # lets load() tell a wrong file from a right one
         try:
             super().save(path, exclude, include)
         finally:
             del self._saved_random_state, self._algorithm
+
+    def _non_finite_parameters(self) -> list[str]:
+        """Names of the saved modules' parameters that hold NaN or inf."""
+        names = []
+        for module_name in self._get_torch_save_params()[0]:
+            module = getattr(self, module_name, None)
+            if isinstance(module, th.nn.Module):
+                names += [
+                    f"{module_name}.{name}"
+                    for name, parameter in module.named_parameters()
+                    if not bool(th.isfinite(parameter).all())
+                ]
+        return names
 
     @classmethod
     def load(
