@@ -61,6 +61,8 @@ class Config:
     rl2_envs_per_task: int = 2
     speed_steps: int = 40_000
     inner_reward_key: str | None = None  # MAESN's and MAML's inner step on info[key] (e.g. "sparse_reward")
+    natural_gradient: bool = True  # MAESN's and the latent-space baseline's latent steps (False: vanilla)
+    latent_gradient: str = "reparameterization"  # MAESN's outer latent gradient (or "score_function")
 
 
 TIERS: dict[str, dict[str, Any]] = {
@@ -146,10 +148,23 @@ def run_cell(config: Config, method: str, seed: int) -> tuple[list[dict[str, Any
     start = time.perf_counter()
     if method == "maesn":
         model = MAESN(
-            "MlpPolicy", train_env(), task_set=tasks, seed=seed, inner_reward_key=config.inner_reward_key
+            "MlpPolicy",
+            train_env(),
+            task_set=tasks,
+            seed=seed,
+            inner_reward_key=config.inner_reward_key,
+            natural_gradient=config.natural_gradient,
+            latent_gradient=config.latent_gradient,
         ).learn(budget)
     elif method == "lsbaseline":
-        model = LSBaseline("MlpPolicy", train_env(), task_set=tasks, seed=seed).learn(budget)
+        model = LSBaseline(
+            "MlpPolicy",
+            train_env(),
+            task_set=tasks,
+            seed=seed,
+            natural_gradient=config.natural_gradient,
+            latent_gradient=config.latent_gradient,
+        ).learn(budget)
     elif method == "maml":
         model = MAML(
             "MlpPolicy",
@@ -204,14 +219,11 @@ def run_cell(config: Config, method: str, seed: int) -> tuple[list[dict[str, Any
     }
     start = time.perf_counter()
     if method in ("maesn", "lsbaseline"):
-        result = model.adapt(test_env, evaluate=False, natural_gradient=True, **adapt)
-        env_steps = result.env_steps // config.n_test_tasks  # MAESN counts the steps of all task slots
+        result = model.adapt(test_env, evaluate=False, **adapt)
     elif method == "scratch":
         result = ppo_from_scratch(test_env, **adapt)
-        env_steps = result.env_steps
     else:
         result = model.adapt(test_env, **adapt)
-        env_steps = result.env_steps
     adapt_seconds = time.perf_counter() - start
     rows = [
         {
@@ -219,7 +231,7 @@ def run_cell(config: Config, method: str, seed: int) -> tuple[list[dict[str, Any
             "seed": seed,
             "task": task,
             "iteration": k,
-            "env_steps": int(env_steps[k]),
+            "env_steps": int(result.env_steps[k]),
             "return": float(result.returns[k, task]),
             "success": float(result.success[k, task]),
         }
@@ -530,6 +542,17 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="MAESN's and MAML's inner step on info[KEY] during meta-training (e.g. sparse_reward)",
     )
+    parser.add_argument(
+        "--vanilla-gradient",
+        action="store_true",
+        help="vanilla latent steps for MAESN and the latent-space baseline (default: natural gradient)",
+    )
+    parser.add_argument(
+        "--latent-gradient",
+        choices=("reparameterization", "score_function"),
+        default=None,
+        help="MAESN's outer latent gradient (default: MAESN's)",
+    )
     parser.add_argument("--workers", type=int, default=2, help="cells run in parallel (processes)")
     parser.add_argument(
         "--output", type=Path, default=None, help="default: benchmarks/results/adaptation_<tier>_<env>"
@@ -573,6 +596,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--seeds must not repeat a seed (each cell runs once), got {repeated} twice or more")
     if args.workers < 1:
         parser.error(f"--workers must be >= 1, got {args.workers}")
+    if args.vanilla_gradient:
+        tier["natural_gradient"] = False
+    if args.latent_gradient is not None:
+        tier["latent_gradient"] = args.latent_gradient
     config = Config(**tier)
     output = (
         args.output or Path("benchmarks/results") / f"adaptation_{args.tier}_{config.env_id.split('/')[-1]}"

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch as th
+from stable_baselines3.common.logger import configure
 
 from maesn_sb3 import MAESN, LSBaseline, TaskSet, make_meta_vec_env
 
@@ -34,10 +35,21 @@ def main() -> None:
     parser.add_argument("--adapt-episodes", type=int, default=20)
     parser.add_argument("--inner-lr", type=float, default=1.0)
     parser.add_argument("--kl-coef", type=float, default=0.1)
+    parser.add_argument("--max-kl", type=float, default=0.01, help="TRPO's trust region")
     parser.add_argument(
         "--ortho-init", action="store_true", help="SB3's orthogonal init instead of PyTorch's"
     )
-    parser.add_argument("--natural-gradient", action="store_true", help="adapt with natural-gradient steps")
+    parser.add_argument(
+        "--natural-gradient",
+        action="store_true",
+        help="natural-gradient latent steps in meta-training and adaptation (default: vanilla)",
+    )
+    parser.add_argument(
+        "--latent-gradient",
+        choices=("reparameterization", "score_function"),
+        default="reparameterization",
+        help="the outer step's latent gradient",
+    )
     parser.add_argument("--tag", default="", help="suffix of the result files")
     parser.add_argument("--inner-reward-key", default=None, help="e.g. sparse_reward: inner step on it")
     parser.add_argument("--seed", type=int, default=0)
@@ -58,14 +70,25 @@ def main() -> None:
         tasks=tasks,
         env_kwargs={"reward_type": "dense"},
     )
-    algo_kwargs = {"kl_coef": args.kl_coef, "policy_kwargs": {"ortho_init": args.ortho_init}}
+    algo_kwargs = {
+        "kl_coef": args.kl_coef,
+        "max_kl": args.max_kl,
+        "policy_kwargs": {"ortho_init": args.ortho_init},
+        "natural_gradient": args.natural_gradient,
+        "latent_gradient": args.latent_gradient,
+    }
     if args.algo == "maesn":
         algo_kwargs.update(inner_lr=args.inner_lr, inner_reward_key=args.inner_reward_key)
     algo = MAESN if args.algo == "maesn" else LSBaseline
     model = algo("MlpPolicy", env, task_set=tasks, seed=args.seed, verbose=args.verbose, **algo_kwargs)
+    name = f"{args.algo}_{args.env.split('/')[-1]}_kl{args.kl_coef}_seed{args.seed}{args.tag}"
+    model.set_logger(configure(str(args.output / name), ["csv"] + (["stdout"] if args.verbose else [])))
     start = time.perf_counter()
     model.learn(total_timesteps=args.timesteps)
     train_time = time.perf_counter() - start
+    progress = np.genfromtxt(args.output / name / "progress.csv", delimiter=",", names=True)
+    share, step_kl = np.nanmean(progress["trainlatent_step_share"]), np.nanmean(progress["traintrpo_kl"])
+    print(f"mean over meta-training: latent share of the TRPO step {share:.3f}, step KL {step_kl:.4f}")
     print(
         f"{args.algo} meta-training on {args.env}: {model.num_timesteps} env steps in {train_time:.0f} s "
         f"({model.num_timesteps / train_time:.0f} steps/s)"
@@ -86,9 +109,7 @@ def main() -> None:
         tasks=tasks.test,
         env_kwargs={"reward_type": "sparse"},
     )
-    result = model.adapt(
-        test_env, n_iterations=args.adapt_iterations, seed=args.seed, natural_gradient=args.natural_gradient
-    )
+    result = model.adapt(test_env, n_iterations=args.adapt_iterations, seed=args.seed)
     print(
         f"\nadaptation on {len(tasks.test)} held-out tasks, sparse reward, "
         f"{args.adapt_episodes} episodes per iteration"
@@ -99,8 +120,6 @@ def main() -> None:
             f"{k:>4} {result.env_steps[k]:>10} {result.mean_return[k]:>8.2f} {result.mean_success[k]:>8.2f} "
             f"{result.eval_success[k].mean():>13.2f}"
         )
-    args.output.mkdir(parents=True, exist_ok=True)
-    name = f"{args.algo}_{args.env.split('/')[-1]}_kl{args.kl_coef}_seed{args.seed}{args.tag}"
     np.savez(
         args.output / f"{name}.npz",
         returns=result.returns,

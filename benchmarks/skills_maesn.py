@@ -177,7 +177,7 @@ def run_variant(variant: str, tasks: TaskSet, args: argparse.Namespace, seed: in
             space, args.mixed_skills, features=[0, 1], net_arch=(64, 64), learning_rate=1e-3, seed=seed
         )
     env = build_env(variant, tasks.train[: args.n_tasks], args.episodes, "dense", seed, ctx)
-    model = MAESN("MlpPolicy", env, task_set=tasks, seed=seed)
+    model = MAESN("MlpPolicy", env, task_set=tasks, seed=seed, natural_gradient=args.natural_gradient)
     start = time.perf_counter()
     budget = args.timesteps // args.skill_steps if variant == "skills" else args.timesteps
     model.learn(budget, callback=SkillRewardCallback() if variant == "mixed" else None)
@@ -189,9 +189,8 @@ def run_variant(variant: str, tasks: TaskSet, args: argparse.Namespace, seed: in
     test_env = build_env(variant, tasks.test, args.adapt_episodes, "sparse", seed + 1, ctx)
     counter = EnvStepCounter(test_env)
     result = model.adapt(
-        test_env, n_iterations=args.adapt_iterations, seed=seed + 1, evaluate=False,
-        natural_gradient=args.natural_gradient, callback=counter,
-    )  # fmt: skip
+        test_env, n_iterations=args.adapt_iterations, seed=seed + 1, evaluate=False, callback=counter
+    )
     out["adapt_env_steps"] = counter.steps
     out["success"] = result.mean_success.round(4).tolist()
     out["return"] = result.mean_return.round(4).tolist()

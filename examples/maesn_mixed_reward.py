@@ -66,7 +66,7 @@ def main() -> None:
         skill_space, args.skills, features=[0, 1], net_arch=(64, 64), learning_rate=1e-3, seed=args.seed
     )
     env = make_mixed_env(tasks.train[: args.n_tasks], args.episodes, disc, args.intrinsic_coef, args.seed)
-    model = MAESN("MlpPolicy", env, task_set=tasks, seed=args.seed)
+    model = MAESN("MlpPolicy", env, task_set=tasks, seed=args.seed, natural_gradient=True)
     model.learn(args.timesteps, callback=SkillRewardCallback())
     print(f"1-2. MAESN with skills, reward = r_dense + {args.intrinsic_coef} * r_skill: "
           f"{model.num_timesteps} env steps; discriminator: {disc.n_updates} updates")  # fmt: skip
@@ -90,7 +90,7 @@ def main() -> None:
         wrapper_class=SkillWrapper, wrapper_kwargs={"n_skills": args.skills},
         env_kwargs={"reward_type": "sparse"},
     )  # fmt: skip
-    result = model.adapt(test_env, n_iterations=args.adapt_iterations, natural_gradient=True)
+    result = model.adapt(test_env, n_iterations=args.adapt_iterations)
     print(f"3. adaptation to {len(tasks.test)} held-out goals, sparse reward, 20 episodes per iteration")
     print(f"{'iteration':>9} {'env steps':>10} {'success':>8} {'success (mean z)':>17}")
     for k in range(args.adapt_iterations + 1):

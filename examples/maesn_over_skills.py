@@ -97,7 +97,7 @@ def main() -> None:
     tasks = TaskSet.from_env(ENV_ID, n_train=100, n_test=args.test_tasks, seed=args.seed)
     train_tasks = tasks.train[: args.n_tasks]
     env = make_skill_env(low, train_tasks, args.episodes, args.skill_steps, "dense", args.seed)
-    model = MAESN("MlpPolicy", env, task_set=tasks, seed=args.seed)
+    model = MAESN("MlpPolicy", env, task_set=tasks, seed=args.seed, natural_gradient=True)
     model.learn(args.timesteps)
     env_steps = sum(env.env_method("get_total_steps"))  # the Monitors count env steps, not skill actions
     print(
@@ -106,8 +106,7 @@ def main() -> None:
     )
 
     test_env = make_skill_env(low, tasks.test, 20, args.skill_steps, "sparse", args.seed + 1)
-    result = model.adapt(test_env, n_iterations=args.adapt_iterations, episodes_per_iteration=20,
-                         natural_gradient=True)  # fmt: skip
+    result = model.adapt(test_env, n_iterations=args.adapt_iterations, episodes_per_iteration=20)
     print(f"3. adaptation to {len(tasks.test)} held-out goals, sparse reward, 20 episodes per iteration")
     print(f"{'iteration':>9} {'skill actions':>13} {'success':>8} {'success (mean z)':>17}")
     for k in range(args.adapt_iterations + 1):

@@ -43,7 +43,7 @@ def main() -> None:
         ENV_ID, n_tasks=args.tasks_per_iteration, envs_per_task=args.episodes, latent_dim=2, seed=args.seed,
         tasks=tasks, vec_env_cls=vec_env_cls,
     )  # fmt: skip
-    model = MAESN("MlpPolicy", env, task_set=tasks, seed=args.seed, policy_kwargs={"net_arch": [100, 100]})
+    model = MAESN("MlpPolicy", env, task_set=tasks, seed=args.seed, natural_gradient=True)
     model.learn(args.timesteps, progress_bar=True)
     env.close()
 
@@ -51,7 +51,7 @@ def main() -> None:
         ENV_ID, n_tasks=len(tasks.test), envs_per_task=args.episodes, latent_dim=2, seed=args.seed + 1,
         tasks=tasks.test, env_kwargs={"reward_type": "sparse"}, vec_env_cls=vec_env_cls,
     )  # fmt: skip
-    result = model.adapt(test_env, n_iterations=args.adapt_iterations, natural_gradient=True)
+    result = model.adapt(test_env, n_iterations=args.adapt_iterations)
     test_env.close()
     print("iteration  env steps  return (sparse)  success")
     for k in range(len(result.env_steps)):

@@ -43,7 +43,7 @@ def main() -> None:
     # 2. meta-training: dense reward, one latent distribution per training goal
     env = make_meta_vec_env(ENV_ID, n_tasks=args.tasks_per_iteration, envs_per_task=args.episodes,
                             latent_dim=2, seed=args.seed, tasks=tasks)  # fmt: skip
-    model = MAESN("MlpPolicy", env, task_set=tasks, seed=args.seed)
+    model = MAESN("MlpPolicy", env, task_set=tasks, seed=args.seed, natural_gradient=True)
     model.learn(total_timesteps=args.timesteps, progress_bar=True)
 
     # 3. meta-test: every held-out goal in its own task slot, adapted independently, sparse reward
@@ -51,7 +51,7 @@ def main() -> None:
         ENV_ID, n_tasks=len(tasks.test), envs_per_task=args.episodes, latent_dim=2, seed=args.seed + 1,
         tasks=tasks.test, env_kwargs={"reward_type": "sparse"},
     )  # fmt: skip
-    result = model.adapt(test_env, n_iterations=args.adapt_iterations, natural_gradient=True)
+    result = model.adapt(test_env, n_iterations=args.adapt_iterations)
     print("iteration  success (exploration)  success (mean latent)")
     for k, (explore, mean_z) in enumerate(zip(result.mean_success, result.eval_success.mean(1), strict=True)):
         print(f"{k:>9}  {explore:>21.0%}  {mean_z:>21.0%}")

@@ -721,10 +721,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="episodes per task and iteration (default: --envs-per-task)",
     )
-    adapt.add_argument(
+    rule = adapt.add_mutually_exclusive_group()
+    rule.add_argument(
         "--natural-gradient",
-        action="store_true",
-        help="precondition the latent step by the Fisher information",
+        action="store_const",
+        const=True,
+        default=None,
+        help="precondition the latent step by the Fisher information (default: the model's own rule, "
+        "the one its step sizes were meta-trained with)",
+    )
+    rule.add_argument(
+        "--vanilla-gradient",
+        dest="natural_gradient",
+        action="store_const",
+        const=False,
+        help="the plain policy-gradient latent step (the reference's)",
     )
     adapt.add_argument("--output", help=f"where to save the curve (default: RUN/{ADAPT_FILE})")
     _add_common(adapt)

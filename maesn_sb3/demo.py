@@ -33,7 +33,9 @@ def train(timesteps: int, tasks: TaskSet, seed: int, progress_bar: bool) -> MAES
         ENV_ID, n_tasks=20, envs_per_task=20, latent_dim=LATENT_DIM, seed=seed, tasks=tasks
     )
     # the inner step learns from the sparse reward the env reports beside the dense one, as at test time
-    model = MAESN("MlpPolicy", env, task_set=tasks, seed=seed, inner_reward_key="sparse_reward")
+    model = MAESN(
+        "MlpPolicy", env, task_set=tasks, seed=seed, inner_reward_key="sparse_reward", natural_gradient=True
+    )
     return model.learn(timesteps, progress_bar=progress_bar)
 
 
@@ -48,7 +50,7 @@ def adapt(model: MAESN, tasks: TaskSet, iterations: int, seed: int) -> Adaptatio
         tasks=tasks.test,
         env_kwargs={"reward_type": "sparse"},
     )
-    return model.adapt(env, n_iterations=iterations, seed=seed, natural_gradient=True)
+    return model.adapt(env, n_iterations=iterations, seed=seed)
 
 
 def format_table(result: AdaptationResult) -> str:
@@ -112,7 +114,9 @@ def plot(model: MAESN, tasks: TaskSet, result: AdaptationResult, path: str, seed
     explore.add_patch(plt.Circle(goal, 0.2, color="tab:green", alpha=0.3))
     explore.plot(*goal, "*", color="tab:green", ms=14, label="held-out goal")
     explore.plot([], [], color="tab:blue", label="latents from the prior")
-    explore.set(title="exploration: one path per latent", aspect="equal")
+    explore.set(
+        title="exploration: one path per latent", xlabel="x position", ylabel="y position", aspect="equal"
+    )
     explore.legend(fontsize=8, loc="lower left")
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -26,6 +26,7 @@ from stable_baselines3.common.utils import set_random_seed
 try:
     from matplotlib.figure import Figure
     from matplotlib.patches import Circle, Ellipse
+    from matplotlib.ticker import EngFormatter, MaxNLocator
 except ImportError as error:  # pragma: no cover - exercised only without matplotlib
     raise ImportError("maesn_sb3.plotting needs matplotlib: pip install 'maesn-sb3[plot]'") from error
 
@@ -42,6 +43,16 @@ __all__ = [
 ]
 
 XY = Sequence[int] | Callable[[np.ndarray], np.ndarray]
+
+#: Legend labels, in words, of the scalars MAESN logs.
+CURVE_LABELS = {
+    "rollout/post_update_return": "after the inner step",
+    "rollout/pre_update_return": "before the inner step",
+    "rollout/post_update_success": "after the inner step",
+    "rollout/pre_update_success": "before the inner step",
+    "rollout/ep_rew_mean": "episode return (last 100)",
+    "rollout/success_rate": "success (last 100)",
+}
 
 
 def _position(xy: XY) -> Callable[[np.ndarray], np.ndarray]:
@@ -201,7 +212,7 @@ def plot_exploration(
             if goal_radius is not None:
                 ax.add_patch(Circle(tuple(goal), goal_radius, color="tab:green", alpha=0.25))
             ax.plot(*goal, "*", color="tab:green", ms=14, label="goal")
-        ax.set(title=title, xlabel="x", ylabel="y", aspect="equal")
+        ax.set(title=title, xlabel="x position", ylabel="y position", aspect="equal")
     if adapted is not None:
         axes[0].plot(adapted[:, 0], adapted[:, 1], color="tab:red", lw=2.5, label="adapted latent (mean)")
     axes[0].legend(fontsize=8, loc="best")
@@ -224,7 +235,7 @@ def _plot_latent_path(ax: Any, adaptation: AdaptationResult, slot: int) -> None:
         iterations = np.arange(len(means))
         ax.fill_between(iterations, means[:, 0] - stds[:, 0], means[:, 0] + stds[:, 0], alpha=0.2)
         ax.plot(iterations, means[:, 0], "o-")
-        ax.set(title="latent during adaptation", xlabel="iteration", ylabel="z")
+        ax.set(title="latent during adaptation", xlabel="adaptation iteration", ylabel="latent z")
         return
     for radius in (1, 2):
         ax.add_patch(Circle((0, 0), radius, fill=False, ls="--", color="0.7"))
@@ -239,7 +250,12 @@ def _plot_latent_path(ax: Any, adaptation: AdaptationResult, slot: int) -> None:
     ax.annotate(
         f"iteration {len(means) - 1}", means[-1, :2], textcoords="offset points", xytext=(5, -10), fontsize=8
     )
-    ax.set(title="latent mean (and 1 std) during adaptation", xlabel="z[0]", ylabel="z[1]", aspect="equal")
+    ax.set(
+        title="latent during adaptation (ellipses: 1 std)",
+        xlabel="latent, 1st dimension",
+        ylabel="latent, 2nd dimension",
+        aspect="equal",
+    )
     ax.autoscale_view()
 
 
@@ -325,12 +341,21 @@ def plot_learning_curve(
     for key in present:
         ax = success_ax if "success" in key else return_ax
         ok = np.isfinite(columns[key])
-        ax.plot(steps[ok], columns[key][ok], label=key.split("/")[-1])
-    return_ax.set(xlabel="env steps", ylabel="mean episode return", title="meta-training: return")
+        ax.plot(
+            steps[ok], columns[key][ok], label=CURVE_LABELS.get(key, key.split("/")[-1].replace("_", " "))
+        )
+    return_ax.set(
+        xlabel="meta-training env steps", ylabel="mean episode return", title="meta-training: return"
+    )
     success_ax.set(
-        xlabel="env steps", ylabel="success rate", ylim=(-0.02, 1.02), title="meta-training: success"
+        xlabel="meta-training env steps",
+        ylabel="success rate",
+        ylim=(-0.02, 1.02),
+        title="meta-training: success",
     )
     for ax in (return_ax, success_ax):
+        ax.xaxis.set_major_locator(MaxNLocator(5))
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))  # 2M, 500k: ticks that never run together
         if ax.lines:
             ax.legend(fontsize=8)
     return fig

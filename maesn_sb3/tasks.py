@@ -88,6 +88,14 @@ class TaskSet:
         if overlap:
             raise ValueError(f"train and test must be disjoint, but {len(overlap)} task(s) appear in both")
 
+    def __repr__(self) -> str:
+        first = repr(self.train[0])
+        first = first if len(first) <= 60 else first[:57] + "..."
+        return (
+            f"TaskSet({len(self.train)} train, {len(self.test)} test, env_id={self.env_id!r}, "
+            f"seed={self.seed!r}, first train task: {first})"
+        )
+
     @classmethod
     def from_env(
         cls,

@@ -171,6 +171,7 @@ def test_logger_records_meta_training_scalars(tmp_path):
         "rollout/pre_update_success",
         "rollout/post_update_success",
         "train/latent_prior_kl",
+        "train/latent_step_share",
         "train/step_size_mean_0",
         "train/inner_loss",
         "train/outer_loss",
@@ -244,7 +245,7 @@ def test_adapt_is_reproducible_and_leaves_weights_alone():
     assert first.returns.shape == (4, 2) and first.success.shape == (4, 2)
     assert first.latent_means.shape == (4, 2, 2)
     np.testing.assert_array_equal(first.latent_means[0], 0.0)
-    assert np.all(np.diff(first.env_steps) == 2 * 3 * 8)
+    assert np.all(np.diff(first.env_steps) == 3 * 8)  # per task slot
 
 
 def test_adapt_on_a_single_gym_env_and_predict_with_the_adapted_latent():

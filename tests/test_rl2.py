@@ -61,7 +61,7 @@ def test_a_trial_runs_several_episodes_and_shows_action_reward_and_done():
         ends.append(terminated or truncated)
         np.testing.assert_array_equal(env.unwrapped.get_task()["goal"], goal)  # one task per trial
     assert ends == [False] * 11 + [True]
-    assert truncated and not terminated
+    assert terminated and not truncated  # a trial ends as terminated: no bootstrap past it
 
 
 def test_discrete_actions_are_one_hot_and_dict_observations_get_keys():

@@ -149,3 +149,10 @@ def test_package_lists_envs() -> None:
     assert ENV_ID in maesn_sb3.list_envs()
     maesn_sb3.envs.register_envs()  # safe to call twice
     assert ENV_ID in gym.registry
+
+
+def test_task_set_repr_is_a_summary():
+    tasks = TaskSet.from_env("maesn_sb3/PointNav2D-v0", n_train=100, n_test=30, seed=0)
+    text = repr(tasks)
+    assert text.startswith("TaskSet(100 train, 30 test, env_id='maesn_sb3/PointNav2D-v0', seed=0")
+    assert len(text) < 200  # not every task

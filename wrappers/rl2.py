@@ -18,8 +18,10 @@ class RL2Wrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
     flag that the previous step ended an inner episode, and keeps its hidden state for the whole
     trial, so it can learn to explore in the first episodes and exploit in the later ones. Inside a
     trial, an inner episode's end resets the wrapped env at once and is shown only through the done
-    flag; the trial ends (``terminated``/``truncated`` as the last inner episode ended) after
-    ``episodes_per_trial`` inner episodes. The task does not change inside a trial.
+    flag; the trial ends after ``episodes_per_trial`` inner episodes, always as ``terminated`` (a
+    trial's return ends with the trial, so nothing is bootstrapped past it, as in RL^2; the inner
+    episode's own end is in ``info["episode_done"]`` and in the next trial's first observation only
+    through the reset). The task does not change inside a trial.
 
     A ``Box`` observation gets ``[action, reward, done]`` appended (a float32 ``Box``); a ``Dict``
     observation gets the keys ``"prev_action"``, ``"prev_reward"`` and ``"prev_done"``. ``Discrete``
@@ -124,4 +126,4 @@ class RL2Wrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
                 info["inner_terminal_observation"] = obs
                 obs, _ = self.env.reset()
                 return self._augment(obs, encoded, float(reward), True), reward, False, False, info
-        return self._augment(obs, encoded, float(reward), False), reward, terminated, truncated, info
+        return self._augment(obs, encoded, float(reward), False), reward, terminated or truncated, False, info

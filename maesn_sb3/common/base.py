@@ -46,6 +46,11 @@ def check_float(name: str, value: Any, minimum: float | None = None, strict: boo
     return number
 
 
+def steps_per_task(total_steps: int | np.ndarray, n_tasks: int) -> int | np.ndarray:
+    """Env steps per task slot from the steps of ``n_tasks`` slots together (the adaptation curves' unit)."""
+    return np.rint(np.asarray(total_steps) / n_tasks).astype(np.int64)
+
+
 def check_seed(name: str, value: Any) -> int | None:
     """``value`` as a seed: None or an int ``>= 0``, else a ``ValueError`` naming ``name``."""
     return None if value is None else check_int(name, value, minimum=0)
@@ -143,8 +148,9 @@ class AdaptationCurve:
     """Per-iteration adaptation curve on each task slot, what every method's ``adapt`` returns.
 
     ``returns[k, i]`` and ``success[k, i]`` are the means over the episodes that task slot ``i`` ran in
-    adaptation iteration ``k`` (row 0: before any update); ``env_steps[k]`` counts the steps taken up
-    to and including iteration ``k``. ``eval_*`` hold deterministic evaluations when run.
+    adaptation iteration ``k`` (row 0: before any update); ``env_steps[k]`` counts the exploration
+    steps taken **per task slot** (the mean over slots, see :func:`steps_per_task`) up to and including
+    iteration ``k``, the same for every method. ``eval_*`` hold deterministic evaluations when run.
     """
 
     returns: np.ndarray

@@ -30,6 +30,20 @@ def gae_advantages(
     return advantages
 
 
+def normalize_per_task(advantages: np.ndarray, mask: np.ndarray, task_slot: np.ndarray) -> np.ndarray:
+    """Advantages ``(T, E)`` centred and scaled to unit std over each task's valid steps (0 elsewhere).
+
+    :param task_slot: ``(E,)`` the task (slot) of each episode.
+    """
+    normalized = np.zeros(advantages.shape, dtype=np.float64)
+    valid = mask.astype(bool)
+    for slot in np.unique(task_slot):
+        cells = valid & (task_slot == slot)[None, :]
+        values = advantages[cells].astype(np.float64)
+        normalized[cells] = (values - values.mean()) / (values.std() + 1e-8)
+    return normalized
+
+
 class LinearFeatureBaseline:
     """Least-squares fit of returns on ``[s, s^2, t, t^2, t^3, 1]`` (``t`` = step / 100), per task.
 

@@ -29,6 +29,15 @@ def latent_of(obs: Obs, latent_dim: int) -> np.ndarray:
     return obs["latent"] if isinstance(obs, dict) else obs[..., -latent_dim:]
 
 
+def with_latent(
+    obs: th.Tensor | dict[str, th.Tensor], latents: th.Tensor
+) -> th.Tensor | dict[str, th.Tensor]:
+    """Observation tensors with their latent part replaced by ``latents`` (``(n, latent_dim)``)."""
+    if isinstance(obs, dict):
+        return {**obs, "latent": latents}
+    return th.cat([obs[..., : -latents.shape[-1]], latents], dim=-1)
+
+
 def state_features(obs: Obs, latent_dim: int) -> np.ndarray:
     """The observation without its latent, flattened to ``(..., n_features)``."""
     if isinstance(obs, dict):
@@ -44,7 +53,8 @@ class EpisodeBatch:
 
     ``mask[t, e]`` is True where step ``t`` belongs to episode ``e``; ``task_slot[e]`` is the
     MetaTaskVecEnv slot the episode ran on; ``info_rewards`` holds ``info[reward_key]`` per step when
-    collected with a ``reward_key``.
+    collected with a ``reward_key``; ``latents[e]`` is the latent episode ``e`` ran with (from the
+    :class:`~wrappers.LatentWrapper`'s ``info["latent"]`` at reset), None without a latent.
     """
 
     observations: Obs
@@ -54,6 +64,7 @@ class EpisodeBatch:
     task_slot: np.ndarray
     success: np.ndarray
     info_rewards: np.ndarray | None = None
+    latents: np.ndarray | None = None
 
     @property
     def n_episodes(self) -> int:
@@ -138,10 +149,13 @@ def collect_episodes(
     is_box = isinstance(policy.action_space, spaces.Box)
     low, high = (policy.action_space.low, policy.action_space.high) if is_box else (None, None)
     rounds: list[tuple[Obs, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+    latents: list[np.ndarray] = []
     completed = True
     for _ in range(n_rounds):
         obs = venv.reset()
         check_finite_step(venv, obs, None, 0)
+        if venv.has_latent:
+            latents.append(np.stack([info["latent"] for info in venv.reset_infos]))
         active = np.ones(n_envs, dtype=bool)
         success = np.zeros(n_envs, dtype=bool)
         steps_obs, steps_actions, steps_rewards, steps_mask, steps_info = [], [], [], [], []
@@ -213,5 +227,6 @@ def collect_episodes(
         task_slot=np.tile(venv.task_indices, len(rounds)),
         success=np.concatenate([r[4] for r in rounds]),
         info_rewards=join(5) if reward_key is not None else None,
+        latents=np.concatenate(latents) if latents else None,
     )
     return batch, completed

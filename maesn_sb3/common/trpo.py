@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch as th
 from sb3_contrib.common.utils import conjugate_gradient_solver
+from stable_baselines3.common.distributions import Distribution, kl_divergence
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 
@@ -19,6 +20,12 @@ class TRPOStats:
     kl: float
     accepted: bool
     line_search_steps: int
+
+
+def action_kl(old: Distribution, new: Distribution) -> th.Tensor:
+    """KL(old || new) per sample, summed over action dimensions (rllab's diagonal-Gaussian KL)."""
+    kl = kl_divergence(old, new)
+    return kl.sum(-1) if kl.dim() > 1 else kl
 
 
 def _flat_grad(output: th.Tensor, params: Sequence[th.Tensor], create_graph: bool = False) -> th.Tensor:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
@@ -12,16 +13,20 @@ import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.distributions import kl_divergence
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import check_for_correct_spaces, obs_as_tensor, set_random_seed
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
-from maesn_sb3.common.base import AdaptationCurve, MetaAlgorithm, check_float, check_int
-from maesn_sb3.common.baselines import LinearFeatureBaseline, discounted_returns, gae_advantages
-from maesn_sb3.common.rollouts import EpisodeBatch, collect_episodes, latent_of, map_obs, state_features
-from maesn_sb3.common.trpo import trpo_step
+from maesn_sb3.common.base import AdaptationCurve, MetaAlgorithm, check_float, check_int, steps_per_task
+from maesn_sb3.common.baselines import (
+    LinearFeatureBaseline,
+    discounted_returns,
+    gae_advantages,
+    normalize_per_task,
+)
+from maesn_sb3.common.rollouts import EpisodeBatch, collect_episodes, map_obs, state_features, with_latent
+from maesn_sb3.common.trpo import action_kl, trpo_step
 from maesn_sb3.maesn.policies import MlpPolicy, MultiInputPolicy, TaskLatents, gaussian_log_prob, latent_kl
 from maesn_sb3.tasks import TaskSet, check_task_env
 from maesn_sb3.vec_env import MetaTaskVecEnv
@@ -30,6 +35,7 @@ from wrappers.latent import LatentWrapper
 __all__ = ["MAESN", "AdaptationResult", "LSBaseline"]
 
 SelfMAESN = TypeVar("SelfMAESN", bound="MAESN")
+LATENT_GRADIENTS = ("reparameterization", "score_function")
 
 
 @dataclass(kw_only=True)
@@ -75,10 +81,16 @@ class MAESN(MetaAlgorithm):
         (None: ``envs_per_task``, one round).
     :param inner_lr: initial value of the inner step sizes.
     :param learn_step_sizes: meta-train the step sizes.
-    :param inner_steps: inner gradient steps on the latent.
+    :param inner_steps: inner gradient steps on the latent, each on freshly sampled episodes.
     :param inner_reward_key: take the inner step's rewards from ``info[inner_reward_key]`` instead of the
         env's reward, e.g. ``"sparse_reward"`` to meta-train the adaptation on the sparse reward it will
         meet at test time while the outer update keeps the dense reward (None: the env's reward).
+    :param natural_gradient: precondition the latent's inner step with the Gaussian's inverse Fisher
+        information, in meta-training and in :meth:`adapt` alike (False: the reference's vanilla step).
+    :param latent_gradient: how the outer step's gradient reaches the latents and step sizes:
+        ``"reparameterization"`` (the reference's: ``z = mu' + sigma' * eps`` inside the policy) or
+        ``"score_function"`` (the latent's likelihood ratio times each episode's first-step advantage);
+        both are unbiased (see :meth:`_outer_objective`).
     :param kl_coef: weight of the KL of the pre-update latents to the prior.
     :param max_kl: TRPO's limit on the mean KL of a step.
     :param gamma: discount factor.
@@ -117,6 +129,8 @@ class MAESN(MetaAlgorithm):
         learn_step_sizes: bool = True,
         inner_steps: int = 1,
         inner_reward_key: str | None = None,
+        natural_gradient: bool = False,
+        latent_gradient: str = "reparameterization",
         kl_coef: float = 0.1,
         max_kl: float = 0.01,
         gamma: float = 0.99,
@@ -175,6 +189,12 @@ class MAESN(MetaAlgorithm):
         if inner_reward_key is not None and not isinstance(inner_reward_key, str):
             raise TypeError(f"inner_reward_key must be a str or None, got {inner_reward_key!r}")
         self.inner_reward_key = inner_reward_key
+        if not isinstance(natural_gradient, (bool, np.bool_)):
+            raise TypeError(f"natural_gradient must be a bool, got {natural_gradient!r}")
+        self.natural_gradient = bool(natural_gradient)
+        if latent_gradient not in LATENT_GRADIENTS:
+            raise ValueError(f"latent_gradient must be one of {LATENT_GRADIENTS}, got {latent_gradient!r}")
+        self.latent_gradient = latent_gradient
         self.kl_coef = check_float("kl_coef", kl_coef, 0.0)
         self.max_kl = check_float("max_kl", max_kl, 0.0, strict=True)
         self.gamma = check_float("gamma", gamma, 0.0)
@@ -305,7 +325,7 @@ class MAESN(MetaAlgorithm):
         advantages = (advantages - advantages.mean(1, keepdims=True)) / (
             advantages.std(1, keepdims=True) + 1e-8
         )
-        z = latent_of(map_obs(lambda x: x[0], batch.observations), self.latent_dim)[order]
+        z = batch.latents[order]
         return (
             th.as_tensor(z.reshape(n_tasks, -1, self.latent_dim), dtype=th.float32, device=self.device),
             th.as_tensor(advantages, dtype=th.float32, device=self.device),
@@ -335,21 +355,26 @@ class MAESN(MetaAlgorithm):
         index = th.as_tensor(slots, device=self.device)
         start = time.perf_counter()
         with th.no_grad():
-            mean, log_std = self.latents.means[index], self.latents.log_stds[index]
-        z_pre = adv_pre = None
-        if self._has_inner_phase:
+            mean, log_std = self._pre(index)
+        inner_batches: list[tuple[th.Tensor, th.Tensor]] = []
+        # Each inner step samples fresh episodes with the latents it starts from (the reference's).
+        for step in range(self.inner_steps if self._has_inner_phase else 0):
             pre, completed = self._sample(
                 env, mean, log_std, rounds, callback, reward_key=self.inner_reward_key
             )
             if not completed:
                 return False
-            z_pre, adv_pre = self._latent_advantages(pre, n_tasks)
-            inner_loss = -(gaussian_log_prob(z_pre, mean[:, None], log_std[:, None]) * adv_pre).mean()
+            z, adv = self._latent_advantages(pre, n_tasks)
+            inner_batches.append((z, adv))
+            if step == 0:
+                inner_loss = -(gaussian_log_prob(z, mean[:, None], log_std[:, None]) * adv).mean()
+                self.logger.record("rollout/pre_update_return", float(pre.episode_returns.mean()))
+                self.logger.record("rollout/pre_update_success", float(pre.success.mean()))
+                self.logger.record("train/inner_loss", float(inner_loss))
             with th.no_grad():
-                mean, log_std = self.latents.inner_update(mean, log_std, z_pre, adv_pre, self.inner_steps)
-            self.logger.record("rollout/pre_update_return", float(pre.episode_returns.mean()))
-            self.logger.record("rollout/pre_update_success", float(pre.success.mean()))
-            self.logger.record("train/inner_loss", float(inner_loss))
+                mean, log_std = self.latents.inner_update(
+                    mean, log_std, z, adv, natural=self.natural_gradient
+                )
         post, completed = self._sample(env, mean, log_std, rounds, callback)
         if not completed:
             return False
@@ -357,7 +382,7 @@ class MAESN(MetaAlgorithm):
         self.logger.record("rollout/post_update_return", float(post.episode_returns.mean()))
         self.logger.record("rollout/post_update_success", float(post.success.mean()))
         start = time.perf_counter()
-        self._outer_update(index, z_pre, adv_pre, post)
+        self._outer_update(index, inner_batches, post)
         self.logger.record("time/sampling_s", sampling_time)
         self.logger.record("time/update_s", time.perf_counter() - start)
         return True
@@ -366,62 +391,115 @@ class MAESN(MetaAlgorithm):
         return self.latents.means[index], self.latents.log_stds[index]
 
     def _post(
-        self, index: th.Tensor, z_pre: th.Tensor | None, adv_pre: th.Tensor | None
+        self, index: th.Tensor, inner_batches: Sequence[tuple[th.Tensor, th.Tensor]]
     ) -> tuple[th.Tensor, th.Tensor]:
+        """The post-update latent distributions, a differentiable function of the tables and step sizes."""
         mean, log_std = self._pre(index)
-        if z_pre is None:
-            return mean, log_std
-        return self.latents.inner_update(mean, log_std, z_pre, adv_pre, self.inner_steps)
+        for z, adv in inner_batches:
+            mean, log_std = self.latents.inner_update(mean, log_std, z, adv, natural=self.natural_gradient)
+        return mean, log_std
 
-    def _outer_update(
-        self, index: th.Tensor, z_pre: th.Tensor | None, adv_pre: th.Tensor | None, post: EpisodeBatch
-    ) -> None:
-        """TRPO on the post-update episodes, through the inner step into latents and step sizes."""
-        mask = post.mask.astype(bool)
+    def _outer_advantages(self, post: EpisodeBatch) -> np.ndarray:
+        """GAE advantages ``(T, E)`` of the post-update episodes, centred and scaled per task."""
         returns = discounted_returns(post.rewards, post.mask, self.gamma)
-        obs_steps = map_obs(lambda x: x[mask], post.observations)
-        obs_tensor = obs_as_tensor(obs_steps, self.device)
         if self.baseline == "linear":
             states = state_features(post.observations, self.latent_dim)
             values = self._baseline.fit_predict(states, returns, post.mask, post.task_slot, self.env.n_tasks)
         else:
+            mask = post.mask.astype(bool)
+            obs = obs_as_tensor(map_obs(lambda x: x[mask], post.observations), self.device)
             with th.no_grad():
                 values = np.zeros_like(returns)
-                values[mask] = self.policy.predict_values(obs_tensor).squeeze(-1).cpu().numpy()
-        advantages = gae_advantages(post.rewards, values, post.mask, self.gamma, self.gae_lambda)[mask]
-        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-        adv = th.as_tensor(advantages, dtype=th.float32, device=self.device)
+                values[mask] = self.policy.predict_values(obs).squeeze(-1).cpu().numpy()
+        advantages = gae_advantages(post.rewards, values, post.mask, self.gamma, self.gae_lambda)
+        return normalize_per_task(advantages, post.mask, post.task_slot)
+
+    def _outer_objective(
+        self, index: th.Tensor, inner_batches: Sequence[tuple[th.Tensor, th.Tensor]], post: EpisodeBatch
+    ) -> tuple[Callable[[], th.Tensor], Callable[[], th.Tensor]]:
+        """The outer loss and the trust region's mean KL on the post-update episodes.
+
+        Each task contributes the mean over its steps of ``ratio * A`` (the reference's per-task mean).
+        ``latent_gradient="reparameterization"`` (the reference's): the episode's latent is rebuilt as
+        ``z = mu' + sigma' * eps`` from the post-update distribution with ``eps`` fixed by the sampled
+        ``z``, so the gradient reaches the latents and step sizes through the policy's input, and the
+        KL is the action KL (summed over action dimensions, averaged over steps) with ``z`` inside it.
+        ``"score_function"``: ``z`` is held fixed in the action ratio, and each episode adds
+        ``q'(z) / q(z)`` times its first-step advantage; the KL adds each episode's latent KL spread over
+        the steps (the per-step KL of the joint law of ``z`` and the actions). Both estimate the
+        gradient of the expected return without bias. Plus ``kl_coef`` times the pre-update latents'
+        KL to the prior.
+        """
+        mask = post.mask.astype(bool)
+        n_steps = int(mask.sum())
+        advantages = self._outer_advantages(post)
+        steps_per_slot = np.bincount(post.task_slot, weights=post.episode_lengths)
+        episode_weight = 1.0 / (np.count_nonzero(steps_per_slot) * steps_per_slot[post.task_slot])
+        step_episode = np.nonzero(mask)[1]  # the episode of each step, in the order of x[mask]
+
+        def tensor(x: np.ndarray) -> th.Tensor:
+            return th.as_tensor(x, dtype=self.latents.means.dtype, device=self.device)
+
+        weight, adv = tensor(episode_weight[step_episode]), tensor(advantages[mask])
+        obs = obs_as_tensor(map_obs(lambda x: x[mask], post.observations), self.device)
         actions = th.as_tensor(post.actions[mask], device=self.device)
         if isinstance(self.action_space, spaces.Discrete):
             actions = actions.long().flatten()
-        step_slot = th.as_tensor(post.task_slot[np.nonzero(mask)[1]], device=self.device)
-        z_steps = th.as_tensor(latent_of(obs_steps, self.latent_dim), dtype=th.float32, device=self.device)
-
+        slot = th.as_tensor(post.task_slot, device=self.device)
+        z = tensor(post.latents)
         with th.no_grad():
-            old_distribution = copy.copy(self.policy.get_distribution(obs_tensor))
+            old_mean, old_log_std = self._post(index, inner_batches)
+        reparameterize = self.latent_gradient == "reparameterization"
+        if reparameterize:
+            old_std = th.exp(old_log_std)[slot]
+            eps = th.where(old_std > 0, (z - old_mean[slot]) / old_std, th.zeros(()))
+            step_episode_t = th.as_tensor(step_episode, device=self.device)
+
+            def policy_obs(mean: th.Tensor, log_std: th.Tensor) -> Any:
+                latents = mean[slot] + th.exp(log_std)[slot] * eps
+                return with_latent(obs, latents[step_episode_t])
+        else:
+
+            def policy_obs(mean: th.Tensor, log_std: th.Tensor) -> Any:
+                return obs
+
+            episode_weight_t, first_adv = tensor(episode_weight), tensor(advantages[0])
+            old_latent_log_prob = gaussian_log_prob(z, old_mean[slot], old_log_std[slot])
+        with th.no_grad():
+            old_distribution = copy.copy(self.policy.get_distribution(policy_obs(old_mean, old_log_std)))
             old_log_prob = old_distribution.log_prob(actions)
-            old_mean, old_log_std = self._post(index, z_pre, adv_pre)
-            old_latent_log_prob = gaussian_log_prob(z_steps, old_mean[step_slot], old_log_std[step_slot])
 
         def loss_fn() -> th.Tensor:
-            mean, log_std = self._post(index, z_pre, adv_pre)
-            log_ratio = (
-                self.policy.get_distribution(obs_tensor).log_prob(actions)
-                - old_log_prob
-                + gaussian_log_prob(z_steps, mean[step_slot], log_std[step_slot])
-                - old_latent_log_prob
-            )
+            mean, log_std = self._post(index, inner_batches)
+            log_prob = self.policy.get_distribution(policy_obs(mean, log_std)).log_prob(actions)
+            surrogate = (weight * th.exp(log_prob - old_log_prob) * adv).sum()
+            if not reparameterize:
+                latent_ratio = th.exp(gaussian_log_prob(z, mean[slot], log_std[slot]) - old_latent_log_prob)
+                surrogate = surrogate + (episode_weight_t * latent_ratio * first_adv).sum()
             prior_kl = latent_kl(*self._pre(index), th.zeros(()), th.zeros(())).mean()
-            return -(th.exp(log_ratio) * adv).mean() + self.kl_coef * prior_kl
+            return -surrogate + self.kl_coef * prior_kl
 
         def kl_fn() -> th.Tensor:
-            mean, log_std = self._post(index, z_pre, adv_pre)
-            action_kl = kl_divergence(old_distribution, self.policy.get_distribution(obs_tensor)).mean()
-            return action_kl + latent_kl(old_mean, old_log_std, mean, log_std).mean()
+            mean, log_std = self._post(index, inner_batches)
+            kl = action_kl(old_distribution, self.policy.get_distribution(policy_obs(mean, log_std))).mean()
+            if not reparameterize:
+                kl = (
+                    kl
+                    + latent_kl(old_mean[slot], old_log_std[slot], mean[slot], log_std[slot]).sum() / n_steps
+                )
+            return kl
 
+        return loss_fn, kl_fn
+
+    def _outer_update(
+        self, index: th.Tensor, inner_batches: Sequence[tuple[th.Tensor, th.Tensor]], post: EpisodeBatch
+    ) -> None:
+        """TRPO on the post-update episodes, through the inner step into latents and step sizes."""
+        loss_fn, kl_fn = self._outer_objective(index, inner_batches, post)
         params = [*self._actor_parameters(), self.latents.means, self.latents.log_stds]
         if self.learn_step_sizes:
             params += [self.latents.step_size_mean, self.latents.step_size_log_std]
+        before = [p.detach().clone() for p in params]
         stats = trpo_step(
             params,
             loss_fn,
@@ -433,7 +511,10 @@ class MAESN(MetaAlgorithm):
             self.line_search_max_iter,
         )
         if self.baseline == "value":
-            self._fit_value_function(obs_tensor, th.as_tensor(returns[mask], device=self.device))
+            mask = post.mask.astype(bool)
+            returns = discounted_returns(post.rewards, post.mask, self.gamma)
+            obs = obs_as_tensor(map_obs(lambda x: x[mask], post.observations), self.device)
+            self._fit_value_function(obs, th.as_tensor(returns[mask], device=self.device))
         self._n_updates += 1
         with th.no_grad():
             prior_kl = latent_kl(*self._pre(index), th.zeros(()), th.zeros(())).mean()
@@ -444,6 +525,10 @@ class MAESN(MetaAlgorithm):
         log("train/line_search_steps", stats.line_search_steps)
         log("train/step_accepted", int(stats.accepted))
         log("train/latent_prior_kl", float(prior_kl))
+        # how much of the accepted step moved the latent tables and step sizes rather than the policy
+        moves = [float((p.detach() - b).pow(2).sum()) for p, b in zip(params, before, strict=True)]
+        n_policy = len(params) - (4 if self.learn_step_sizes else 2)
+        log("train/latent_step_share", sum(moves[n_policy:]) / max(sum(moves), 1e-30))
         log("train/n_updates", self._n_updates, exclude="tensorboard")
         for name in ("step_size_mean", "step_size_log_std"):
             for dim, value in enumerate(getattr(self.latents, name).detach().cpu().numpy()):
@@ -489,15 +574,17 @@ class MAESN(MetaAlgorithm):
         episodes_per_iteration: int | None = None,
         seed: int | None = None,
         evaluate: bool = True,
-        natural_gradient: bool = False,
+        natural_gradient: bool | None = None,
         callback: MaybeCallback = None,
     ) -> AdaptationResult:
         """Adapt the latent to the task(s) of ``env`` with policy-gradient steps; the policy stays frozen.
 
         Each task slot starts from the prior N(0, I); iteration ``k`` samples ``episodes_per_iteration``
-        episodes per task and steps the latent with the step sizes scaled by ``1 / 2**k`` (the learned
-        ones, or ``adapt_lr``). Afterwards the model holds the adapted latent: :meth:`predict` uses it
-        for observations without a latent, and ``env``'s latent wrappers keep it.
+        episodes per task (fresh ones every iteration) and steps the latent with the step sizes (the
+        learned ones, or ``adapt_lr``) scaled by the reference's schedule
+        (:meth:`adapt_step_scale`: 1, 1, 1/2, 1/4, ...). Afterwards the model holds the adapted
+        latent: :meth:`predict` uses it for observations without a latent, and ``env``'s latent
+        wrappers keep it.
 
         :param env: a :class:`~maesn_sb3.MetaTaskVecEnv` with a latent wrapper (one or several task
             slots, adapted independently) or a single task env (the latent wrapper is added if missing).
@@ -507,8 +594,9 @@ class MAESN(MetaAlgorithm):
         :param seed: seeds the env and the action noise (None: the model's seed).
         :param evaluate: also run one deterministic episode per sub-env with the mean latent each
             iteration.
-        :param natural_gradient: step along the latent's natural gradient instead of the vanilla one (the
-            reference's); this keeps the mean's steps bounded when the adapted std becomes small.
+        :param natural_gradient: override the model's ``natural_gradient`` (None: the rule the step sizes
+            were meta-trained with); the natural step keeps the mean's steps bounded when the adapted std
+            becomes small.
         :param callback: called once per iteration (locals ``iteration`` and ``batch``); returning False
             stops.
         """
@@ -528,6 +616,7 @@ class MAESN(MetaAlgorithm):
             set_random_seed(seed)
             meta.seed(seed)
         callback = self._init_callback(callback) if callback is not None else None
+        natural = self.natural_gradient if natural_gradient is None else bool(natural_gradient)
         n_tasks, dim = meta.n_tasks, self.latent_dim
         mean = th.zeros(n_tasks, dim, device=self.device)
         log_std = th.zeros(n_tasks, dim, device=self.device)
@@ -539,7 +628,7 @@ class MAESN(MetaAlgorithm):
         for iteration in range(n_iterations + 1):
             batch, _ = self._sample(meta, mean, log_std, rounds)
             total += batch.n_steps
-            env_steps.append(total)
+            env_steps.append(steps_per_task(total, n_tasks))
             history["ret"].append(batch.per_task(batch.episode_returns, n_tasks))
             history["succ"].append(batch.per_task(batch.success.astype(float), n_tasks))
             history["mean"].append(mean.cpu().numpy())
@@ -560,9 +649,9 @@ class MAESN(MetaAlgorithm):
                         log_std,
                         z,
                         advantages,
-                        scale=0.5**iteration,
+                        scale=self.adapt_step_scale(iteration),
                         step_sizes=step_sizes,
-                        natural=natural_gradient,
+                        natural=natural,
                     )
         self.adapted_latent_mean = mean.cpu().numpy()
         self.adapted_latent_log_std = log_std.cpu().numpy()
@@ -577,6 +666,11 @@ class MAESN(MetaAlgorithm):
             eval_returns=np.stack(history["eret"]) if evaluate else None,
             eval_success=np.stack(history["esucc"]) if evaluate else None,
         )
+
+    def adapt_step_scale(self, iteration: int) -> float:
+        """The factor on the step sizes of adaptation update ``iteration`` (from 0): the reference's
+        1, 1, 1/2, 1/4, ... (halved after every update from the second on)."""
+        return 1.0 if iteration == 0 else 0.5 ** (iteration - 1)
 
     # -- prediction -----------------------------------------------------------------------------
     def _with_latent(
@@ -660,7 +754,7 @@ class LSBaseline(MAESN):
 
     The same latent-conditioned policy and per-task latents with the KL prior, trained by TRPO on
     episodes sampled from the pre-update latents (step size 0, not learned); :meth:`adapt` uses a fixed
-    latent step ``adapt_lr`` (default 1) halved every iteration.
+    latent step ``adapt_lr`` (default 1) on the reference's schedule (:meth:`adapt_step_scale`).
     """
 
     def __init__(
@@ -672,3 +766,7 @@ class LSBaseline(MAESN):
                     f"LSBaseline fixes {name}; do not pass it (use MAESN for a learned inner step)"
                 )
         super().__init__(policy, env, inner_lr=0.0, learn_step_sizes=False, adapt_lr=adapt_lr, **kwargs)
+
+    def adapt_step_scale(self, iteration: int) -> float:
+        """The reference's schedule for the baseline: 1 for the first three updates, then halved."""
+        return 1.0 if iteration < 3 else 0.5 ** (iteration - 2)

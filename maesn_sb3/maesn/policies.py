@@ -89,27 +89,23 @@ class TaskLatents(nn.Module):
         log_std: th.Tensor,
         z: th.Tensor,
         advantages: th.Tensor,
-        n_steps: int = 1,
         scale: float = 1.0,
         step_sizes: th.Tensor | None = None,
         natural: bool = False,
     ) -> tuple[th.Tensor, th.Tensor]:
-        """Gradient steps on a batch of tasks' latents, differentiable in every input.
+        """One gradient step on a batch of tasks' latents, differentiable in every input.
 
         :param mean: ``(n_tasks, latent_dim)``; :param log_std: the same shape.
         :param z: ``(n_tasks, n_episodes, latent_dim)`` the episodes' latents.
         :param advantages: ``(n_tasks, n_episodes)`` their advantages.
-        :param scale: multiplies the step sizes (adaptation halves them every iteration).
+        :param scale: multiplies the step sizes (adaptation's schedule).
         :param step_sizes: one step-size vector used for both means and log-stds instead of the learned ones.
         :param natural: precondition with the inverse Fisher information of the Gaussian (the mean's
             gradient times ``std**2``, the log-std's times 1/2), so steps stay bounded as the std shrinks.
         """
         step_mean = self.step_size_mean if step_sizes is None else step_sizes
         step_log_std = self.step_size_log_std if step_sizes is None else step_sizes
-        for _ in range(n_steps):
-            grad_mean, grad_log_std = _inner_grads(mean, log_std, z, advantages)
-            if natural:
-                grad_mean, grad_log_std = grad_mean * th.exp(2 * log_std), grad_log_std / 2
-            mean = mean - scale * step_mean * grad_mean
-            log_std = log_std - scale * step_log_std * grad_log_std
-        return mean, log_std
+        grad_mean, grad_log_std = _inner_grads(mean, log_std, z, advantages)
+        if natural:
+            grad_mean, grad_log_std = grad_mean * th.exp(2 * log_std), grad_log_std / 2
+        return mean - scale * step_mean * grad_mean, log_std - scale * step_log_std * grad_log_std

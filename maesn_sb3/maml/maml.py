@@ -10,17 +10,17 @@ import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.distributions import Distribution, kl_divergence, make_proba_distribution
+from stable_baselines3.common.distributions import Distribution, make_proba_distribution
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback
 from stable_baselines3.common.utils import check_for_correct_spaces, obs_as_tensor, set_random_seed
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 from torch import nn
 
-from maesn_sb3.common.base import AdaptationCurve, MetaAlgorithm, check_float, check_int
+from maesn_sb3.common.base import AdaptationCurve, MetaAlgorithm, check_float, check_int, steps_per_task
 from maesn_sb3.common.baselines import LinearFeatureBaseline, discounted_returns, gae_advantages
 from maesn_sb3.common.rollouts import EpisodeBatch, collect_episodes, map_obs, state_features
-from maesn_sb3.common.trpo import trpo_step
+from maesn_sb3.common.trpo import action_kl, trpo_step
 from maesn_sb3.maesn.policies import MlpPolicy, MultiInputPolicy
 from maesn_sb3.tasks import TaskSet, check_task_env
 from maesn_sb3.vec_env import MetaTaskVecEnv
@@ -415,8 +415,7 @@ class MAML(MetaAlgorithm):
             return -(th.exp(log_prob - old_log_prob) * adv).sum() / n_valid
 
         def kl_fn() -> th.Tensor:
-            kl = kl_divergence(old, self._distribution(adapted(), post["obs"]))
-            kl = kl.reshape(*mask.shape, -1).sum(-1)  # Gaussians: per action dimension
+            kl = action_kl(old, self._distribution(adapted(), post["obs"])).reshape(mask.shape)
             return (kl * mask).sum() / n_valid
 
         stats = trpo_step(
@@ -465,8 +464,10 @@ class MAML(MetaAlgorithm):
         callback: MaybeCallback = None,
     ) -> AdaptationCurve:
         """Adapt the policy's weights to the task(s) of ``env``: ``n_iterations`` policy-gradient steps
-        of size ``adapt_lr`` (default ``inner_lr``), each slot independently; the model's own weights
-        are left unchanged and the adapted ones go to ``adapted_policies`` (used by :meth:`predict`).
+        of size ``adapt_lr`` (default ``inner_lr``) times :meth:`adapt_step_scale` (the MAML authors'
+        meta-test: the first step at the full rate, later ones at half), each slot independently; the
+        model's own weights are left unchanged and the adapted ones go to ``adapted_policies`` (used by
+        :meth:`predict`).
 
         :param env: a :class:`~maesn_sb3.MetaTaskVecEnv` (one or several task slots) or one task env.
         :param n_iterations: number of steps; ``n_iterations + 1`` batches are sampled.
@@ -508,7 +509,9 @@ class MAML(MetaAlgorithm):
                 leaves = {k: v.requires_grad_(True) for k, v in params.items()}
                 params = {
                     k: v.detach()
-                    for k, v in self._inner_step(leaves, self._grouped(batch, n_slots), lr, False).items()
+                    for k, v in self._inner_step(
+                        leaves, self._grouped(batch, n_slots), lr * self.adapt_step_scale(iteration), False
+                    ).items()
                 }
         self.adapted_policies = []
         for slot in range(n_slots):
@@ -518,10 +521,14 @@ class MAML(MetaAlgorithm):
         return AdaptationCurve(
             returns=np.stack(history["ret"]),
             success=np.stack(history["succ"]),
-            env_steps=np.asarray(env_steps) // n_slots,
+            env_steps=steps_per_task(env_steps, n_slots),
             eval_returns=np.stack(history["eret"]) if evaluate else None,
             eval_success=np.stack(history["esucc"]) if evaluate else None,
         )
+
+    def adapt_step_scale(self, iteration: int) -> float:
+        """The factor on ``adapt_lr`` of adaptation step ``iteration`` (from 0): 1, then 1/2."""
+        return 1.0 if iteration == 0 else 0.5
 
     def predict(
         self,

@@ -13,7 +13,7 @@ from stable_baselines3.common.utils import check_for_correct_spaces, set_random_
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from maesn_sb3.baselines import TaskResamplingCallback, find_meta_env, with_callback
-from maesn_sb3.common.base import AdaptationCurve, check_int
+from maesn_sb3.common.base import AdaptationCurve, check_int, steps_per_task
 from maesn_sb3.tasks import TaskSet, check_task_env
 from maesn_sb3.vec_env import MetaTaskVecEnv
 from wrappers.rl2 import RL2Wrapper
@@ -197,5 +197,5 @@ class RL2(RecurrentPPO):
         return AdaptationCurve(
             returns=per_slot(returns),
             success=per_slot(success),
-            env_steps=np.cumsum(steps) // n_slots,
+            env_steps=steps_per_task(np.cumsum(steps), n_slots),
         )
