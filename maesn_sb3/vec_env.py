@@ -124,7 +124,8 @@ class ReportingSubprocVecEnv(SubprocVecEnv):
                 pass
         return EnvWorkerError(
             f"the worker process of {self.env_labels[index]} ended ({how}) while {doing}: killed, out of "
-            "memory, or crashed in native code; close() this VecEnv and build a new one",
+            "memory, or crashed in native code (the process's stderr may say which); close() this VecEnv "
+            "and build a new one",
             index,
         )
 
@@ -447,7 +448,10 @@ class MetaTaskVecEnv(VecEnvWrapper):
                     f"{name} must have shape {expected} (n_tasks, latent_dim), got {value.shape}"
                 )
             if not np.all(np.isfinite(value)):
-                raise ValueError(f"{name} must be finite, got {value}")
+                raise ValueError(
+                    f"{name} must be finite, got {value} (after a latent update this means rewards or "
+                    "advantages too large for float32: scale or clip the rewards)"
+                )
         if np.any(stds < 0):
             raise ValueError(f"stds must be >= 0, got {stds}")
         for slot in range(self.n_tasks):
