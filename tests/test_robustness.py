@@ -338,3 +338,21 @@ def test_saving_a_model_with_parameters_that_are_not_finite_warns(tmp_path):
         model.latents.means[0, 0] = float("nan")
     with pytest.warns(UserWarning, match=r"parameters are not finite \(latents\.means\)"):
         model.save(tmp_path / "broken")
+
+
+def test_the_ppo_based_methods_check_the_adaptation_seed():
+    from maesn_sb3 import RL2, MultiTaskPPO, ppo_from_scratch
+    from wrappers.rl2 import RL2Wrapper
+
+    env = make_meta_vec_env(ENV_ID, seed=0, **SMALL)
+    with pytest.raises(ValueError, match=r"seed must be an int >= 0, got 'a'"):
+        ppo_from_scratch(env, n_iterations=0, seed="a")
+    model = MultiTaskPPO("MlpPolicy", env, n_train_tasks=2, n_steps=8, batch_size=32, seed=0)
+    with pytest.raises(ValueError, match=r"seed must be an int >= 0, got -3"):
+        model.adapt(env, n_iterations=0, seed=-3)
+    trials = make_meta_vec_env(
+        ENV_ID, seed=0, wrapper_class=RL2Wrapper, wrapper_kwargs={"episodes_per_trial": 2}, **SMALL
+    )
+    rl2 = RL2("MlpLstmPolicy", trials, n_train_tasks=2, n_steps=16, seed=0)
+    with pytest.raises(ValueError, match=r"seed must be an int >= 0, got 'a'"):
+        rl2.adapt(trials, seed="a")
