@@ -38,12 +38,20 @@ __all__ = ["EnvWorkerError", "MetaTaskVecEnv", "ReportingSubprocVecEnv", "make_m
 class EnvWorkerError(RuntimeError):
     """A sub-env of a :class:`ReportingSubprocVecEnv` failed in its worker process (or the process ended).
 
-    ``env_index`` is the sub-env; ``worker_traceback`` the traceback in the worker (None if it died).
+    ``env_index`` is the sub-env; ``error_type`` the name of the exception's type and
+    ``worker_traceback`` its traceback in the worker (both None if the worker died).
     """
 
-    def __init__(self, message: str, env_index: int, worker_traceback: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        env_index: int,
+        error_type: str | None = None,
+        worker_traceback: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.env_index = env_index
+        self.error_type = error_type
         self.worker_traceback = worker_traceback
 
 
@@ -96,6 +104,7 @@ class ReportingSubprocVecEnv(SubprocVecEnv):
         self.closed = False
         n_envs = len(env_fns)
         self.env_labels = [f"sub-env {i}" for i in range(n_envs)]
+        self._sent: list[bool] | None = None  # which envs the last step_async reached
         if start_method is None:
             start_method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
         ctx = mp.get_context(start_method)
@@ -165,6 +174,7 @@ class ReportingSubprocVecEnv(SubprocVecEnv):
                     f"{self.env_labels[index]} raised {result.error_type}: {result.message} (while "
                     f"{doing}, in its worker process; its traceback follows)\n{result.traceback}",
                     index,
+                    result.error_type,
                     result.traceback,
                 )
             results.append(result)
@@ -198,7 +208,7 @@ class ReportingSubprocVecEnv(SubprocVecEnv):
 
     def step_wait(self) -> VecEnvStepReturn:
         try:
-            results = self._gather(range(self.num_envs), "stepping", getattr(self, "_sent", None))
+            results = self._gather(range(self.num_envs), "stepping", self._sent)
         finally:
             self.waiting = False  # every answer was read, failures included
         obs, rews, dones, infos, self.reset_infos = zip(*results, strict=True)
@@ -219,7 +229,12 @@ class ReportingSubprocVecEnv(SubprocVecEnv):
         return self._call(message, indices, f"calling {method_name}()")
 
     def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
-        return self._call(("get_attr", attr_name), indices, f"reading {attr_name}")
+        try:
+            return self._call(("get_attr", attr_name), indices, f"reading {attr_name}")
+        except EnvWorkerError as error:
+            if error.error_type == "AttributeError":  # as DummyVecEnv raises it (SB3 catches it)
+                raise AttributeError(str(error)) from error
+            raise
 
     def has_attr(self, attr_name: str) -> bool:
         return all(self._call(("has_attr", attr_name), None, f"looking for {attr_name}"))

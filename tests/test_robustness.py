@@ -285,7 +285,10 @@ def test_a_sub_env_error_in_a_worker_names_the_env_and_slot_and_close_is_quiet()
         EnvWorkerError, match=r"sub-env 3 \(task slot 1\) raised ValueError: the wheel came off"
     ) as error:
         env.step(actions)
-    assert error.value.env_index == 3 and "Traceback" in error.value.worker_traceback
+    assert error.value.env_index == 3 and error.value.error_type == "ValueError"
+    assert "Traceback" in error.value.worker_traceback
+    with pytest.raises(AttributeError, match=r"sub-env 1 .*raised AttributeError"):  # as DummyVecEnv
+        env.get_attr("no_such_attribute", indices=[1])
     env.set_attr("armed", False, indices=[3])
     env.step(actions)  # the workers stay in step with each other and usable
     env.close()
