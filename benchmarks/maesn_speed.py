@@ -1,10 +1,14 @@
-"""Meta-training speed: MAESN vs SB3 PPO on the same MetaTaskVecEnv, measured side by side.
+"""Meta-training speed: MAESN and SB3 PPO on the native batch vs today's DummyVecEnv, side by side.
 
-Both algorithms train on the same env layout (``--n-tasks`` x ``--episodes`` PointNav2D envs); the runs
-alternate (MAESN, PPO, MAESN, PPO, ...) so both see the same machine load, and the median env-steps/s
-of each is reported, with MAESN's split between sampling and updates.
+For each env id, every algorithm trains on the same env layout (``--n-tasks`` x ``--episodes`` envs,
+``make_meta_vec_env(..., latent_dim=2)``) once per backend (``--backends``, default ``dummy native``);
+the runs alternate (MAESN dummy, MAESN native, PPO dummy, PPO native, ...) so all see the same
+machine load, and the median env-steps/s of each is reported with MAESN's split between sampling
+and updates. PPO: ``n_steps`` = the horizon, 4 minibatches, 10 epochs, a (100, 100) ReLU MLP.
+Wall-clock time; the machine may be shared and noisy, so read the ratios of one run, not its absolutes.
 
     python benchmarks/maesn_speed.py
+    python benchmarks/maesn_speed.py --envs maesn_sb3/WheeledNav-v0 --meta-iterations 2
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import torch as th
 from stable_baselines3 import PPO
@@ -23,67 +28,116 @@ from stable_baselines3.common.logger import configure
 from maesn_sb3 import MAESN, make_meta_vec_env
 
 
-def main() -> None:
+def run_maesn(make_env: Any, timesteps: int) -> tuple[float, float, float]:
+    """One MAESN run: env steps/s and the seconds spent sampling and updating."""
+    model = MAESN("MlpPolicy", make_env(), seed=0)
+    with tempfile.TemporaryDirectory() as folder:
+        model.set_logger(configure(folder, ["csv"]))
+        start = time.perf_counter()
+        model.learn(timesteps)
+        elapsed = time.perf_counter() - start
+        rows = list(csv.DictReader((Path(folder) / "progress.csv").open()))
+    sampling = sum(float(row["time/sampling_s"]) for row in rows)
+    update = sum(float(row["time/update_s"]) for row in rows)
+    model.env.close()
+    return model.num_timesteps / elapsed, sampling, update
+
+
+def run_ppo(make_env: Any, timesteps: int, horizon: int) -> float:
+    """One SB3 PPO run: env steps/s."""
+    env = make_env()
+    ppo = PPO(
+        "MlpPolicy",
+        env,
+        n_steps=horizon,
+        batch_size=horizon * env.num_envs // 4,
+        n_epochs=10,
+        seed=0,
+        policy_kwargs={"net_arch": [100, 100], "activation_fn": th.nn.ReLU},
+    )
+    start = time.perf_counter()
+    ppo.learn(timesteps)
+    elapsed = time.perf_counter() - start
+    env.close()
+    return ppo.num_timesteps / elapsed
+
+
+def measure(env_id: str, args: argparse.Namespace) -> dict[str, Any]:
+    def maker(vectorization: str) -> Any:
+        def make_env() -> Any:
+            return make_meta_vec_env(
+                env_id,
+                n_tasks=args.n_tasks,
+                envs_per_task=args.episodes,
+                latent_dim=2,
+                seed=0,
+                vectorization=vectorization,
+            )
+
+        return make_env
+
+    probe = maker("dummy")()
+    horizon = probe.get_attr("spec", [0])[0].max_episode_steps
+    probe.close()
+    n_envs = args.n_tasks * args.episodes
+    # a MAESN meta-iteration samples two phases of one episode per env
+    timesteps = args.timesteps or args.meta_iterations * 2 * n_envs * horizon
+    rates: dict[str, list[float]] = {}
+    split: dict[str, list[float]] = {}
+    for _ in range(args.repeats):
+        for backend in args.backends:
+            rate, sampling, update = run_maesn(maker(backend), timesteps)
+            rates.setdefault(f"MAESN {backend}", []).append(rate)
+            split.setdefault(f"MAESN {backend}", [0.0, 0.0])
+            split[f"MAESN {backend}"][0] += sampling
+            split[f"MAESN {backend}"][1] += update
+        for backend in args.backends:
+            rates.setdefault(f"PPO {backend}", []).append(run_ppo(maker(backend), timesteps, horizon))
+    print(
+        f"\n{env_id}: {n_envs} envs, horizon {horizon}, {timesteps} env steps per run, "
+        f"{args.repeats} interleaved run(s) each, {th.get_num_threads()} torch thread(s)"
+    )
+    print(f"  {'run':<16} {'median steps/s':>15}   runs")
+    for name, values in rates.items():
+        print(f"  {name:<16} {statistics.median(values):>15,.0f}   {', '.join(f'{v:,.0f}' for v in values)}")
+    medians = {name: statistics.median(values) for name, values in rates.items()}
+    ratios = {}
+    if {"dummy", "native"} <= set(args.backends):
+        ratios["MAESN native / dummy"] = medians["MAESN native"] / medians["MAESN dummy"]
+        ratios["PPO native / dummy"] = medians["PPO native"] / medians["PPO dummy"]
+    for backend in args.backends:
+        ratios[f"MAESN / PPO ({backend})"] = medians[f"MAESN {backend}"] / medians[f"PPO {backend}"]
+    for name, value in ratios.items():
+        print(f"  {name:<26} {value:.2f}")
+    for name, (sampling, update) in split.items():
+        total = sampling + update
+        print(
+            f"  {name} time split: sampling {sampling:.1f} s ({100 * sampling / total:.0f}%), "
+            f"updates {update:.1f} s ({100 * update / total:.0f}%)"
+        )
+    return {"env_id": env_id, "rates": rates, "ratios": ratios, "split": split}
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--env", default="maesn_sb3/PointNav2D-v0")
+    parser.add_argument("--envs", "--env", nargs="+", default=["maesn_sb3/PointNav2D-v0"])
+    parser.add_argument(
+        "--backends", nargs="+", choices=["dummy", "subproc", "native"], default=["dummy", "native"]
+    )
     parser.add_argument("--n-tasks", type=int, default=20)
     parser.add_argument("--episodes", type=int, default=20, help="envs per task")
-    parser.add_argument("--timesteps", type=int, default=400_000, help="env steps per run")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=None)
-    args = parser.parse_args()
-    if args.threads:
-        th.set_num_threads(args.threads)
-
-    def make_env():
-        return make_meta_vec_env(
-            args.env, n_tasks=args.n_tasks, envs_per_task=args.episodes, latent_dim=2, seed=0
-        )
-
-    horizon = make_env().get_attr("spec", [0])[0].max_episode_steps
-    rates: dict[str, list[float]] = {"MAESN": [], "PPO": []}
-    split = {"sampling": 0.0, "update": 0.0}
-    for _ in range(args.repeats):
-        model = MAESN("MlpPolicy", make_env(), seed=0)
-        with tempfile.TemporaryDirectory() as folder:
-            model.set_logger(configure(folder, ["csv"]))
-            start = time.perf_counter()
-            model.learn(args.timesteps)
-            elapsed = time.perf_counter() - start
-            rows = list(csv.DictReader((Path(folder) / "progress.csv").open()))
-        rates["MAESN"].append(model.num_timesteps / elapsed)
-        split["sampling"] += sum(float(row["time/sampling_s"]) for row in rows)
-        split["update"] += sum(float(row["time/update_s"]) for row in rows)
-
-        ppo = PPO(
-            "MlpPolicy",
-            make_env(),
-            n_steps=horizon,
-            seed=0,
-            policy_kwargs={"net_arch": [100, 100], "activation_fn": th.nn.ReLU},
-        )
-        start = time.perf_counter()
-        ppo.learn(args.timesteps)
-        elapsed = time.perf_counter() - start
-        rates["PPO"].append(ppo.num_timesteps / elapsed)
-
-    maesn, ppo_rate = statistics.median(rates["MAESN"]), statistics.median(rates["PPO"])
-    n_envs = args.n_tasks * args.episodes
-    print(
-        f"meta-training speed on {args.env}, {n_envs} envs, {args.timesteps} steps per run, "
-        f"{args.repeats} interleaved runs each"
-    )
-    print(f"{'algorithm':<10} {'median steps/s':>15}   runs")
-    for name, values in rates.items():
-        print(f"{name:<10} {statistics.median(values):>15.0f}   {', '.join(f'{v:.0f}' for v in values)}")
-    print(f"MAESN / PPO = {maesn / ppo_rate:.2f} (target >= 1.0)")
-    total = split["sampling"] + split["update"]
-    print(
-        f"MAESN time split: sampling {100 * split['sampling'] / total:.0f}%, "
-        f"updates {100 * split['update'] / total:.0f}%"
-    )
+    parser.add_argument("--meta-iterations", type=int, default=5, help="MAESN meta-iterations per run")
+    parser.add_argument("--timesteps", type=int, default=None, help="env steps per run (instead)")
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    args = parser.parse_args(argv)
+    for name in ("n_tasks", "episodes", "meta_iterations", "repeats", "threads"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    th.set_num_threads(args.threads)
+    return [measure(env_id, args) for env_id in args.envs]
 
 
 if __name__ == "__main__":

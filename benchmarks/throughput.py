@@ -9,6 +9,16 @@ Sections:
    same sub-envs (target >= 0.95x).
 3. ``mujoco``: the MuJoCo task families through ``gym.make`` vs a raw ``mj_step`` loop, beside
    Gymnasium's Ant/HalfCheetah/Pusher (``benchmarks/mujoco_throughput.py``, also runnable alone).
+4. ``native``: per family, ``--native-envs`` (400) envs as meta-training builds them
+   (``make_meta_vec_env(..., latent_dim=2)``): the native batch (``vectorization="native"``) vs
+   today's ``DummyVecEnv`` of single envs vs the bare physics (a ``mujoco.batch`` loop with fixed
+   controls and ``nstep`` = the frame skip, or the bare numpy step), and ``vector``: the batch with
+   its latent wrapper stepped as a Gymnasium vector env (no SB3 adapter), same threads, wall clock
+   (threads make CPU time meaningless), interleaved; the MuJoCo ones at 1 and 2 threads. Targets:
+   native >= 0.8x bare, >= 3x dummy on PointNav2D, AntGoal 2 threads >= 1.6x 1 thread (idle machine).
+5. ``memory``: resident memory per env of ``make_meta_vec_env("maesn_sb3/AntGoal-v0", ...)`` at
+   ``--native-envs`` envs, native vs dummy, each built, reset and stepped in a fresh subprocess
+   (RSS after minus RSS before building; target: native below dummy).
 
 The machine may be shared and noisy, so the two sides of each comparison run interleaved
 (A, B, A, B, ...) with the same pre-drawn actions, and the script reports the median steps/s of
@@ -40,7 +50,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 import maesn_sb3
 from maesn_sb3 import MetaTaskVecEnv
-from wrappers import LatentWrapper
+from wrappers import LatentVectorWrapper, LatentWrapper
 
 Clock = Callable[[], float]
 CLOCKS: dict[str, Clock] = {"cpu": time.process_time, "wall": time.perf_counter}
@@ -220,10 +230,177 @@ def mujoco_section(args: argparse.Namespace) -> list[dict[str, Any]]:
     return [{"env_id": env_id, **result} for env_id, result in results.items()]
 
 
+NATIVE_FAMILIES = (POINT_ID, "maesn_sb3/WheeledNav-v0", "maesn_sb3/AntGoal-v0", "maesn_sb3/BlockPush-v0")
+
+
+def bare_stepper(env_id: str, n_envs: int, steps: int, threads: int, clock: Clock) -> Callable[[], float]:
+    """The bare physics of ``n_envs`` envs: the numpy point step, or ``mujoco.batch`` with fixed controls."""
+    if env_id == POINT_ID:
+        actions = np.random.default_rng(0).uniform(-1, 1, size=(n_envs, 2)).astype(np.float32)
+        goals = np.tile([0.0, 1.0], (n_envs, 1))
+
+        def run_point() -> float:
+            positions = np.zeros((n_envs, 2))
+            start = clock()
+            for _ in range(steps):
+                positions = positions + 0.1 * np.clip(actions, -1.0, 1.0)
+                delta = positions - goals
+                np.sqrt(delta[:, 0] * delta[:, 0] + delta[:, 1] * delta[:, 1])
+            return steps * n_envs / (clock() - start)
+
+        return run_point
+    from mujoco.batch import Batch
+
+    single = gym.make(env_id).unwrapped
+    batch = Batch(single.model, n_envs, nthread=threads)
+    batch.ctrl = np.random.default_rng(0).uniform(-0.5, 0.5, size=(n_envs, single.model.nu))
+    frame_skip = single.frame_skip
+
+    def run_mujoco() -> float:
+        batch.reset()
+        start = clock()
+        for _ in range(steps):
+            batch.step(nstep=frame_skip)
+        return steps * n_envs / (clock() - start)
+
+    return run_mujoco
+
+
+def vector_stepper(
+    envs: gym.vector.VectorEnv, actions: np.ndarray, seed: int, clock: Clock
+) -> Callable[[], float]:
+    """A run of the Gymnasium vector env itself (no SB3 adapter): env steps/s."""
+
+    def run() -> float:
+        envs.reset(seed=seed)
+        step = envs.step
+        start = clock()
+        for batch in actions:
+            step(batch)
+        return actions.shape[0] * envs.num_envs / (clock() - start)
+
+    return run
+
+
+def native_throughput(
+    env_id: str, n_envs: int, steps: int, repeats: int, threads: int, seed: int, clock: Clock
+) -> dict[str, Any]:
+    """Native batch vs DummyVecEnv vs bare physics for one family, interleaved; env steps/s each."""
+    n_tasks = 20 if n_envs % 20 == 0 else 1
+    common = {"n_tasks": n_tasks, "envs_per_task": n_envs // n_tasks, "latent_dim": 2, "seed": seed}
+    extra = {} if env_id == POINT_ID else {"vec_env_kwargs": {"threads": threads}}
+    native = maesn_sb3.make_meta_vec_env(env_id, vectorization="native", **common, **extra)
+    dummy = maesn_sb3.make_meta_vec_env(env_id, vectorization="dummy", **common)
+    space = native.action_space
+    actions = np.random.default_rng(seed).uniform(space.low, space.high, size=(steps, n_envs, *space.shape))
+    actions = actions.astype(np.float32)
+    vector = LatentVectorWrapper(
+        gym.make_vec(
+            env_id,
+            num_envs=n_envs,
+            vectorization_mode="vector_entry_point",
+            **extra.get("vec_env_kwargs", {}),
+        ),
+        latent_dim=2,
+    )
+    rates = interleaved(
+        {
+            "dummy": vec_stepper(dummy, actions, seed, clock),
+            "native": vec_stepper(native, actions, seed, clock),
+            "vector": vector_stepper(vector, actions, seed, clock),
+            "bare": bare_stepper(env_id, n_envs, steps, threads, clock),
+        },
+        repeats,
+    )
+    native.close()
+    dummy.close()
+    versus_dummy = summarise(rates, "dummy", "native", 3.0 if env_id == POINT_ID else 1.0)
+    versus_bare = summarise(rates, "bare", "native", 0.8)
+    vector_vs_bare = summarise(rates, "bare", "vector", 0.8)
+    return {
+        "env_id": env_id,
+        "n_envs": n_envs,
+        "threads": threads,
+        "steps": steps,
+        "repeats": repeats,
+        "native_vs_dummy": versus_dummy,
+        "native_vs_bare": versus_bare,
+        "vector_vs_bare": vector_vs_bare,
+    }
+
+
+def native_section(args: argparse.Namespace) -> list[dict[str, Any]]:
+    print(
+        f"Native batch vs DummyVecEnv vs bare physics, {args.native_envs} envs, env steps/s "
+        "(medians, interleaved, wall clock)"
+    )
+    clock = time.perf_counter
+    results = []
+    for env_id in NATIVE_FAMILIES:
+        for threads in (1,) if env_id == POINT_ID else (1, 2):
+            steps = max(2, int((200 if env_id == POINT_ID else 10) * args.scale))
+            result = native_throughput(
+                env_id, args.native_envs, steps, args.repeats, threads, args.seed, clock
+            )
+            label = f"{env_id} {threads} thread(s)"
+            print_row(label, result["native_vs_dummy"], "dummy", "native")
+            print_row(label, result["native_vs_bare"], "bare", "native")
+            print_row(label, result["vector_vs_bare"], "bare", "vector")
+            results.append(result)
+    ant = [r for r in results if r["env_id"] == "maesn_sb3/AntGoal-v0"]
+    if len(ant) == 2:
+        one, two = (r["native_vs_bare"]["native_steps_per_s"] for r in ant)
+        print(f"  AntGoal native 2 threads / 1 thread: {two / one:.2f} (target >= 1.6 on an idle machine)")
+    return results
+
+
+_MEMORY_PROBE = """
+import sys, numpy as np, maesn_sb3
+
+def rss_kib():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS"))
+
+env_id, n_envs, vectorization = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+kwargs = {"vec_env_kwargs": {"threads": 1}} if vectorization == "native" else {}
+before = rss_kib()
+venv = maesn_sb3.make_meta_vec_env(env_id, n_tasks=20, envs_per_task=n_envs // 20, latent_dim=2, seed=0,
+                                   vectorization=vectorization, **kwargs)
+venv.reset()
+for _ in range(10):
+    venv.step(np.zeros((n_envs, *venv.action_space.shape), dtype=np.float32))
+print(rss_kib() - before)
+"""
+
+
+def memory_section(args: argparse.Namespace) -> list[dict[str, Any]]:
+    import subprocess
+    import sys
+
+    env_id, n_envs = "maesn_sb3/AntGoal-v0", args.native_envs - args.native_envs % 20
+    print(f"Resident memory per env, {env_id}, {n_envs} envs (fresh subprocess each)")
+    result: dict[str, Any] = {"env_id": env_id, "n_envs": n_envs}
+    for vectorization in ("dummy", "native"):
+        out = subprocess.run(
+            [sys.executable, "-c", _MEMORY_PROBE, env_id, str(n_envs), vectorization],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        kib = int(out.stdout.strip().splitlines()[-1])
+        result[f"{vectorization}_kib_per_env"] = kib / n_envs
+        print(f"  {vectorization:<7} {kib / 1024:8.1f} MiB in all, {kib / n_envs:7.1f} KiB per env")
+    result["met"] = result["native_kib_per_env"] < result["dummy_kib_per_env"]
+    print(f"  native below dummy: {'met' if result['met'] else 'MISSED'}")
+    return [result]
+
+
 SECTIONS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
     "latent": latent_section,
     "vec": vec_section,
     "mujoco": mujoco_section,
+    "native": native_section,
+    "memory": memory_section,
 }
 
 
@@ -240,6 +417,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--scale", type=float, default=1.0, help="multiplies the steps per repetition")
     parser.add_argument("--n-tasks", type=int, default=8, help="task slots of the vec section")
     parser.add_argument("--envs-per-task", type=int, default=4, help="sub-envs per slot of the vec section")
+    parser.add_argument("--native-envs", type=int, default=400, help="envs of the native section")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--clock", choices=sorted(CLOCKS), default="cpu", help="CPU time of this process or wall"
@@ -248,7 +426,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--output", default=os.path.join(RESULTS, "throughput.json"), help="JSON file to write"
     )
     args = parser.parse_args(argv)
-    for name in ("repeats", "n_tasks", "envs_per_task"):
+    for name in ("repeats", "n_tasks", "envs_per_task", "native_envs"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.scale <= 0:

@@ -30,6 +30,7 @@ from stable_baselines3.common.vec_env.subproc_vec_env import _stack_obs
 from stable_baselines3.common.vec_env.subproc_vec_env import _worker as _sb3_worker
 
 from maesn_sb3.tasks import TASK_METHODS, TaskSet
+from maesn_sb3.vector_adapter import make_native_vec_env
 from wrappers.latent import LatentWrapper
 
 __all__ = ["EnvWorkerError", "MetaTaskVecEnv", "ReportingSubprocVecEnv", "make_meta_vec_env"]
@@ -413,33 +414,49 @@ class MetaTaskVecEnv(VecEnvWrapper):
         return self._horizon
 
     def _find_horizon(self) -> int:
-        limited = all(self.venv.env_is_wrapped(gym.wrappers.TimeLimit))
-        name = "_max_episode_steps" if limited else "max_episode_steps"
-        values = self.venv.get_attr(name) if self.venv.has_attr(name) else [None]
-        if any(value is None for value in values):
-            raise ValueError(
-                "the sub-envs have no horizon (no gymnasium.wrappers.TimeLimit and no max_episode_steps "
-                "attribute), so an episode may never end and collecting whole episodes would never stop; "
-                "wrap each env in gymnasium.wrappers.TimeLimit(env, max_episode_steps=N), register it with "
-                "max_episode_steps, or pass env_kwargs={'max_episode_steps': N} to make_meta_vec_env"
-            )
-        return max(int(value) for value in values)
+        # TimeLimit keeps it in _max_episode_steps; batched families and self-ending envs declare it
+        for name in ("_max_episode_steps", "max_episode_steps"):
+            if self.venv.has_attr(name):
+                values = self.venv.get_attr(name)
+                if all(value is not None for value in values):
+                    return max(int(value) for value in values)
+        raise ValueError(
+            "the sub-envs have no horizon (no gymnasium.wrappers.TimeLimit and no max_episode_steps "
+            "attribute), so an episode may never end and collecting whole episodes would never stop; "
+            "wrap each env in gymnasium.wrappers.TimeLimit(env, max_episode_steps=N), register it with "
+            "max_episode_steps, or pass env_kwargs={'max_episode_steps': N} to make_meta_vec_env"
+        )
 
     # -- random state (exact resume) --------------------------------------------------------------
-    def get_random_state(self) -> list[np.random.Generator]:
-        """Copies of every sub-env's ``np_random`` (tasks, latents and resets draw from it)."""
-        return [copy.deepcopy(generator) for generator in self.venv.get_attr("np_random")]
+    def _generators(self) -> list[np.random.Generator]:
+        """Each sub-env's generator (tasks, latents and resets draw from it): a batched family's
+        ``env_np_random(i)``, else the env's ``np_random`` (copies under subprocess workers)."""
+        if self.venv.has_attr("env_np_random"):
+            return self.venv.env_method("env_np_random")
+        return self.venv.get_attr("np_random")
 
-    def set_random_state(self, generators: Sequence[np.random.Generator]) -> None:
-        """Give the sub-envs the generators of :meth:`get_random_state` and drop pending ``seed()``
-        calls, so that the next episodes continue the saved random streams."""
-        if len(generators) != self.num_envs:
+    def get_random_state(self) -> list[dict[str, Any]]:
+        """The state of every sub-env's generator (see :meth:`set_random_state`)."""
+        return [copy.deepcopy(generator.bit_generator.state) for generator in self._generators()]
+
+    def set_random_state(self, states: Sequence[dict[str, Any]]) -> None:
+        """Put the sub-envs' generators back in the states of :meth:`get_random_state` and drop pending
+        ``seed()`` calls, so that the next episodes continue the saved random streams."""
+        if len(states) != self.num_envs:
             raise ValueError(
-                f"generators must hold num_envs = {self.num_envs} generators, got {len(generators)}"
+                f"states must hold num_envs = {self.num_envs} generator states, got {len(states)}"
             )
-        for index, generator in enumerate(generators):
-            self.venv.set_attr("np_random", copy.deepcopy(generator), indices=[index])
-        self.venv._reset_seeds()  # SB3 keeps seed() for the next reset: it would replace the streams
+        generators = self._generators()
+        for index, (generator, state) in enumerate(zip(generators, states, strict=True)):
+            generator.bit_generator.state = state
+            if isinstance(self.venv, SubprocVecEnv):  # the generators above are copies: send them back
+                self.venv.set_attr("np_random", generator, indices=[index])
+        venv: VecEnv = self.venv
+        while True:  # SB3 keeps seed() for the next reset, on the innermost VecEnv: it would reseed
+            venv._reset_seeds()
+            if not isinstance(venv, VecEnvWrapper):
+                break
+            venv = venv.venv
 
     # -- latents --------------------------------------------------------------------------------
     def set_latent_distributions(self, means: np.ndarray, stds: np.ndarray) -> None:
@@ -522,6 +539,7 @@ def make_meta_vec_env(
     monitor_kwargs: dict[str, Any] | None = None,
     wrapper_kwargs: dict[str, Any] | None = None,
     success_key: str = "success",
+    vectorization: str | None = None,
 ) -> MetaTaskVecEnv:
     """Create a monitored :class:`MetaTaskVecEnv`, in the style of SB3's ``make_vec_env``.
 
@@ -540,12 +558,19 @@ def make_meta_vec_env(
     :param env_kwargs: keyword arguments for the env constructor.
     :param vec_env_cls: the backend, ``DummyVecEnv`` (default) or ``SubprocVecEnv`` (then
         :class:`ReportingSubprocVecEnv`, whose errors name the sub-env and task slot that broke).
-    :param vec_env_kwargs: keyword arguments for the backend's constructor.
+    :param vec_env_kwargs: keyword arguments for the backend's constructor (native: the batch's own,
+        e.g. ``threads``, ``use_mujoco_batch``, ``render_index``).
     :param monitor_dir: folder for the Monitor files (None: none written).
     :param monitor_kwargs: keyword arguments for ``Monitor``.
     :param wrapper_kwargs: keyword arguments for ``wrapper_class``.
     :param success_key: the info key of the env's own success flag.
+    :param vectorization: the backend: ``"dummy"`` (SB3's ``DummyVecEnv``, the default),
+        ``"subproc"`` (``SubprocVecEnv``) or ``"native"``: the env id's batched family (its
+        ``vector_entry_point``) behind a :class:`~maesn_sb3.vector_adapter.VectorEnvAdapter`, with a
+        :class:`~wrappers.LatentVectorWrapper` when ``latent_dim`` is set and SB3's ``VecMonitor``
+        (one file in ``monitor_dir``). ``vec_env_cls`` alone still picks dummy or subproc.
     """
+    vectorization = _check_vectorization(vectorization, vec_env_cls)
     for name, value in (("n_tasks", n_tasks), ("envs_per_task", envs_per_task)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be an int >= 1, got {value!r}")
@@ -566,6 +591,25 @@ def make_meta_vec_env(
             return gym.make(env_id, **env_kwargs) if isinstance(env_id, str) else env_id(**env_kwargs)
 
         tasks = TaskSet.from_env(make_one, n_train=n_tasks, n_test=0, seed=seed).train
+
+    if vectorization == "native":
+        venv = make_native_vec_env(
+            env_id,
+            n_envs=n_tasks * envs_per_task,
+            seed=seed,
+            latent_dim=latent_dim,
+            env_kwargs=env_kwargs,
+            monitor_dir=monitor_dir,
+            batch_kwargs=vec_env_kwargs,
+            unsupported={
+                "wrapper_class": wrapper_class,
+                "wrapper_kwargs": wrapper_kwargs,
+                "monitor_kwargs": monitor_kwargs,
+            },
+        )
+        return MetaTaskVecEnv(venv, n_tasks, envs_per_task, tasks=tasks, success_key=success_key)
+    if vectorization == "subproc":
+        vec_env_cls = SubprocVecEnv
 
     def wrap(env: gym.Env) -> gym.Env:
         if wrapper_class is not None:
@@ -588,3 +632,20 @@ def make_meta_vec_env(
         monitor_kwargs=monitor_kwargs,
     )
     return MetaTaskVecEnv(venv, n_tasks, envs_per_task, tasks=tasks, success_key=success_key)
+
+
+VECTORIZATIONS = ("dummy", "subproc", "native")
+
+
+def _check_vectorization(vectorization: str | None, vec_env_cls: type | None) -> str:
+    if vectorization is None:
+        return "dummy"  # vec_env_cls (a class or any factory of a VecEnv) picks the backend, as before
+    if vectorization not in VECTORIZATIONS:
+        raise ValueError(f"vectorization must be one of {VECTORIZATIONS}, got {vectorization!r}")
+    expected = {"dummy": DummyVecEnv, "subproc": SubprocVecEnv}.get(vectorization)
+    if vec_env_cls is not None and vec_env_cls is not expected:
+        raise ValueError(
+            f"vec_env_cls={getattr(vec_env_cls, '__name__', vec_env_cls)} contradicts "
+            f"vectorization={vectorization!r}; give one of them"
+        )
+    return vectorization

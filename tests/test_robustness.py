@@ -168,13 +168,15 @@ def test_a_horizon_that_is_not_honoured_stops_collection():
 
 
 # -- exact resume ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("algo", "backend"), [(MAESN, "dummy"), (MAML, "dummy"), (MAESN, "subproc")])
+@pytest.mark.parametrize(
+    ("algo", "backend"), [(MAESN, "dummy"), (MAML, "dummy"), (MAESN, "subproc"), (MAESN, "native")]
+)
 def test_save_load_learn_continues_exactly_as_uninterrupted_training(algo, backend, tmp_path):
-    from stable_baselines3.common.vec_env import SubprocVecEnv
-
     latent = {} if algo is MAML else {"latent_dim": 2}
     if backend == "subproc":
-        latent.update(vec_env_cls=SubprocVecEnv, vec_env_kwargs={"start_method": "fork"})
+        latent.update(vectorization="subproc", vec_env_kwargs={"start_method": "fork"})
+    elif backend == "native":
+        latent.update(vectorization="native")
 
     def env():
         return make_meta_vec_env(ENV_ID, seed=0, **SMALL, **latent)
@@ -359,3 +361,17 @@ def test_the_ppo_based_methods_check_the_adaptation_seed():
     rl2 = RL2("MlpLstmPolicy", trials, n_train_tasks=2, n_steps=16, seed=0)
     with pytest.raises(ValueError, match=r"seed must be an int >= 0, got 'a'"):
         rl2.adapt(trials, seed="a")
+
+
+def test_latent_vector_wrapper_rejects_distributions_that_overflow_float32():
+    from wrappers import LatentVectorWrapper
+
+    envs = LatentVectorWrapper(gym.make_vec(ENV_ID, num_envs=2), latent_dim=2)
+    with pytest.raises(ValueError, match="mean must fit in float32"):
+        envs.set_latent_distribution(mean=1e39, std=1.0)
+    with pytest.raises(ValueError, match="stds must fit in float32"):
+        envs.set_latent_distributions(np.zeros((2, 2)), np.full((2, 2), 1e39))
+    envs.set_latent_distributions(np.full((2, 2), 3e38), np.full((2, 2), 3e38))
+    with pytest.raises(ValueError, match="does not fit in float32"):
+        for seed in range(20):
+            envs.reset(seed=seed)

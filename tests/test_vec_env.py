@@ -14,9 +14,12 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
 from maesn_sb3 import MetaTaskVecEnv, TaskSet, make_meta_vec_env
+from maesn_sb3.vector_adapter import VectorEnvAdapter
 
 ENV_ID = "maesn_sb3/PointNav2D-v0"
-BACKENDS = [pytest.param(DummyVecEnv, id="dummy"), pytest.param(SubprocVecEnv, id="subproc")]
+SINGLE_ENV_BACKENDS = [pytest.param(DummyVecEnv, id="dummy"), pytest.param(SubprocVecEnv, id="subproc")]
+# the batched family behind the SB3 adapter (vectorization="native") passes the same checks
+BACKENDS = [*SINGLE_ENV_BACKENDS, pytest.param(VectorEnvAdapter, id="native")]
 
 
 class CountdownTaskEnv(gym.Env):
@@ -73,6 +76,8 @@ def make(backend: type[VecEnv], **kwargs: Any) -> MetaTaskVecEnv:
         # fork starts workers in milliseconds; test_forkserver_workers covers SB3's default start method
         options["vec_env_kwargs"] = {"start_method": "fork"}
     options.update(kwargs)
+    if backend is VectorEnvAdapter:
+        return make_meta_vec_env(ENV_ID, vectorization="native", **options)
     return make_meta_vec_env(ENV_ID, vec_env_cls=backend, **options)
 
 
@@ -165,7 +170,7 @@ def test_auto_reset_terminal_observation_and_truncation(backend: type[VecEnv], o
     assert [info["task_index"] for info in venv.reset_infos] == [0, 0, 1, 1, 2, 2]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", SINGLE_ENV_BACKENDS)
 def test_termination_and_success_translation(backend: type[VecEnv], opened: Callable) -> None:
     fork = {"start_method": "fork"} if backend is SubprocVecEnv else None
     venv = opened(

@@ -5,6 +5,7 @@ Each wrapper changes what one env shows and rewards; none depends on an algorith
 
 from wrappers.discriminator import SkillDiscriminator
 from wrappers.latent import LatentWrapper
+from wrappers.latent_vector import LatentVectorWrapper
 from wrappers.relabel import (
     DIAYNCallback,
     DIAYNDictReplayBuffer,
@@ -25,6 +26,7 @@ __all__ = [
     "DIAYNDictRolloutBuffer",
     "DIAYNReplayBuffer",
     "DIAYNRolloutBuffer",
+    "LatentVectorWrapper",
     "LatentWrapper",
     "RL2Wrapper",
     "SkillActionVecEnv",

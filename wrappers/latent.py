@@ -32,6 +32,32 @@ def _as_vector(value: Any, name: str, size: int) -> np.ndarray:
     return array
 
 
+def latent_observation_space(
+    space: spaces.Space, latent_dim: int, owner: str
+) -> tuple[spaces.Space, int | None]:
+    """Where a latent sits in an observation: the space with the latent and the size of the env's part.
+
+    A 1-D ``Box`` gets the latent appended (a float32 ``Box``, unbounded on the latent part; the size
+    returned is the env's part), a ``Dict`` gets a ``"latent"`` key (size None).
+    """
+    latent_space = spaces.Box(-np.inf, np.inf, shape=(latent_dim,), dtype=np.float32)
+    if isinstance(space, spaces.Box) and len(space.shape) == 1:
+        with_latent = spaces.Box(
+            low=np.concatenate([space.low.astype(np.float32), latent_space.low]),
+            high=np.concatenate([space.high.astype(np.float32), latent_space.high]),
+            dtype=np.float32,
+        )
+        return with_latent, space.shape[0]
+    if isinstance(space, spaces.Dict):
+        if "latent" in space.spaces:
+            raise ValueError("the Dict observation space of env already has a 'latent' key")
+        return spaces.Dict({**space.spaces, "latent": latent_space}), None
+    raise TypeError(
+        f"{owner} needs a 1-D Box or a Dict observation space, got {space}; "
+        "flatten other spaces first (gymnasium.wrappers.FlattenObservation)"
+    )
+
+
 class LatentWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Samples a latent ``z ~ N(mean, std)`` once per episode and shows it to the agent.
 
@@ -75,25 +101,9 @@ class LatentWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         if isinstance(latent_dim, bool) or not isinstance(latent_dim, (int, np.integer)) or latent_dim < 1:
             raise ValueError(f"latent_dim must be an int >= 1, got {latent_dim!r}")
         self.latent_dim = int(latent_dim)
-        latent_space = spaces.Box(-np.inf, np.inf, shape=(self.latent_dim,), dtype=np.float32)
-        space = env.observation_space
-        if isinstance(space, spaces.Box) and len(space.shape) == 1:
-            self._obs_size = space.shape[0]
-            self.observation_space = spaces.Box(
-                low=np.concatenate([space.low.astype(np.float32), latent_space.low]),
-                high=np.concatenate([space.high.astype(np.float32), latent_space.high]),
-                dtype=np.float32,
-            )
-        elif isinstance(space, spaces.Dict):
-            if "latent" in space.spaces:
-                raise ValueError("the Dict observation space of env already has a 'latent' key")
-            self._obs_size = None
-            self.observation_space = spaces.Dict({**space.spaces, "latent": latent_space})
-        else:
-            raise TypeError(
-                f"LatentWrapper needs a 1-D Box or a Dict observation space, got {space}; "
-                "flatten other spaces first (gymnasium.wrappers.FlattenObservation)"
-            )
+        self.observation_space, self._obs_size = latent_observation_space(
+            env.observation_space, self.latent_dim, "LatentWrapper"
+        )
         self._mean = np.zeros(self.latent_dim)
         self._std = np.ones(self.latent_dim)
         self.set_latent_distribution(mean=0.0 if mean is None else mean, std=1.0 if std is None else std)

@@ -221,7 +221,7 @@ class MetaAlgorithm(BaseAlgorithm):
 
     # -- exact resume: the random streams travel with the model ----------------------------------------
     def _random_state(self) -> dict[str, Any]:
-        """torch's generators and the env's sub-env generators (the model's own numpy generators,
+        """torch's generators and the states of the sub-envs' generators (the model's own generators,
         ``_task_rng`` and ``_predict_rng``, are saved with its other attributes)."""
         pending = self.__dict__.get("_saved_random_state")
         if pending is not None:  # loaded and not trained since: keep what was loaded
@@ -237,17 +237,17 @@ class MetaAlgorithm(BaseAlgorithm):
         th.set_rng_state(state["torch"])
         if "torch_cuda" in state and th.cuda.is_available():
             th.cuda.set_rng_state_all(state["torch_cuda"])
-        generators = state.get("env")
-        if generators is None or self.env is None or not hasattr(self.env, "set_random_state"):
+        env_states = state.get("env")
+        if env_states is None or self.env is None or not hasattr(self.env, "set_random_state"):
             return
-        if len(generators) != self.env.num_envs:
+        if len(env_states) != self.env.num_envs:
             warnings.warn(
-                f"the model was saved with {len(generators)} sub-envs and now has {self.env.num_envs}: "
+                f"the model was saved with {len(env_states)} sub-envs and now has {self.env.num_envs}: "
                 "their random streams start from the env's seeds, so training does not continue exactly",
                 stacklevel=3,
             )
             return
-        self.env.set_random_state(generators)
+        self.env.set_random_state(env_states)
 
     def save(
         self,

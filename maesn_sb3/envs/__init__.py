@@ -14,20 +14,42 @@ TASK_FAMILIES: dict[str, str] = {
     "maesn_sb3/BlockPush-v0": "MuJoCo planar gripper pushes 1 of 5 blocks to a goal, horizon 100",
 }
 
-_ENTRY_POINTS = {
-    "maesn_sb3/PointNav2D-v0": ("maesn_sb3.envs.point_nav:PointNav2DEnv", 50),
+#: env id -> (entry point, horizon, vector entry point: the natively batched family)
+_ENTRY_POINTS: dict[str, tuple[str, int, str | None]] = {
+    "maesn_sb3/PointNav2D-v0": (
+        "maesn_sb3.envs.point_nav:PointNav2DEnv",
+        50,
+        "maesn_sb3.envs.point_nav_vector:PointNav2DVectorEnv",
+    ),
     # MuJoCo families: string entry points, so importing maesn_sb3 does not import MuJoCo rendering
-    "maesn_sb3/WheeledNav-v0": ("maesn_sb3.envs.wheeled_nav:WheeledNavEnv", 200),
-    "maesn_sb3/AntGoal-v0": ("maesn_sb3.envs.ant_goal:AntGoalEnv", 200),
-    "maesn_sb3/BlockPush-v0": ("maesn_sb3.envs.block_push:BlockPushEnv", 100),
+    "maesn_sb3/WheeledNav-v0": (
+        "maesn_sb3.envs.wheeled_nav:WheeledNavEnv",
+        200,
+        "maesn_sb3.envs.mujoco_vector:WheeledNavVectorEnv",
+    ),
+    "maesn_sb3/AntGoal-v0": (
+        "maesn_sb3.envs.ant_goal:AntGoalEnv",
+        200,
+        "maesn_sb3.envs.mujoco_vector:AntGoalVectorEnv",
+    ),
+    "maesn_sb3/BlockPush-v0": (
+        "maesn_sb3.envs.block_push:BlockPushEnv",
+        100,
+        "maesn_sb3.envs.mujoco_vector:BlockPushVectorEnv",
+    ),
 }
 
 
 def register_envs() -> None:
     """Register every task family with Gymnasium (done on import; safe to call twice)."""
-    for env_id, (entry_point, horizon) in _ENTRY_POINTS.items():
+    for env_id, (entry_point, horizon, vector_entry_point) in _ENTRY_POINTS.items():
         if env_id not in gym.registry:
-            gym.register(id=env_id, entry_point=entry_point, max_episode_steps=horizon)
+            gym.register(
+                id=env_id,
+                entry_point=entry_point,
+                max_episode_steps=horizon,
+                vector_entry_point=vector_entry_point,
+            )
 
 
 def list_envs() -> dict[str, str]:
