@@ -186,7 +186,9 @@ def test_save_load_learn_continues_exactly_as_uninterrupted_training(algo, backe
     straight.learn(100, reset_num_timesteps=False)
     th.manual_seed(123)  # whatever happens to the global generators in between
     np.random.seed(123)  # noqa: NPY002  (the legacy global generator, on purpose)
-    resumed = algo.load(tmp_path / "model", env=env()).learn(100, reset_num_timesteps=False)
+    resumed = algo.load(tmp_path / "model", env=env())
+    resumed.save(tmp_path / "again")  # saving before training keeps the loaded random state
+    resumed.learn(100, reset_num_timesteps=False)
     assert resumed.num_timesteps == straight.num_timesteps
     assert th.equal(all_parameters(resumed), all_parameters(straight))
     obs = straight.env.reset()

@@ -264,12 +264,15 @@ class MetaAlgorithm(BaseAlgorithm):
                 "sensibly; the training that produced it met numbers that were not finite",
                 stacklevel=2,
             )
+        pending = self.__dict__.get("_saved_random_state")  # loaded, not yet trained: keep it for learn
         self._saved_random_state = self._random_state()
         self._algorithm = type(self).__name__  # lets load() tell a wrong file from a right one
         try:
             super().save(path, exclude, include)
         finally:
-            del self._saved_random_state, self._algorithm
+            del self._algorithm
+            if pending is None:
+                del self._saved_random_state
 
     def _non_finite_parameters(self) -> list[str]:
         """Names of the saved modules' parameters that hold NaN or inf."""
