@@ -5,7 +5,9 @@ For each env id, every algorithm trains on the same env layout (``--n-tasks`` x 
 the runs alternate (MAESN dummy, MAESN native, PPO dummy, PPO native, ...) so all see the same
 machine load, and the median env-steps/s of each is reported with MAESN's split between sampling
 and updates. PPO: ``n_steps`` = the horizon, 4 minibatches, 10 epochs, a (100, 100) ReLU MLP.
-Wall-clock time; the machine may be shared and noisy, so read the ratios of one run, not its absolutes.
+``--fisher-subsample 0.1`` adds MAESN on the native backend with 10 % of the steps in TRPO's
+Fisher-vector products. Wall-clock time; the machine may be shared and noisy, so read the ratios of
+one run, not its absolutes.
 
     python benchmarks/maesn_speed.py
     python benchmarks/maesn_speed.py --envs maesn_sb3/WheeledNav-v0 --meta-iterations 2
@@ -28,9 +30,9 @@ from stable_baselines3.common.logger import configure
 from maesn_sb3 import MAESN, make_meta_vec_env
 
 
-def run_maesn(make_env: Any, timesteps: int) -> tuple[float, float, float]:
+def run_maesn(make_env: Any, timesteps: int, **maesn_kwargs: Any) -> tuple[float, float, float]:
     """One MAESN run: env steps/s and the seconds spent sampling and updating."""
-    model = MAESN("MlpPolicy", make_env(), seed=0)
+    model = MAESN("MlpPolicy", make_env(), seed=0, **maesn_kwargs)
     with tempfile.TemporaryDirectory() as folder:
         model.set_logger(configure(folder, ["csv"]))
         start = time.perf_counter()
@@ -91,24 +93,38 @@ def measure(env_id: str, args: argparse.Namespace) -> dict[str, Any]:
             split.setdefault(f"MAESN {backend}", [0.0, 0.0])
             split[f"MAESN {backend}"][0] += sampling
             split[f"MAESN {backend}"][1] += update
+        if args.fisher_subsample < 1:
+            name = f"MAESN native, Fisher subsample {args.fisher_subsample:g}"
+            rate, sampling, update = run_maesn(
+                maker("native"), timesteps, fisher_subsample=args.fisher_subsample
+            )
+            rates.setdefault(name, []).append(rate)
+            split.setdefault(name, [0.0, 0.0])
+            split[name][0] += sampling
+            split[name][1] += update
         for backend in args.backends:
             rates.setdefault(f"PPO {backend}", []).append(run_ppo(maker(backend), timesteps, horizon))
     print(
         f"\n{env_id}: {n_envs} envs, horizon {horizon}, {timesteps} env steps per run, "
         f"{args.repeats} interleaved run(s) each, {th.get_num_threads()} torch thread(s)"
     )
-    print(f"  {'run':<16} {'median steps/s':>15}   runs")
+    print(f"  {'run':<40} {'median steps/s':>15}   runs")
     for name, values in rates.items():
-        print(f"  {name:<16} {statistics.median(values):>15,.0f}   {', '.join(f'{v:,.0f}' for v in values)}")
+        print(f"  {name:<40} {statistics.median(values):>15,.0f}   {', '.join(f'{v:,.0f}' for v in values)}")
     medians = {name: statistics.median(values) for name, values in rates.items()}
     ratios = {}
     if {"dummy", "native"} <= set(args.backends):
         ratios["MAESN native / dummy"] = medians["MAESN native"] / medians["MAESN dummy"]
         ratios["PPO native / dummy"] = medians["PPO native"] / medians["PPO dummy"]
+    if args.fisher_subsample < 1 and "dummy" in args.backends:
+        name = f"MAESN native, Fisher subsample {args.fisher_subsample:g}"
+        ratios[f"{name} / MAESN dummy"] = medians[name] / medians["MAESN dummy"]
+        if "native" in args.backends:
+            ratios[f"{name} / PPO native"] = medians[name] / medians["PPO native"]
     for backend in args.backends:
         ratios[f"MAESN / PPO ({backend})"] = medians[f"MAESN {backend}"] / medians[f"PPO {backend}"]
     for name, value in ratios.items():
-        print(f"  {name:<26} {value:.2f}")
+        print(f"  {name:<60} {value:.2f}")
     for name, (sampling, update) in split.items():
         total = sampling + update
         print(
@@ -132,10 +148,18 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--timesteps", type=int, default=None, help="env steps per run (instead)")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument(
+        "--fisher-subsample",
+        type=float,
+        default=1.0,
+        help="also time MAESN on the native backend with this Fisher-vector subsample (< 1)",
+    )
     args = parser.parse_args(argv)
     for name in ("n_tasks", "episodes", "meta_iterations", "repeats", "threads"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if not 0 < args.fisher_subsample <= 1:
+        parser.error(f"--fisher-subsample must lie in (0, 1], got {args.fisher_subsample}")
     th.set_num_threads(args.threads)
     return [measure(env_id, args) for env_id in args.envs]
 

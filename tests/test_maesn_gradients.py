@@ -112,7 +112,7 @@ def outer_gradient_and_truth(model: LSBaseline, index: th.Tensor) -> tuple[np.nd
     mean, log_std = model._pre(index)
     truth = true_latent_gradient(model, mean[0], log_std[0])
     post, _ = model._sample(model.env, mean, log_std, n_rounds=16)
-    loss_fn, _ = model._outer_objective(index, [], post)
+    loss_fn, *_ = model._outer_objective(index, [], post)
     (grad,) = th.autograd.grad(loss_fn(), model.latents.means)
     return -grad[0].numpy(), truth, post  # the loss is minimised: minus its gradient is the ascent
 
@@ -152,7 +152,8 @@ def test_trust_region_kl_is_the_action_kl_summed_over_dimensions(latent_gradient
     model, index = toy_model(latent_gradient, seed=0, linear=True)
     mean, log_std = model._pre(index)
     post, _ = model._sample(model.env, mean, log_std, n_rounds=1)
-    _, kl_fn = model._outer_objective(index, [], post)
+    rows = th.arange(0, int(post.mask.sum()), 7)  # a Fisher subsample: its KL is the mean over its steps
+    _, kl_fn, fisher_kl_fn = model._outer_objective(index, [], post, rows)
     assert kl_fn().item() == pytest.approx(0.0, abs=1e-6)
     delta, shift = 0.3, th.tensor([0.5, -1.0])
     with th.no_grad():
@@ -165,6 +166,7 @@ def test_trust_region_kl_is_the_action_kl_summed_over_dimensions(latent_gradient
     else:  # z is held: the actions' means stay; KL(N(mu, 1) || N(mu + shift, 1)) per episode / T
         expected = 2 * per_dim + float((shift**2).sum()) / 2 / HORIZON
     assert kl_fn().item() == pytest.approx(expected, rel=1e-4)
+    assert fisher_kl_fn().item() == pytest.approx(expected, rel=1e-4)
 
 
 def test_outer_advantages_are_normalised_per_task() -> None:
@@ -197,7 +199,7 @@ def test_outer_gradient_matches_finite_differences(latent_gradient: str) -> None
             batches.append((z, adv))
             mean, log_std = model.latents.inner_update(mean, log_std, z, adv)
     post, _ = model._sample(env, mean, log_std, n_rounds=1)
-    loss_fn, _ = model._outer_objective(index, batches, post)
+    loss_fn, *_ = model._outer_objective(index, batches, post)
     params = [model.latents.step_size_mean, model.latents.step_size_log_std, model.latents.means]
     grads = th.autograd.grad(loss_fn(), params)
     h = 1e-3  # the loss curves fast in the step sizes; float32 still resolves this step
@@ -312,3 +314,23 @@ def test_equal_budgets_give_equal_env_steps() -> None:
     expected = horizon * episodes * np.arange(1, iterations + 2)
     for name, curve in curves.items():
         np.testing.assert_array_equal(curve.env_steps, expected, err_msg=name)
+
+
+def test_fisher_subsample_keeps_the_trust_region_and_reproduces(tmp_path) -> None:
+    from stable_baselines3.common.logger import configure
+
+    def run() -> tuple[MAESN, np.ndarray]:
+        model = small_point_model(MAESN, fisher_subsample=0.25, max_kl=0.01)
+        model.set_logger(configure(str(tmp_path), ["csv"]))
+        model.learn(200)
+        progress = np.genfromtxt(tmp_path / "progress.csv", delimiter=",", names=True)
+        return model, np.atleast_1d(progress["traintrpo_kl"])
+
+    first, kls = run()
+    assert np.all(kls <= 0.01 + 1e-9)  # the line search checks the KL on every step
+    second, _ = run()
+    for a, b in zip(first.policy.parameters(), second.policy.parameters(), strict=True):
+        th.testing.assert_close(a, b)
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match="fisher_subsample"):
+            small_point_model(MAESN, fisher_subsample=bad)

@@ -44,6 +44,7 @@ def trpo_step(
     cg_damping: float = 1e-5,
     line_search_shrinking_factor: float = 0.8,
     line_search_max_iter: int = 15,
+    fisher_kl_fn: Callable[[], th.Tensor] | None = None,
 ) -> TRPOStats:
     """Minimise ``loss_fn`` under ``kl_fn() <= max_kl`` with a conjugate-gradient natural step.
 
@@ -52,6 +53,9 @@ def trpo_step(
     on its Hessian (sb3-contrib's solver), scaled to the KL limit, then shrunk by a backtracking line
     search until the loss improves and the KL limit holds. Parameters are restored if no step does,
     and on any exception; a loss or gradient that is not finite raises ``FloatingPointError``.
+    ``fisher_kl_fn`` (default ``kl_fn``) gives the KL whose Hessian the Fisher-vector products use,
+    e.g. on a subsample of the batch (rllab's ``subsample_factor``); the line search always checks
+    ``kl_fn``.
     """
     params = list(params)
     old = parameters_to_vector(params).detach().clone()
@@ -61,6 +65,7 @@ def trpo_step(
             old,
             loss_fn,
             kl_fn,
+            fisher_kl_fn or kl_fn,
             max_kl,
             cg_max_steps,
             cg_damping,
@@ -87,6 +92,7 @@ def _trpo_step(
     old: th.Tensor,
     loss_fn: Callable[[], th.Tensor],
     kl_fn: Callable[[], th.Tensor],
+    fisher_kl_fn: Callable[[], th.Tensor],
     max_kl: float,
     cg_max_steps: int,
     cg_damping: float,
@@ -97,7 +103,7 @@ def _trpo_step(
     _check_finite("loss", loss)
     loss_grad = _flat_grad(loss, params)
     _check_finite("loss gradient", loss_grad)
-    kl_grad = _flat_grad(kl_fn(), params, create_graph=True)
+    kl_grad = _flat_grad(fisher_kl_fn(), params, create_graph=True)
 
     def fisher_vector(vector: th.Tensor) -> th.Tensor:
         return _flat_grad(kl_grad @ vector, params) + cg_damping * vector

@@ -13,6 +13,7 @@ import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.distributions import Distribution
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import check_for_correct_spaces, obs_as_tensor, set_random_seed
@@ -103,6 +104,9 @@ class MAESN(MetaAlgorithm):
     :param cg_damping: damping added to the Fisher-vector products.
     :param line_search_shrinking_factor: step shrink factor of the backtracking line search.
     :param line_search_max_iter: maximum line-search steps.
+    :param fisher_subsample: fraction of the post-update steps (drawn afresh each update) whose KL
+        gives TRPO's Fisher-vector products (rllab's ``subsample_factor``); the line search checks
+        the KL on every step. 1: all steps, exact; smaller values make the update cheaper.
     :param adapt_lr: a fixed latent step size for :meth:`adapt` (None: the learned step sizes).
     :param stats_window_size: window of the rollout logging averages.
     :param tensorboard_log: tensorboard log folder (None: no logging).
@@ -142,6 +146,7 @@ class MAESN(MetaAlgorithm):
         cg_damping: float = 1e-5,
         line_search_shrinking_factor: float = 0.8,
         line_search_max_iter: int = 15,
+        fisher_subsample: float = 1.0,
         adapt_lr: float | None = None,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
@@ -213,6 +218,9 @@ class MAESN(MetaAlgorithm):
                 f"line_search_shrinking_factor must lie in (0, 1), got {line_search_shrinking_factor!r}"
             )
         self.line_search_max_iter = check_int("line_search_max_iter", line_search_max_iter)
+        self.fisher_subsample = check_float("fisher_subsample", fisher_subsample, 0.0, strict=True)
+        if self.fisher_subsample > 1:
+            raise ValueError(f"fisher_subsample must lie in (0, 1], got {fisher_subsample!r}")
         self.adapt_lr = None if adapt_lr is None else check_float("adapt_lr", adapt_lr, 0.0)
         self.adapted_latent_mean: np.ndarray | None = None
         self.adapted_latent_log_std: np.ndarray | None = None
@@ -256,6 +264,8 @@ class MAESN(MetaAlgorithm):
         if getattr(self, "_task_rng", None) is None:
             self._task_rng = np.random.default_rng(self.seed)
             self._predict_rng = np.random.default_rng(None if self.seed is None else self.seed + 1)
+        if getattr(self, "_fisher_rng", None) is None:
+            self._fisher_rng = np.random.default_rng(None if self.seed is None else self.seed + 2)
         self._baseline = LinearFeatureBaseline()
         self._predict_latents: np.ndarray | None = None
 
@@ -415,9 +425,14 @@ class MAESN(MetaAlgorithm):
         return normalize_per_task(advantages, post.mask, post.task_slot)
 
     def _outer_objective(
-        self, index: th.Tensor, inner_batches: Sequence[tuple[th.Tensor, th.Tensor]], post: EpisodeBatch
-    ) -> tuple[Callable[[], th.Tensor], Callable[[], th.Tensor]]:
-        """The outer loss and the trust region's mean KL on the post-update episodes.
+        self,
+        index: th.Tensor,
+        inner_batches: Sequence[tuple[th.Tensor, th.Tensor]],
+        post: EpisodeBatch,
+        fisher_rows: th.Tensor | None = None,
+    ) -> tuple[Callable[[], th.Tensor], Callable[[], th.Tensor], Callable[[], th.Tensor]]:
+        """The outer loss, the trust region's mean KL, and that KL on the steps ``fisher_rows`` only
+        (None: all; for the Fisher-vector products), on the post-update episodes.
 
         Each task contributes the mean over its steps of ``ratio * A`` (the reference's per-task mean).
         ``latent_gradient="reparameterization"`` (the reference's): the episode's latent is rebuilt as
@@ -455,13 +470,15 @@ class MAESN(MetaAlgorithm):
             eps = th.where(old_std > 0, (z - old_mean[slot]) / old_std, th.zeros(()))
             step_episode_t = th.as_tensor(step_episode, device=self.device)
 
-            def policy_obs(mean: th.Tensor, log_std: th.Tensor) -> Any:
-                latents = mean[slot] + th.exp(log_std)[slot] * eps
-                return with_latent(obs, latents[step_episode_t])
+            def policy_obs(mean: th.Tensor, log_std: th.Tensor, rows: th.Tensor | None = None) -> Any:
+                latents = (mean[slot] + th.exp(log_std)[slot] * eps)[step_episode_t]
+                if rows is None:
+                    return with_latent(obs, latents)
+                return with_latent(map_obs(lambda x: x[rows], obs), latents[rows])
         else:
 
-            def policy_obs(mean: th.Tensor, log_std: th.Tensor) -> Any:
-                return obs
+            def policy_obs(mean: th.Tensor, log_std: th.Tensor, rows: th.Tensor | None = None) -> Any:
+                return obs if rows is None else map_obs(lambda x: x[rows], obs)
 
             episode_weight_t, first_adv = tensor(episode_weight), tensor(advantages[0])
             old_latent_log_prob = gaussian_log_prob(z, old_mean[slot], old_log_std[slot])
@@ -479,9 +496,15 @@ class MAESN(MetaAlgorithm):
             prior_kl = latent_kl(*self._pre(index), th.zeros(()), th.zeros(())).mean()
             return -surrogate + self.kl_coef * prior_kl
 
-        def kl_fn() -> th.Tensor:
+        fisher_old = old_distribution
+        if fisher_rows is not None:
+            with th.no_grad():
+                fisher_obs = policy_obs(old_mean, old_log_std, fisher_rows)
+                fisher_old = copy.copy(self.policy.get_distribution(fisher_obs))
+
+        def mean_kl(old: Distribution, rows: th.Tensor | None) -> th.Tensor:
             mean, log_std = self._post(index, inner_batches)
-            kl = action_kl(old_distribution, self.policy.get_distribution(policy_obs(mean, log_std))).mean()
+            kl = action_kl(old, self.policy.get_distribution(policy_obs(mean, log_std, rows))).mean()
             if not reparameterize:
                 kl = (
                     kl
@@ -489,13 +512,21 @@ class MAESN(MetaAlgorithm):
                 )
             return kl
 
-        return loss_fn, kl_fn
+        return loss_fn, lambda: mean_kl(old_distribution, None), lambda: mean_kl(fisher_old, fisher_rows)
 
     def _outer_update(
         self, index: th.Tensor, inner_batches: Sequence[tuple[th.Tensor, th.Tensor]], post: EpisodeBatch
     ) -> None:
         """TRPO on the post-update episodes, through the inner step into latents and step sizes."""
-        loss_fn, kl_fn = self._outer_objective(index, inner_batches, post)
+        rows = None
+        if self.fisher_subsample < 1:
+            n_steps = int(post.mask.sum())
+            size = max(1, round(self.fisher_subsample * n_steps))
+            rows = th.as_tensor(
+                np.sort(self._fisher_rng.choice(n_steps, size, replace=False)), device=self.device
+            )
+        loss_fn, kl_fn, fisher_kl_fn = self._outer_objective(index, inner_batches, post, rows)
+
         params = [*self._actor_parameters(), self.latents.means, self.latents.log_stds]
         if self.learn_step_sizes:
             params += [self.latents.step_size_mean, self.latents.step_size_log_std]
@@ -509,6 +540,7 @@ class MAESN(MetaAlgorithm):
             self.cg_damping,
             self.line_search_shrinking_factor,
             self.line_search_max_iter,
+            fisher_kl_fn,
         )
         if self.baseline == "value":
             mask = post.mask.astype(bool)
