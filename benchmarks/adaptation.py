@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import os
 import sys
+import tempfile
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
@@ -394,25 +397,100 @@ def plot(rows: list[dict[str, Any]], config: Config, path: Path) -> None:
 
 # -- driver ---------------------------------------------------------------------------------------
 def read_csv(path: Path) -> list[dict[str, Any]]:
+    """The complete rows of a CSV; a torn last line (a kill during its write) is left out."""
     if not path.exists():
         return []
-    with path.open(newline="") as f:
-        return list(csv.DictReader(f))
+    text = path.read_text()
+    if not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]
+    rows = list(csv.DictReader(text.splitlines()))
+    return [r for r in rows if None not in r and None not in r.values()]
+
+
+def cell_rows(rows: list[dict[str, Any]], config: Config) -> dict[tuple[str, int], list[dict[str, Any]]]:
+    """The rows of every finished cell: those with all ``n_test_tasks x (adapt_iterations + 1)`` rows."""
+    cells: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for r in rows:
+        cells.setdefault((r["method"], int(r["seed"])), []).append(r)
+    expected = config.n_test_tasks * (config.adapt_iterations + 1)
+    return {key: cell for key, cell in cells.items() if len(cell) == expected}
+
+
+def repair_csv(path: Path, keep: list[dict[str, Any]], fields: tuple[str, ...]) -> None:
+    """Rewrite ``path`` with only ``keep`` (atomically: a temporary file, then a rename)."""
+    temporary = path.with_name(path.name + ".tmp")
+    with temporary.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(keep)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(temporary, path)
 
 
 def append_csv(path: Path, rows: list[dict[str, Any]], fields: tuple[str, ...]) -> None:
-    new = not path.exists()
-    with path.open("a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        if new:
+    """Append ``rows`` (and the header to a new file) with one ``write`` on an ``O_APPEND`` descriptor,
+    so a kill leaves either none of them or a torn tail that :func:`read_csv` drops."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fields)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        if os.fstat(fd).st_size == 0:
             writer.writeheader()
         writer.writerows(rows)
-        f.flush()
-        os.fsync(f.fileno())
+        data = buffer.getvalue().encode()
+        written = os.write(fd, data)
+        if written != len(data):  # a full disk: say so rather than leave a silent half row
+            raise OSError(f"wrote {written} of {len(data)} bytes to {path}")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Pool initializer: end this worker when the benchmark's process ends (even by SIGKILL).
+
+    On Linux the kernel sends SIGKILL when the parent dies (``PR_SET_PDEATHSIG``); everywhere a daemon
+    thread also checks once a second that the parent still lives.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+        except (AttributeError, OSError):
+            pass
+    if os.getppid() != parent:  # the parent ended before the prctl took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
+
+
+def make_pool(workers: int) -> ProcessPoolExecutor:
+    """A process pool whose workers end with this process."""
+    return ProcessPoolExecutor(max_workers=workers, initializer=_die_with_parent, initargs=(os.getpid(),))
+
+
+def _check_output(output: Path) -> str | None:
+    """Why results could not be written to ``output`` (None when they can)."""
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=output):
+            pass
+    except OSError as error:
+        return f"--output {output} is not a writable folder: {error.strerror or error}"
+    return None
 
 
 def report(config: Config, output: Path) -> str:
-    rows = read_csv(output / "adaptation.csv")
+    rows = [r for cell in cell_rows(read_csv(output / "adaptation.csv"), config).values() for r in cell]
     training = read_csv(output / "training.csv")
     if not rows:
         return "no finished cells yet"
@@ -510,6 +588,14 @@ def main(argv: list[str] | None = None) -> int:
         tier["budgets"][method] = int(steps)
     if args.inner_reward_key is not None:
         tier["inner_reward_key"] = args.inner_reward_key or None
+    negative = [seed for seed in args.seeds if seed < 0]
+    if negative:
+        parser.error(f"--seeds must be ints >= 0 (numpy seeds), got {negative}")
+    repeated = sorted({seed for seed in args.seeds if args.seeds.count(seed) > 1})
+    if repeated:
+        parser.error(f"--seeds must not repeat a seed (each cell runs once), got {repeated} twice or more")
+    if args.workers < 1:
+        parser.error(f"--workers must be >= 1, got {args.workers}")
     if args.vanilla_gradient:
         tier["natural_gradient"] = False
     if args.latent_gradient is not None:
@@ -518,7 +604,9 @@ def main(argv: list[str] | None = None) -> int:
     output = (
         args.output or Path("benchmarks/results") / f"adaptation_{args.tier}_{config.env_id.split('/')[-1]}"
     )
-    output.mkdir(parents=True, exist_ok=True)
+    problem = _check_output(output)
+    if problem:
+        parser.error(problem)
     saved = output / "config.json"
     if saved.exists():
         previous = json.loads(saved.read_text())
@@ -535,15 +623,32 @@ def main(argv: list[str] | None = None) -> int:
         speed = measure_speed(config)
         (output / "speed.json").write_text(json.dumps(speed, indent=1))
         print("meta-training env steps/s:", ", ".join(f"{k} {v:,.0f}" for k, v in speed.items()), flush=True)
-    done = {(r["method"], int(r["seed"])) for r in read_csv(output / "adaptation.csv")}
+    info_fields = ("method", "seed", "train_steps", "train_seconds", "adapt_seconds")
+    adaptation = output / "adaptation.csv"
+    rows = read_csv(adaptation)
+    finished = cell_rows(rows, config)
+    kept = [r for cell in finished.values() for r in cell]
+    if adaptation.exists() and (len(kept) != len(rows) or not adaptation.read_text().endswith("\n")):
+        print("dropping the rows of an unfinished cell (a run killed while writing them)", flush=True)
+        repair_csv(adaptation, kept, FIELDS)
+    training = [r for r in read_csv(output / "training.csv") if (r["method"], int(r["seed"])) in finished]
+    if (output / "training.csv").exists():
+        repair_csv(output / "training.csv", training, info_fields)
+    done = set(finished)
     slow_first = ("maml", "rl2", "maesn", "lsbaseline", "mtppo", "scratch")  # packs the workers better
     cells = [(m, s) for s in args.seeds for m in slow_first if m in args.methods and (m, s) not in done]
     print(f"{len(done)} cells already done, {len(cells)} to run in {output}", flush=True)
-    info_fields = ("method", "seed", "train_steps", "train_seconds", "adapt_seconds")
-    with ProcessPoolExecutor(max_workers=max(1, args.workers)) as pool:
+    failures: list[tuple[str, int, BaseException]] = []
+    with make_pool(args.workers) as pool:
         futures = {pool.submit(run_cell, config, m, s): (m, s) for m, s in cells}
         for future in as_completed(futures):
-            rows, info = future.result()
+            method, seed = futures[future]
+            try:
+                rows, info = future.result()
+            except Exception as error:  # one failed cell must not cost the others their results
+                failures.append((method, seed, error))
+                print(f"{method:>10} seed {seed}: FAILED: {type(error).__name__}: {error}", flush=True)
+                continue
             append_csv(output / "adaptation.csv", rows, FIELDS)
             append_csv(output / "training.csv", [info], info_fields)
             last = [r["success"] for r in rows if r["iteration"] == config.adapt_iterations]
@@ -555,6 +660,11 @@ def main(argv: list[str] | None = None) -> int:
             )
     print(f"\nfinished in {time.perf_counter() - started:.0f} s\n")
     print(report(config, output))
+    if failures:
+        print(f"\n{len(failures)} cell(s) failed (run again to retry them):", file=sys.stderr)
+        for method, seed, error in failures:
+            print(f"  {method} seed {seed}: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

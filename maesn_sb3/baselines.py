@@ -18,7 +18,7 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList, Conve
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper
 
-from maesn_sb3.common.base import AdaptationCurve, check_int
+from maesn_sb3.common.base import AdaptationCurve, check_int, check_seed
 from maesn_sb3.tasks import TaskSet
 from maesn_sb3.vec_env import MetaTaskVecEnv
 
@@ -135,6 +135,7 @@ def _per_task_ppo(
     if not isinstance(env, MetaTaskVecEnv):
         raise TypeError(f"env must be a MetaTaskVecEnv, got {type(env).__name__}")
     n_iterations = check_int("n_iterations", n_iterations, minimum=0)
+    seed = check_seed("seed", seed)
     episodes = env.envs_per_task if episodes_per_iteration is None else episodes_per_iteration
     episodes = check_int("episodes_per_iteration", episodes)
     if episodes % env.envs_per_task:

@@ -102,10 +102,59 @@ def _key_values(pairs: Sequence[str], option: str) -> dict[str, Any]:
     return result
 
 
-def _algo_class(name: str) -> type:
-    if name.lower() not in ALGOS:
-        raise CLIError(f"--algo must be one of {', '.join(ALGOS)}, got {name!r}")
+def _algo_class(name: str, source: str = "--algo") -> type:
+    if not isinstance(name, str) or name.lower() not in ALGOS:
+        raise CLIError(f"{source} must be one of {', '.join(ALGOS)}, got {name!r}")
     return getattr(maesn_sb3, ALGOS[name.lower()])
+
+
+def _read_yaml(path: Path, what: str) -> Any:
+    """A YAML file read with the safe loader (no Python objects), or a CLIError naming it."""
+    try:
+        return _yaml().safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, _yaml().YAMLError) as error:
+        raise CLIError(f"{what} {str(path)!r} is not readable YAML: {error}") from error
+
+
+def _check_writable(path: Path, what: str) -> None:
+    """Fail before any work if the file ``path`` could not be written (nothing is created here)."""
+    if path.is_dir():
+        raise CLIError(f"{what} {str(path)!r} is a folder, not a file")
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
+        raise CLIError(f"{what} {str(path)!r} cannot be written: {str(ancestor)!r} is not a writable folder")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise CLIError(f"{what} {str(path)!r} cannot be written: the file is read-only")
+
+
+def _check_task_family(env_id: str, env_kwargs: dict[str, Any]) -> None:
+    """Build one env with ``env_kwargs`` and check the task API: a CLIError says what is wrong."""
+    import gymnasium as gym
+
+    def not_a_task_family(env: gym.Env) -> CLIError | None:
+        try:
+            maesn_sb3.check_task_env(env)
+        except (TypeError, ValueError) as error:
+            return CLIError(
+                f"{env_id!r} is not a task family: {error}. `maesn-sb3 envs` lists the ones maesn-sb3 ships"
+            )
+        finally:
+            env.close()
+        return None
+
+    try:
+        env = gym.make(env_id, **env_kwargs)
+    except TypeError as error:
+        try:  # the kwargs, or an env that is no task family anyway (CartPole has no reward_type)?
+            problem = not_a_task_family(gym.make(env_id))
+        except Exception:
+            problem = None
+        raise problem or CLIError(f"cannot build {env_id!r} with env kwargs {env_kwargs}: {error}") from error
+    problem = not_a_task_family(env)
+    if problem is not None:
+        raise problem
 
 
 def _hyperparameter_names(cls: type) -> list[str]:
@@ -130,12 +179,14 @@ def _run_dir(path: str) -> tuple[Path, Path, dict[str, Any]]:
             f"no model at {str(model_path)!r}: pass a run folder written by `maesn-sb3 train` or a model .zip"
         )
     config_path = folder / CONFIG_FILE
-    config = _yaml().safe_load(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
+    config = _read_yaml(config_path, "the run's config") if config_path.is_file() else {}
+    if not isinstance(config or {}, dict):
+        raise CLIError(f"the run's config {str(config_path)!r} must hold a YAML mapping")
     return folder, model_path, config or {}
 
 
 def _load_model(model_path: Path, config: dict[str, Any]) -> Any:
-    cls = _algo_class(config.get("algo", "maesn"))
+    cls = _algo_class(config.get("algo", "maesn"), f"the run's {CONFIG_FILE} key 'algo'")
     try:
         return cls.load(str(model_path), device="cpu")
     except Exception as error:  # a corrupt zip, or a model of another algorithm
@@ -242,7 +293,7 @@ def _train_config(args: argparse.Namespace) -> dict[str, Any]:
         path = Path(args.config)
         if not path.is_file():
             raise CLIError(f"--config: no such file {args.config!r}")
-        loaded = _yaml().safe_load(path.read_text(encoding="utf-8")) or {}
+        loaded = _read_yaml(path, "--config") or {}
         if not isinstance(loaded, dict):
             raise CLIError(f"--config must hold a YAML mapping, got {type(loaded).__name__}")
         unknown = sorted(set(loaded) - set(RUN_KEYS))
@@ -278,6 +329,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         or (config["n_test_tasks"] < 0)
     ):
         raise CLIError(f"--n-test-tasks must be an int >= 0, got {config['n_test_tasks']!r}")
+    if config["n_tasks"] > config["n_train_tasks"]:
+        raise CLIError(
+            f"--n-tasks (tasks per meta-iteration, {config['n_tasks']}) must be <= --n-train-tasks "
+            f"({config['n_train_tasks']})"
+        )
+    for key in ("env_kwargs", "hyperparams"):
+        if not isinstance(config[key], dict):
+            raise CLIError(f"{key} must be a mapping, got {config[key]!r}")
     allowed = _hyperparameter_names(cls)
     unknown = sorted(set(config["hyperparams"]) - set(allowed))
     if unknown:
@@ -285,6 +344,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     output = Path(args.output or f"runs/{config['algo']}_{config['env'].split('/')[-1]}_seed{config['seed']}")
     if (output / MODEL_FILE).exists() and not args.overwrite:
         raise CLIError(f"{str(output / MODEL_FILE)!r} exists; pass --overwrite or another --output")
+    _check_task_family(config["env"], config["env_kwargs"])
+    _check_writable(output / MODEL_FILE, "--output")
 
     import torch as th
 
@@ -353,8 +414,25 @@ def _model_on_tasks(
     return folder, model_path, model, env_id, env_kwargs, tasks, env
 
 
+def _adapt_output(args: argparse.Namespace) -> Path | None:
+    """Where ``adapt --output`` writes the curve: a folder gets ``adaptation.npz``; NumPy adds ``.npz``."""
+    if not args.output:
+        return None
+    output = Path(args.output)
+    if output.is_dir() or args.output.endswith(("/", os.sep)):
+        return output / ADAPT_FILE
+    return output if output.suffix == ".npz" else output.with_name(output.name + ".npz")
+
+
 def cmd_adapt(args: argparse.Namespace) -> int:
-    folder, model_path, model, env_id, env_kwargs, tasks, env = _model_on_tasks(args, args.envs_per_task)
+    episodes = args.envs_per_task if args.episodes is None else args.episodes
+    if episodes % args.envs_per_task:
+        raise CLIError(
+            f"--episodes must be a multiple of --envs-per-task = {args.envs_per_task}, got {episodes}"
+        )
+    output = _adapt_output(args) or _run_dir(args.run)[0] / ADAPT_FILE
+    _check_writable(output, "--output" if args.output else "the run folder's curve")
+    _, model_path, model, env_id, env_kwargs, tasks, env = _model_on_tasks(args, args.envs_per_task)
     from stable_baselines3.common.callbacks import BaseCallback
 
     bar = _Bar(args.iterations + 1, "adapting", not args.no_progress)
@@ -379,7 +457,6 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         f"(reward {env_kwargs.get('reward_type', 'default')}):"
     )
     print(_format_adaptation(result))
-    output = Path(args.output) if args.output else folder / ADAPT_FILE
     output.parent.mkdir(parents=True, exist_ok=True)
     save_adaptation(result, output)
     csv_path = output.with_suffix(".csv")
@@ -401,6 +478,8 @@ def cmd_adapt(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from maesn_sb3.common.rollouts import collect_episodes
 
+    if args.output:
+        _check_writable(Path(args.output), "--output")
     _, model_path, model, env_id, _, tasks, env = _model_on_tasks(args, args.episodes)
     import torch as th
     from stable_baselines3.common.utils import set_random_seed
@@ -457,6 +536,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
         raise CLIError(str(error)) from error
     folder, model_path, config = _run_dir(args.run)
     output = Path(args.output or folder)
+    _check_writable(output / "plot.png", "--output" if args.output else "the run folder")
     output.mkdir(parents=True, exist_ok=True)
     kinds = args.kind or ["learning", "adaptation", "exploration"]
     explicit = bool(args.kind)
@@ -538,7 +618,11 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_run(parser: argparse.ArgumentParser, what: str) -> None:
-    parser.add_argument("run", help=f"a run folder written by `maesn-sb3 train`, or a model .zip, to {what}")
+    parser.add_argument(
+        "run",
+        help=f"a run folder written by `maesn-sb3 train`, or a model .zip, to {what} (a model zip holds "
+        "pickled objects: loading it runs code from the file, so open only runs you trust)",
+    )
     parser.add_argument("--env", help="env id (default: the one in the run's config.yaml)")
     parser.add_argument(
         "--split",
@@ -683,7 +767,11 @@ def build_parser() -> argparse.ArgumentParser:
         "(when adapted). Without --kind, draws those whose inputs exist.",
         formatter_class=fmt,
     )
-    plot.add_argument("run", help="a run folder written by `maesn-sb3 train`")
+    plot.add_argument(
+        "run",
+        help="a run folder written by `maesn-sb3 train` (the exploration plot loads its model.zip, which "
+        "holds pickled objects: open only runs you trust)",
+    )
     plot.add_argument(
         "--kind", action="append", choices=("learning", "adaptation", "exploration"), help="plot (repeatable)"
     )

@@ -190,3 +190,103 @@ def test_benchmark_runs_resumes_and_reports(tmp_path, capsys):
     other[other.index("--adapt-iterations") + 1] = "2"
     with pytest.raises(SystemExit):  # another setting in the same folder is refused
         bench.main(other)
+
+
+# -- runs that survive failures (issue 16) ------------------------------------------------------------------
+def quick_args(out, *extra):
+    return [
+        "--tier", "quick", "--test-tasks", "2", "--adapt-iterations", "1", "--adapt-episodes", "20",
+        "--budget-scale", "0.004", "--speed-steps", "0", "--workers", "1", "--output", str(out), *extra,
+    ]  # fmt: skip
+
+
+def read_rows(path):
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_a_failing_cell_keeps_the_others_and_the_run_exits_nonzero(tmp_path, capsys):
+    bench = load_benchmark()
+    out = tmp_path / "run"
+    args = quick_args(out, "--methods", "maesn", "scratch", "--seeds", "0", "--inner-reward-key", "nope")
+    args[args.index("--workers") + 1] = "2"
+    assert bench.main(args) == 1
+    rows = read_rows(out / "adaptation.csv")
+    assert {(r["method"], r["seed"]) for r in rows} == {("scratch", "0")} and len(rows) == 2 * 2
+    captured = capsys.readouterr()
+    assert "maesn seed 0: FAILED: KeyError" in captured.out
+    assert "1 cell(s) failed" in captured.err and "maesn seed 0: KeyError" in captured.err
+    assert "'nope'" in captured.err
+
+
+def test_a_torn_last_row_is_dropped_and_its_cell_run_again(tmp_path, capsys):
+    bench = load_benchmark()
+    out = tmp_path / "run"
+    args = quick_args(out, "--methods", "scratch", "--seeds", "0", "1")
+    assert bench.main(args) == 0
+    path = out / "adaptation.csv"
+    rows = read_rows(path)
+    path.write_bytes(path.read_bytes()[:-7])  # killed in the middle of the last row's write
+    capsys.readouterr()
+    assert bench.main([*args, "--report-only"]) == 0  # reads the finished cells only
+    assert "| PPO from scratch | 1 |" in (out / "adaptation.md").read_text()
+    assert bench.main(args) == 0
+    assert "1 cells already done, 1 to run" in capsys.readouterr().out
+    again = read_rows(path)
+    assert sorted(map(str, again)) == sorted(map(str, rows))
+    assert path.read_text().count("\n") == len(rows) + 1  # no row glued onto a torn one
+
+
+def test_seeds_and_output_are_checked_before_any_work(tmp_path, capsys):
+    bench = load_benchmark()
+    for seeds, message in ((["0", "0"], "must not repeat a seed"), (["-1"], "must be ints >= 0")):
+        with pytest.raises(SystemExit) as exit_info:
+            bench.main(quick_args(tmp_path / "run", "--methods", "scratch", "--seeds", *seeds))
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(quick_args(blocker / "run", "--methods", "scratch", "--seeds", "0"))
+    assert exit_info.value.code == 2 and "is not a writable folder" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")  # a zombie has ended
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM"])
+def test_pool_workers_end_with_the_benchmark_process(how):
+    import signal
+    import subprocess
+    import time
+
+    path = str(ROOT / "benchmarks" / "adaptation.py")
+    script = (
+        "import importlib.util, os, sys, time\n"
+        f"spec = importlib.util.spec_from_file_location('bench', {path!r})\n"
+        "bench = importlib.util.module_from_spec(spec); sys.modules['bench'] = bench\n"
+        "spec.loader.exec_module(bench)\n"
+        "pool = bench.make_pool(2)\n"
+        "pids = {pool.submit(os.getpid).result() for _ in range(8)}\n"
+        "[pool.submit(time.sleep, 60) for _ in range(2)]\n"
+        "print(*pids, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        workers = [int(pid) for pid in parent.stdout.readline().split()]
+        assert workers and all(_alive(pid) for pid in workers)
+        parent.send_signal(getattr(signal, how))
+        parent.wait(10)
+        deadline = time.monotonic() + 5
+        while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(pid) for pid in workers), "pool workers outlived the benchmark process"
+    finally:
+        parent.kill()

@@ -194,3 +194,74 @@ def test_tensorboard_log_groups_the_meta_training_scalars(tmp_path: Path) -> Non
     assert {tag.split("/")[0] for tag in tags} == {"rollout", "train", "time"}
     assert {"rollout/post_update_return", "rollout/pre_update_success", "train/trpo_kl"} <= tags
     assert {"train/latent_prior_kl", "train/step_size_mean_0", "time/fps"} <= tags
+
+
+# -- usage errors are exit 2, found before any work (issue 16) ----------------------------------------------
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "--env", "CartPole-v1"], "'CartPole-v1' is not a task family"),
+        (["train", "--env-kwarg", "nope=1"], "cannot build 'maesn_sb3/PointNav2D-v0' with env kwargs"),
+        (
+            ["train", "--n-tasks", "5", "--n-train-tasks", "2"],
+            "--n-tasks (tasks per meta-iteration, 5) must",
+        ),
+        (["train", "--config", "bad.yaml"], "--config 'bad.yaml' is not readable YAML"),
+        (["train", "--output", "a_file/run"], "--output 'a_file/run/model.zip' cannot be written"),
+    ],
+)
+def test_train_usage_errors_exit_2_before_any_work(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.yaml").write_text("algo: [maesn\n")
+    (tmp_path / "a_file").write_text("")
+    assert cli.main([*argv, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.startswith("maesn-sb3 train: error:")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_adapt_evaluate_and_plot_check_their_output_first(
+    run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    for argv in (
+        ["adapt", str(run), "--iterations", "0", "--envs-per-task", "1", "--output", str(blocker / "c.npz")],
+        ["evaluate", str(run), "--episodes", "1", "--output", str(blocker / "e.json")],
+        ["plot", str(run), "--kind", "learning", "--output", str(blocker / "pngs")],
+    ):
+        extra = [] if argv[0] == "plot" else ["--no-progress"]
+        assert cli.main([*argv, *extra]) == 2
+        err = capsys.readouterr()
+        assert "cannot be written" in err.err and err.out == ""  # nothing computed, nothing printed
+    assert cli.main(["adapt", str(run), "--episodes", "3", "--envs-per-task", "2", "--no-progress"]) == 2
+    assert "--episodes must be a multiple of --envs-per-task = 2, got 3" in capsys.readouterr().err
+
+
+def test_adapt_output_folder_gets_the_file_it_prints(run: Path, tmp_path: Path, capsys) -> None:
+    folder = tmp_path / "curves"
+    folder.mkdir()
+    args = ["adapt", str(run), "--iterations", "0", "--envs-per-task", "1", "--no-progress"]
+    assert cli.main([*args, "--output", f"{folder}/"]) == 0
+    assert f"curve saved to {folder / 'adaptation.npz'}" in capsys.readouterr().out
+    assert (folder / "adaptation.npz").is_file()
+    assert cli.main([*args, "--output", str(tmp_path / "named")]) == 0
+    assert f"curve saved to {tmp_path / 'named.npz'}" in capsys.readouterr().out
+    assert (tmp_path / "named.npz").is_file()
+
+
+def test_a_run_config_with_an_unknown_algo_does_not_mention_a_missing_option(
+    run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    config = yaml.safe_load((copy / "config.yaml").read_text())
+    (copy / "config.yaml").write_text(yaml.safe_dump({**config, "algo": "maml"}))
+    assert cli.main(["adapt", str(copy), "--iterations", "0", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "the run's config.yaml key 'algo' must be one of maesn, lsbaseline, got 'maml'" in err
+    assert "--algo" not in err

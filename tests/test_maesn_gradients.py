@@ -29,6 +29,7 @@ class TimeEnv(gym.Env):
 
     observation_space = gym.spaces.Box(-1.0, 2.0, (2,), np.float32)
     action_space = gym.spaces.Box(-1e3, 1e3, (2,), np.float32)
+    max_episode_steps = HORIZON  # it truncates its episodes itself: the collectors need to know
 
     def __init__(self) -> None:
         self._task, self._t, self._scale = 0, 0, 1.0

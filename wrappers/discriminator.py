@@ -211,8 +211,19 @@ class SkillDiscriminator(nn.Module):
     def update(self, obs: Observation, skills: np.ndarray | None = None) -> dict[str, float]:
         """One Adam step on the cross-entropy of a batch; returns its ``loss`` and ``accuracy``."""
         inputs, target = self._skills(obs, skills)
+        if not bool(th.isfinite(inputs).all()):
+            row = int(th.nonzero(~th.isfinite(inputs).all(dim=1))[0, 0])
+            raise ValueError(
+                f"obs holds a state that is not finite (row {row}: {inputs[row].tolist()}); the "
+                "discriminator was not updated. Fix the env or find the step with stable_baselines3's "
+                "VecCheckNan"
+            )
         logits = self(inputs)
         loss = nn.functional.cross_entropy(logits, target)
+        if not bool(th.isfinite(loss)):
+            raise FloatingPointError(
+                f"the discriminator's loss is not finite ({loss.item()}); its weights were left unchanged"
+            )
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()

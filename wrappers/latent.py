@@ -10,6 +10,8 @@ from gymnasium import spaces
 
 __all__ = ["LatentWrapper"]
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
 
 def _as_vector(value: Any, name: str, size: int) -> np.ndarray:
     try:
@@ -22,6 +24,11 @@ def _as_vector(value: Any, name: str, size: int) -> np.ndarray:
         raise ValueError(f"{name} must have shape ({size},) (latent_dim), got shape {array.shape}")
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{name} must be finite, got {array}")
+    if np.any(np.abs(array) > _FLOAT32_MAX):
+        raise ValueError(
+            f"{name} must fit in float32 (|value| <= {_FLOAT32_MAX:.4g}, the dtype of observations), "
+            f"got {array}"
+        )
     return array
 
 
@@ -147,6 +154,11 @@ class LatentWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
             latent = self._mean + self._std * self.np_random.standard_normal(self.latent_dim)
         else:
             latent = forced
+        if np.any(np.abs(latent) > _FLOAT32_MAX):
+            raise ValueError(
+                f"the latent drawn from N({self._mean}, {self._std}) does not fit in float32: {latent}; "
+                "use a smaller mean or std"
+            )
         self._latent = latent.astype(np.float32)
         self._latent.flags.writeable = False
         if self._template is not None:

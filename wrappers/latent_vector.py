@@ -10,7 +10,7 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
-from wrappers.latent import LatentWrapper, _as_vector, latent_observation_space
+from wrappers.latent import _FLOAT32_MAX, LatentWrapper, _as_vector, latent_observation_space
 
 __all__ = ["LatentVectorWrapper"]
 
@@ -110,6 +110,11 @@ class LatentVectorWrapper(gym.vector.VectorWrapper, gym.utils.RecordConstructorA
                 )
             if not np.all(np.isfinite(value)):
                 raise ValueError(f"{name} must be finite, got {value}")
+            if np.any(np.abs(value) > _FLOAT32_MAX):
+                raise ValueError(
+                    f"{name} must fit in float32 (|value| <= {_FLOAT32_MAX:.4g}, the dtype of observations), "
+                    f"got {value}"
+                )
         if np.any(stds < 0):
             raise ValueError(f"stds must be >= 0, got {stds}")
         self._means, self._stds = means.copy(), stds.copy()
@@ -152,6 +157,11 @@ class LatentVectorWrapper(gym.vector.VectorWrapper, gym.utils.RecordConstructorA
         for i in rows.tolist():
             if forced is None:
                 latent = self._means[i] + self._stds[i] * self._generator(i).standard_normal(dim)
+                if np.any(np.abs(latent) > _FLOAT32_MAX):
+                    raise ValueError(
+                        f"the latent of env {i} drawn from N({self._means[i]}, {self._stds[i]}) does not fit "
+                        f"in float32: {latent}; use a smaller mean or std"
+                    )
             else:
                 latent = forced[i]
             self._latents[i] = latent.astype(np.float32)

@@ -88,6 +88,37 @@ class EpisodeBatch:
         return sums / np.maximum(np.bincount(self.task_slot, minlength=n_tasks), 1)
 
 
+_NOT_FINITE_HELP = (
+    "fix the env, clip or scale its rewards (gymnasium.wrappers.ClipReward, VecNormalize), or wrap the "
+    "VecEnv in stable_baselines3's VecCheckNan to find the first bad step"
+)
+
+
+def check_finite_step(
+    venv: MetaTaskVecEnv, obs: Obs | None, rewards: np.ndarray | None, step: int, what: str = "reward"
+) -> None:
+    """Raise a ``ValueError`` naming the sub-env, task slot and step if a reward or observation is not
+    finite (such values would make the policy and latents NaN in the next update)."""
+    checks = [] if rewards is None else [(what, np.asarray(rewards))]
+    if obs is None:
+        pass
+    elif isinstance(obs, dict):
+        checks += [(f"observation[{key!r}]", np.asarray(value)) for key, value in obs.items()]
+    else:
+        checks.append(("observation", np.asarray(obs)))
+    for name, values in checks:
+        if not np.issubdtype(values.dtype, np.floating):
+            continue
+        finite = np.isfinite(values.reshape(values.shape[0], -1)).all(axis=1)
+        if not finite.all():
+            env = int(np.flatnonzero(~finite)[0])
+            raise ValueError(
+                f"sub-env {env} (task slot {int(venv.task_indices[env])}) returned a {name} that is not "
+                f"finite at step {step} of the collection round (0: the reset): {values[env]!r}; "
+                + _NOT_FINITE_HELP
+            )
+
+
 def _pad_time(array: np.ndarray, length: int) -> np.ndarray:
     if array.shape[0] == length:
         return array
@@ -114,6 +145,7 @@ def collect_episodes(
     :return: the batch and whether collection ran to the end.
     """
     n_envs = venv.num_envs
+    horizon = venv.horizon  # raises if episodes could run forever
     is_box = isinstance(policy.action_space, spaces.Box)
     low, high = (policy.action_space.low, policy.action_space.high) if is_box else (None, None)
     rounds: list[tuple[Obs, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
@@ -121,6 +153,7 @@ def collect_episodes(
     completed = True
     for _ in range(n_rounds):
         obs = venv.reset()
+        check_finite_step(venv, obs, None, 0)
         if venv.has_latent:
             latents.append(np.stack([info["latent"] for info in venv.reset_infos]))
         active = np.ones(n_envs, dtype=bool)
@@ -134,6 +167,7 @@ def collect_episodes(
             actions = actions.cpu().numpy()
             env_actions = np.clip(actions, low, high) if is_box else actions
             next_obs, rewards, dones, infos = venv.step(env_actions)
+            check_finite_step(venv, next_obs, rewards.astype(np.float32), len(steps_rewards) + 1)
             steps_obs.append(obs)
             steps_actions.append(actions)
             steps_rewards.append(rewards.astype(np.float32))
@@ -144,6 +178,7 @@ def collect_episodes(
                         f"reward_key {reward_key!r} is not in the step info (keys: {sorted(infos[0])})"
                     )
                 steps_info.append(np.array([info[reward_key] for info in infos], dtype=np.float32))
+                check_finite_step(venv, None, steps_info[-1], len(steps_rewards), f"info[{reward_key!r}]")
             finished = np.flatnonzero(dones & active)
             for i in finished:
                 success[i] = bool(infos[i].get("is_success", False))
@@ -155,6 +190,11 @@ def collect_episodes(
             obs = next_obs
             if not completed:
                 break
+            if active.any() and len(steps_rewards) >= horizon:
+                raise RuntimeError(
+                    f"sub-env {int(np.flatnonzero(active)[0])} ran past the horizon of {horizon} steps "
+                    "without ending its episode: its TimeLimit (or max_episode_steps) is not honoured"
+                )
         stacked_obs = (
             {key: np.stack([o[key] for o in steps_obs]) for key in steps_obs[0]}
             if isinstance(steps_obs[0], dict)
@@ -169,15 +209,15 @@ def collect_episodes(
         )
         if not completed:
             break
-    horizon = max(r[3].shape[0] for r in rounds)
+    length = max(r[3].shape[0] for r in rounds)
 
     def join(index: int) -> Any:
         parts = [r[index] for r in rounds]
         if len(parts) == 1:
             return parts[0]
         if isinstance(parts[0], dict):
-            return {k: np.concatenate([_pad_time(p[k], horizon) for p in parts], axis=1) for k in parts[0]}
-        return np.concatenate([_pad_time(p, horizon) for p in parts], axis=1)
+            return {k: np.concatenate([_pad_time(p[k], length) for p in parts], axis=1) for k in parts[0]}
+        return np.concatenate([_pad_time(p, length) for p in parts], axis=1)
 
     batch = EpisodeBatch(
         observations=join(0),

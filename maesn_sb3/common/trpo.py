@@ -51,15 +51,59 @@ def trpo_step(
     ``kl_fn`` must return the mean KL between the distributions at the parameters when the step
     starts (held constant inside it) and the current ones; the step is found by conjugate gradient
     on its Hessian (sb3-contrib's solver), scaled to the KL limit, then shrunk by a backtracking line
-    search until the loss improves and the KL limit holds. Parameters are restored if no step does.
+    search until the loss improves and the KL limit holds. Parameters are restored if no step does,
+    and on any exception; a loss or gradient that is not finite raises ``FloatingPointError``.
     ``fisher_kl_fn`` (default ``kl_fn``) gives the KL whose Hessian the Fisher-vector products use,
     e.g. on a subsample of the batch (rllab's ``subsample_factor``); the line search always checks
     ``kl_fn``.
     """
     params = list(params)
+    old = parameters_to_vector(params).detach().clone()
+    try:
+        return _trpo_step(
+            params,
+            old,
+            loss_fn,
+            kl_fn,
+            fisher_kl_fn or kl_fn,
+            max_kl,
+            cg_max_steps,
+            cg_damping,
+            line_search_shrinking_factor,
+            line_search_max_iter,
+        )
+    except BaseException:
+        with th.no_grad():
+            vector_to_parameters(old, params)  # never leave a half-taken step behind
+        raise
+
+
+def _check_finite(name: str, value: th.Tensor) -> None:
+    if not bool(th.isfinite(value).all()):
+        raise FloatingPointError(
+            f"the TRPO step's {name} is not finite (it holds {'nan' if th.isnan(value).any() else 'inf'}); "
+            "the parameters were left unchanged. Rewards or advantages too large for float32 are the "
+            "usual cause: scale or clip the env's rewards (VecNormalize, a reward wrapper)."
+        )
+
+
+def _trpo_step(
+    params: list[th.nn.Parameter],
+    old: th.Tensor,
+    loss_fn: Callable[[], th.Tensor],
+    kl_fn: Callable[[], th.Tensor],
+    fisher_kl_fn: Callable[[], th.Tensor],
+    max_kl: float,
+    cg_max_steps: int,
+    cg_damping: float,
+    line_search_shrinking_factor: float,
+    line_search_max_iter: int,
+) -> TRPOStats:
     loss = loss_fn()
+    _check_finite("loss", loss)
     loss_grad = _flat_grad(loss, params)
-    kl_grad = _flat_grad((fisher_kl_fn or kl_fn)(), params, create_graph=True)
+    _check_finite("loss gradient", loss_grad)
+    kl_grad = _flat_grad(fisher_kl_fn(), params, create_graph=True)
 
     def fisher_vector(vector: th.Tensor) -> th.Tensor:
         return _flat_grad(kl_grad @ vector, params) + cg_damping * vector
@@ -67,13 +111,12 @@ def trpo_step(
     direction = conjugate_gradient_solver(fisher_vector, -loss_grad, max_iter=cg_max_steps)
     curvature = (direction @ fisher_vector(direction)).clamp_min(1e-12)
     full_step = th.sqrt(2 * max_kl / curvature) * direction
-    old = parameters_to_vector(params).detach()
     loss_before = loss.item()
     with th.no_grad():
         for step in range(line_search_max_iter):
             vector_to_parameters(old + full_step * line_search_shrinking_factor**step, params)
             new_loss, kl = float(loss_fn()), float(kl_fn())
-            if new_loss < loss_before and kl <= max_kl:
+            if new_loss < loss_before and kl <= max_kl:  # False for NaN: the step is not taken
                 return TRPOStats(loss_before, new_loss, kl, True, step + 1)
         vector_to_parameters(old, params)
     return TRPOStats(loss_before, loss_before, 0.0, False, line_search_max_iter)

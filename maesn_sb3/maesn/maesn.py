@@ -633,6 +633,7 @@ class MAESN(MetaAlgorithm):
             stops.
         """
         n_iterations = check_int("n_iterations", n_iterations, minimum=0)
+        seed = self._check_seed(seed)
         meta = self._adaptation_env(env)
         episodes = meta.envs_per_task if episodes_per_iteration is None else episodes_per_iteration
         episodes = check_int("episodes_per_iteration", episodes)
@@ -765,6 +766,9 @@ class MAESN(MetaAlgorithm):
         Without adaptation the prior N(0, I) is used. In stochastic mode one latent is held per
         observation row and redrawn where ``episode_start`` is True.
         """
+        n_with = self.observation_space.shape[-1] if isinstance(self.observation_space, spaces.Box) else 0
+        sizes = (n_with, n_with - self.latent_dim)  # with or without the latent
+        observation = self._check_observation(observation, sizes)
         observation = self._with_latent(observation, episode_start, deterministic)
         return self.policy.predict(observation, state, episode_start, deterministic)
 

@@ -477,6 +477,7 @@ class MAML(MetaAlgorithm):
         :param callback: called once per iteration (locals ``iteration`` and ``batch``); False stops.
         """
         n_iterations = check_int("n_iterations", n_iterations, minimum=0)
+        seed = self._check_seed(seed)
         meta = self._adaptation_env(env)
         episodes = meta.envs_per_task if episodes_per_iteration is None else episodes_per_iteration
         rounds = self._check_episodes(meta, episodes, "episodes_per_iteration")
@@ -541,6 +542,7 @@ class MAML(MetaAlgorithm):
         After adapting on one task slot every observation uses its weights; after adapting on ``n``
         slots pass a batch of ``n`` observations (row ``i`` uses slot ``i``'s weights).
         """
+        observation = self._check_observation(observation)
         if self.adapted_policies is None:
             return self.policy.predict(observation, state, episode_start, deterministic)
         if len(self.adapted_policies) == 1:

@@ -13,7 +13,7 @@ from stable_baselines3.common.utils import check_for_correct_spaces, set_random_
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from maesn_sb3.baselines import TaskResamplingCallback, find_meta_env, with_callback
-from maesn_sb3.common.base import AdaptationCurve, check_int, steps_per_task
+from maesn_sb3.common.base import AdaptationCurve, check_int, check_seed, steps_per_task
 from maesn_sb3.tasks import TaskSet, check_task_env
 from maesn_sb3.vec_env import MetaTaskVecEnv
 from wrappers.rl2 import RL2Wrapper
@@ -146,6 +146,7 @@ class RL2(RecurrentPPO):
         :param seed: seeds the env and the action noise (None: the model's seed).
         :param deterministic: act with the mean actions.
         """
+        seed = check_seed("seed", seed)
         meta = self._adaptation_env(env)
         trial = int(meta.get_attr("episodes_per_trial", [0])[0])
         if n_iterations is not None and check_int("n_iterations", n_iterations, 0) != trial - 1:
