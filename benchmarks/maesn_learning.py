@@ -39,6 +39,12 @@ def main() -> None:
     parser.add_argument(
         "--fisher-subsample", type=float, default=1.0, help="fraction of steps in the Fisher-vector products"
     )
+    parser.add_argument(
+        "--adapt-gradient",
+        choices=("model", "natural", "vanilla"),
+        default="model",
+        help="the adaptation's latent step: the model's own rule (default) or an override",
+    )
     parser.add_argument("--vectorization", choices=("dummy", "native"), default="dummy", help="env backend")
     parser.add_argument(
         "--ortho-init", action="store_true", help="SB3's orthogonal init instead of PyTorch's"
@@ -115,7 +121,10 @@ def main() -> None:
         tasks=tasks.test,
         env_kwargs={"reward_type": "sparse"},
     )
-    result = model.adapt(test_env, n_iterations=args.adapt_iterations, seed=args.seed)
+    natural = {"model": None, "natural": True, "vanilla": False}[args.adapt_gradient]
+    result = model.adapt(
+        test_env, n_iterations=args.adapt_iterations, seed=args.seed, natural_gradient=natural
+    )
     print(
         f"\nadaptation on {len(tasks.test)} held-out tasks, sparse reward, "
         f"{args.adapt_episodes} episodes per iteration"
