@@ -18,7 +18,8 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList, Conve
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper
 
-from maesn_sb3.common.base import AdaptationCurve, check_int, check_seed
+from maesn_sb3.common.base import AdaptationCurve
+from maesn_sb3.common.validators import check_int, check_seed
 from maesn_sb3.tasks import TaskSet
 from maesn_sb3.vec_env import MetaTaskVecEnv
 

@@ -268,15 +268,13 @@ def _format_adaptation(result: Any) -> str:
 
 
 def save_adaptation(result: Any, path: str | os.PathLike[str]) -> None:
-    """Write an AdaptationResult to ``.npz`` (loadable with :func:`load_adaptation`)."""
-    arrays = {key: value for key, value in vars(result).items() if value is not None}
-    np.savez(path, **arrays)
+    """Write an AdaptationResult to ``.npz``: :meth:`maesn_sb3.AdaptationCurve.save`."""
+    result.save(path)
 
 
 def load_adaptation(path: str | os.PathLike[str]) -> Any:
-    """Read an AdaptationResult written by :func:`save_adaptation` (``maesn-sb3 adapt``)."""
-    with np.load(path) as data:
-        return maesn_sb3.AdaptationResult(**{key: data[key] for key in data.files})
+    """Read an AdaptationResult written by :func:`save_adaptation`: ``AdaptationResult.load``."""
+    return maesn_sb3.AdaptationResult.load(path)
 
 
 # -- commands -----------------------------------------------------------------------------------

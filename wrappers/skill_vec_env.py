@@ -22,7 +22,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper
+from stable_baselines3.common.env_util import unwrap_wrapper
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper, unwrap_vec_wrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 
 from wrappers.discriminator import SkillDiscriminator
@@ -52,11 +53,7 @@ def _strip_latent(obs: Obs, latent_dim: int) -> Obs:
 
 def _outer_latent_wrapper(env: gym.Env) -> LatentWrapper | None:
     """The outermost LatentWrapper in the wrapper chain of ``env``, or None."""
-    while isinstance(env, gym.Wrapper):
-        if isinstance(env, LatentWrapper):
-            return env
-        env = env.env
-    return None
+    return unwrap_wrapper(env, LatentWrapper)
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -438,10 +435,8 @@ class SkillRewardCallback(BaseCallback):
     """
 
     def _init_callback(self) -> None:
-        env = self.model.get_env()
-        while isinstance(env, VecEnvWrapper) and not isinstance(env, VecSkillReward):
-            env = env.venv
-        if not isinstance(env, VecSkillReward):
+        env = unwrap_vec_wrapper(self.model.get_env(), VecSkillReward)
+        if env is None:
             raise TypeError(
                 f"SkillRewardCallback needs a model whose env holds a VecSkillReward, got "
                 f"{type(self.model.get_env()).__name__}"
