@@ -1,7 +1,1 @@
-"""Shared test settings."""
-
-import torch
-
-# The tests train tiny networks on tiny batches: one thread avoids oversubscribing the 2-core
-# machines (several times faster when other processes compete for the cores).
-torch.set_num_threads(1)
+"""Shared test fixtures (the thread setting lives in the root conftest.py)."""
