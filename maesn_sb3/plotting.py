@@ -33,7 +33,7 @@ except ImportError as error:  # pragma: no cover - exercised only without matplo
 
 from maesn_sb3.maesn import MAESN, AdaptationResult
 from maesn_sb3.tasks import check_task_env
-from wrappers.latent import LatentWrapper
+from wrappers.latent import LatentWrapper, append_latent
 
 __all__ = [
     "exploration_paths",
@@ -127,7 +127,7 @@ def exploration_paths(
             obs, _ = instance.reset(seed=seed + i)
             path, done = [position(obs)], False
             while not done:
-                action, _ = model.predict(np.concatenate([obs, z]), deterministic=deterministic)
+                action, _ = model.predict(append_latent(obs, z), deterministic=deterministic)
                 obs, _, terminated, truncated, _ = instance.step(action)
                 path.append(position(obs))
                 done = terminated or truncated

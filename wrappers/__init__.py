@@ -4,7 +4,15 @@ Each wrapper changes what one env shows and rewards; none depends on an algorith
 """
 
 from wrappers.discriminator import SkillDiscriminator
-from wrappers.latent import LatentWrapper
+from wrappers.latent import (
+    LATENT_KEY,
+    LatentWrapper,
+    append_latent,
+    replace_latent,
+    split_latent,
+    strip_latent,
+    strip_latent_space,
+)
 from wrappers.latent_vector import LatentVectorWrapper
 from wrappers.relabel import (
     DIAYNCallback,
@@ -21,6 +29,7 @@ from wrappers.skill_vec_env import SkillActionVecEnv, SkillRewardCallback, VecSk
 from wrappers.skills import SkillWrapper
 
 __all__ = [
+    "LATENT_KEY",
     "DIAYNCallback",
     "DIAYNDictReplayBuffer",
     "DIAYNDictRolloutBuffer",
@@ -36,5 +45,10 @@ __all__ = [
     "SkillVecNormalize",
     "SkillWrapper",
     "VecSkillReward",
+    "append_latent",
     "mix_rewards",
+    "replace_latent",
+    "split_latent",
+    "strip_latent",
+    "strip_latent_space",
 ]

@@ -27,7 +27,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper,
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 
 from wrappers.discriminator import SkillDiscriminator
-from wrappers.latent import LatentWrapper
+from wrappers.latent import LatentWrapper, strip_latent, strip_latent_space
 from wrappers.relabel import _check_coef, mix_rewards
 from wrappers.skill_actions import SkillPolicy
 from wrappers.skills import SKILL_KEY, skill_observation_space
@@ -35,20 +35,6 @@ from wrappers.skills import SKILL_KEY, skill_observation_space
 __all__ = ["SkillActionVecEnv", "SkillRewardCallback", "VecSkillReward"]
 
 Obs = np.ndarray | dict[str, np.ndarray]
-
-
-def _strip_latent_space(space: spaces.Space, latent_dim: int) -> spaces.Space:
-    """``space`` (a LatentWrapper's observation space) without the latent."""
-    if isinstance(space, spaces.Dict):
-        return spaces.Dict({k: v for k, v in space.spaces.items() if k != "latent"})
-    return spaces.Box(space.low[:-latent_dim], space.high[:-latent_dim], dtype=space.dtype)
-
-
-def _strip_latent(obs: Obs, latent_dim: int) -> Obs:
-    """A batch of observations without the latent (the last ``latent_dim`` entries, or the key)."""
-    if isinstance(obs, dict):
-        return {k: v for k, v in obs.items() if k != "latent"}
-    return obs[:, :-latent_dim]
 
 
 def _outer_latent_wrapper(env: gym.Env) -> LatentWrapper | None:
@@ -167,7 +153,7 @@ class SkillActionVecEnv(DummyVecEnv):
         obs: Obs = {k: v[indices] for k, v in self.buf_obs.items()}
         obs = obs[None] if None in obs else obs  # Box observations sit under the key None
         if self.latent_dim:
-            obs = _strip_latent(obs, self.latent_dim)
+            obs = strip_latent(obs, self.latent_dim)
         onehot = self._eye[skills]
         if isinstance(obs, dict):
             obs = {**obs, SKILL_KEY: onehot}
@@ -307,7 +293,7 @@ class VecSkillReward(VecEnvWrapper):
                 self.latent_dim = int(venv.get_attr("latent_dim", [0])[0])
             if (
                 not self.latent_dim
-                or _strip_latent_space(space, self.latent_dim) != discriminator.observation_space
+                or strip_latent_space(space, self.latent_dim) != discriminator.observation_space
             ):
                 raise ValueError(
                     f"discriminator.observation_space must be venv's observation space {space} (without a "
@@ -345,7 +331,7 @@ class VecSkillReward(VecEnvWrapper):
                     next_obs[key][i] = terminal[key]
             else:
                 next_obs[i] = terminal
-        return _strip_latent(next_obs, self.latent_dim) if self.latent_dim else next_obs
+        return strip_latent(next_obs, self.latent_dim) if self.latent_dim else next_obs
 
     def step_wait(self) -> VecEnvStepReturn:
         obs, rewards, dones, infos = self.venv.step_wait()

@@ -21,13 +21,13 @@ from stable_baselines3.common.utils import obs_as_tensor
 
 from maesn_sb3.common.advantages import discounted_returns, gae_advantages, normalize_per_task
 from maesn_sb3.common.base import AdaptationCurve, MetaAlgorithm
-from maesn_sb3.common.rollouts import EpisodeBatch, map_obs, state_features, with_latent
+from maesn_sb3.common.rollouts import EpisodeBatch, map_obs, state_features
 from maesn_sb3.common.trpo import action_kl
 from maesn_sb3.common.validators import check_float, check_int, check_unit_interval
 from maesn_sb3.maesn.policies import TaskLatents, gaussian_log_prob, latent_kl
 from maesn_sb3.tasks import TaskSet
 from maesn_sb3.vec_env import MetaTaskVecEnv
-from wrappers.latent import LatentWrapper
+from wrappers.latent import LATENT_KEY, LatentWrapper, append_latent, replace_latent
 
 __all__ = ["MAESN", "AdaptationResult", "LSBaseline"]
 
@@ -392,8 +392,8 @@ class MAESN(MetaAlgorithm):
             def policy_obs(mean: th.Tensor, log_std: th.Tensor, rows: th.Tensor | None = None) -> Any:
                 latents = (mean[slot] + th.exp(log_std)[slot] * eps)[step_episode_t]
                 if rows is None:
-                    return with_latent(obs, latents)
-                return with_latent(map_obs(lambda x: x[rows], obs), latents[rows])
+                    return replace_latent(obs, latents)
+                return replace_latent(map_obs(lambda x: x[rows], obs), latents[rows])
         else:
 
             def policy_obs(mean: th.Tensor, log_std: th.Tensor, rows: th.Tensor | None = None) -> Any:
@@ -575,7 +575,7 @@ class MAESN(MetaAlgorithm):
     ) -> np.ndarray | dict[str, np.ndarray]:
         """Append the held latent to observations that come without one."""
         if isinstance(observation, dict):
-            if "latent" in observation:
+            if LATENT_KEY in observation:
                 return observation
             batch_shape = np.asarray(next(iter(observation.values()))).shape[:1]
         else:
@@ -610,11 +610,8 @@ class MAESN(MetaAlgorithm):
                 self._predict_latents[starts] = fresh[starts]
             latents = self._predict_latents
         latents = latents.astype(np.float32)
-        if isinstance(observation, dict):
-            return {**observation, "latent": latents if batch_shape else latents[0]}
-        if not batch_shape:
-            return np.concatenate([observation, latents[0]]).astype(np.float32)
-        return np.concatenate([observation, latents], axis=-1).astype(np.float32)
+        with_latent = append_latent(observation, latents if batch_shape else latents[0])
+        return with_latent if isinstance(with_latent, dict) else with_latent.astype(np.float32)
 
     def predict(
         self,

@@ -217,7 +217,7 @@ class MAML(MetaAlgorithm):
         rewards = batch.rewards if batch.info_rewards is None else batch.info_rewards
         returns = discounted_returns(rewards, batch.mask, self.gamma)
         obs = batch.observations
-        states = state_features(obs, 0) if isinstance(obs, dict) else obs
+        states = state_features(obs, 0)
         values = self._baseline.fit_predict(states, returns, batch.mask, batch.task_slot, n_slots)
         advantages = gae_advantages(rewards, values, batch.mask, self.gamma, self.gae_lambda)
         order = np.argsort(batch.task_slot, kind="stable")
