@@ -594,19 +594,9 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
-def _benchmark_script() -> Path:
-    return Path(__file__).resolve().parents[1] / "benchmarks" / "adaptation.py"
-
-
 def cmd_benchmark(args: argparse.Namespace) -> int:
-    script = _benchmark_script()
-    if not script.is_file():
-        raise CLIError(
-            f"the comparison benchmark {str(script)!r} is not available: it ships with a source checkout "
-            "of maesn-sb3 (git clone), not with the installed package"
-        )
     # a child process: the benchmark runs its own worker processes and reads its own argv
-    return subprocess.call([sys.executable, str(script), *args.benchmark_args])
+    return subprocess.call([sys.executable, "-m", "maesn_sb3.benchmark", *args.benchmark_args])
 
 
 # -- parser -------------------------------------------------------------------------------------
@@ -786,10 +776,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     benchmark = commands.add_parser(
         "benchmark",
-        help="run the comparison benchmark's tiers (benchmarks/adaptation.py of a source checkout)",
-        description="Runs benchmarks/adaptation.py (MAESN against the baselines on held-out tasks) with the "
-        "remaining arguments, e.g. `maesn-sb3 benchmark --tier quick`; `maesn-sb3 benchmark -- --help` lists "
-        "its tiers and options. Needs a source checkout (git clone).",
+        help="run the comparison benchmark's tiers (maesn_sb3.benchmark)",
+        description="Runs the adaptation benchmark (maesn_sb3.benchmark: MAESN against the baselines on "
+        "held-out tasks) with the remaining arguments, e.g. `maesn-sb3 benchmark --tier quick`; "
+        "`maesn-sb3 benchmark -- --help` lists its tiers and options.",
     )
     benchmark.add_argument("benchmark_args", nargs=argparse.REMAINDER, help="arguments for the benchmark")
     benchmark.set_defaults(func=cmd_benchmark)
