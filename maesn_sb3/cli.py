@@ -22,11 +22,10 @@ from typing import Any
 import numpy as np
 
 import maesn_sb3
+from maesn_sb3 import runs
+from maesn_sb3.runs import ADAPT_FILE, ALGOS, CONFIG_FILE, MODEL_FILE, RunError, load_adaptation
 
-ALGOS = {"maesn": "MAESN", "lsbaseline": "LSBaseline"}
-MODEL_FILE = "model.zip"
-CONFIG_FILE = "config.yaml"
-ADAPT_FILE = "adaptation.npz"
+__all__ = ["ALGOS", "CLIError", "build_parser", "load_adaptation", "main", "save_adaptation"]
 # options of `train` that are not MAESN constructor arguments (everything else in a config is)
 RUN_KEYS = (
     "algo",
@@ -63,8 +62,9 @@ EPILOG = """examples:
 """
 
 
-class CLIError(Exception):
-    """A problem the user can fix; printed as ``error: ...`` with exit code 2."""
+#: A problem the user can fix; printed as ``error: ...`` with exit code 2. The run-folder library's
+#: :class:`~maesn_sb3.runs.RunError`, so its errors read the same.
+CLIError = RunError
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -100,20 +100,6 @@ def _key_values(pairs: Sequence[str], option: str) -> dict[str, Any]:
             raise CLIError(f"{option} takes KEY=VALUE, got {pair!r}")
         result[key.replace("-", "_")] = _parse_value(value)
     return result
-
-
-def _algo_class(name: str, source: str = "--algo") -> type:
-    if not isinstance(name, str) or name.lower() not in ALGOS:
-        raise CLIError(f"{source} must be one of {', '.join(ALGOS)}, got {name!r}")
-    return getattr(maesn_sb3, ALGOS[name.lower()])
-
-
-def _read_yaml(path: Path, what: str) -> Any:
-    """A YAML file read with the safe loader (no Python objects), or a CLIError naming it."""
-    try:
-        return _yaml().safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, _yaml().YAMLError) as error:
-        raise CLIError(f"{what} {str(path)!r} is not readable YAML: {error}") from error
 
 
 def _check_writable(path: Path, what: str) -> None:
@@ -164,33 +150,6 @@ def _hyperparameter_names(cls: type) -> list[str]:
     if cls is maesn_sb3.LSBaseline:
         names -= {"inner_lr", "learn_step_sizes"}
     return sorted(names)
-
-
-def _run_dir(path: str) -> tuple[Path, Path, dict[str, Any]]:
-    """A run folder (or a model .zip inside one) -> (folder, model file, config)."""
-    target = Path(path)
-    if target.is_dir():
-        model_path, folder = target / MODEL_FILE, target
-    else:
-        model_path = target if target.suffix == ".zip" else target.with_suffix(".zip")
-        folder = model_path.parent
-    if not model_path.is_file():
-        raise CLIError(
-            f"no model at {str(model_path)!r}: pass a run folder written by `maesn-sb3 train` or a model .zip"
-        )
-    config_path = folder / CONFIG_FILE
-    config = _read_yaml(config_path, "the run's config") if config_path.is_file() else {}
-    if not isinstance(config or {}, dict):
-        raise CLIError(f"the run's config {str(config_path)!r} must hold a YAML mapping")
-    return folder, model_path, config or {}
-
-
-def _load_model(model_path: Path, config: dict[str, Any]) -> Any:
-    cls = _algo_class(config.get("algo", "maesn"), f"the run's {CONFIG_FILE} key 'algo'")
-    try:
-        return cls.load(str(model_path), device="cpu")
-    except Exception as error:  # a corrupt zip, or a model of another algorithm
-        raise CLIError(f"could not load a {cls.__name__} model from {str(model_path)!r}: {error}") from error
 
 
 def _make_env(
@@ -268,13 +227,8 @@ def _format_adaptation(result: Any) -> str:
 
 
 def save_adaptation(result: Any, path: str | os.PathLike[str]) -> None:
-    """Write an AdaptationResult to ``.npz``: :meth:`maesn_sb3.AdaptationCurve.save`."""
+    """Write an AdaptationResult to ``.npz`` (:meth:`~maesn_sb3.AdaptationCurve.save`)."""
     result.save(path)
-
-
-def load_adaptation(path: str | os.PathLike[str]) -> Any:
-    """Read an AdaptationResult written by :func:`save_adaptation`: ``AdaptationResult.load``."""
-    return maesn_sb3.AdaptationResult.load(path)
 
 
 # -- commands -----------------------------------------------------------------------------------
@@ -291,7 +245,7 @@ def _train_config(args: argparse.Namespace) -> dict[str, Any]:
         path = Path(args.config)
         if not path.is_file():
             raise CLIError(f"--config: no such file {args.config!r}")
-        loaded = _read_yaml(path, "--config") or {}
+        loaded = runs.read_yaml(path, "--config") or {}
         if not isinstance(loaded, dict):
             raise CLIError(f"--config must hold a YAML mapping, got {type(loaded).__name__}")
         unknown = sorted(set(loaded) - set(RUN_KEYS))
@@ -314,7 +268,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from stable_baselines3.common.logger import configure
 
     config = _train_config(args)
-    cls = _algo_class(config["algo"])
+    cls = runs.algo_class(config["algo"])
     config["algo"] = config["algo"].lower()
     _check_env_id(config["env"])
     for key in ("timesteps", "n_tasks", "envs_per_task", "latent_dim", "n_train_tasks"):
@@ -372,9 +326,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     except (TypeError, ValueError) as error:
         env.close()
         raise CLIError(f"bad hyperparameter: {error}") from error
-    output.mkdir(parents=True, exist_ok=True)
     config["maesn_sb3_version"] = maesn_sb3.__version__
-    (output / CONFIG_FILE).write_text(_yaml().safe_dump(config, sort_keys=False), encoding="utf-8")
+    runs.save_config(output, config)
     formats = ["csv"] + (["tensorboard"] if args.tensorboard else []) + (["stdout"] if args.verbose else [])
     model.set_logger(configure(str(output / "logs"), formats))
     print(
@@ -398,8 +351,8 @@ def _model_on_tasks(
 ) -> tuple[Path, Path, Any, str, dict[str, Any], list[Any], Any]:
     """Load the run's model and build its env on the chosen tasks (``adapt`` and ``evaluate``):
     ``(folder, model_path, model, env_id, env_kwargs, tasks, env)``."""
-    folder, model_path, config = _run_dir(args.run)
-    model = _load_model(model_path, config)
+    folder, model_path, config = runs.find_run(args.run)
+    model = runs.load_model(model_path, config)
     env_id = args.env or config.get("env")
     if env_id is None:
         raise CLIError(f"no {CONFIG_FILE} next to {str(model_path)!r}: pass the env id with --env")
@@ -428,7 +381,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         raise CLIError(
             f"--episodes must be a multiple of --envs-per-task = {args.envs_per_task}, got {episodes}"
         )
-    output = _adapt_output(args) or _run_dir(args.run)[0] / ADAPT_FILE
+    output = _adapt_output(args) or runs.find_run(args.run)[0] / ADAPT_FILE
     _check_writable(output, "--output" if args.output else "the run folder's curve")
     _, model_path, model, env_id, env_kwargs, tasks, env = _model_on_tasks(args, args.envs_per_task)
     from stable_baselines3.common.callbacks import BaseCallback
@@ -455,50 +408,21 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         f"(reward {env_kwargs.get('reward_type', 'default')}):"
     )
     print(_format_adaptation(result))
-    output.parent.mkdir(parents=True, exist_ok=True)
-    save_adaptation(result, output)
-    csv_path = output.with_suffix(".csv")
-    rows = ["iteration,env_steps,return,success,eval_return,eval_success"]
-    for k in range(len(result.env_steps)):
-        evaluation = (
-            f"{result.eval_returns[k].mean()},{result.eval_success[k].mean()}"
-            if result.eval_success is not None
-            else ","
-        )
-        rows.append(
-            f"{k},{result.env_steps[k]},{result.mean_return[k]},{result.mean_success[k]},{evaluation}"
-        )
-    csv_path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    output, csv_path = runs.save_adaptation(result, output)
     print(f"curve saved to {output} and {csv_path}")
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from maesn_sb3.common.rollouts import collect_episodes
+    from maesn_sb3.evaluation import evaluate_latents
 
     if args.output:
         _check_writable(Path(args.output), "--output")
     _, model_path, model, env_id, _, tasks, env = _model_on_tasks(args, args.episodes)
-    import torch as th
-    from stable_baselines3.common.utils import set_random_seed
 
-    set_random_seed(args.seed)
-    env.seed(args.seed)
-    dim = model.latent_dim
-    means = np.zeros((len(tasks), dim))
-    if args.latent == "trained":
-        if args.split != "train":
-            raise CLIError("--latent trained needs --split train (held-out tasks have no trained latent)")
-        with th.no_grad():
-            means = model.latents.means[: len(tasks)].cpu().numpy()
-            stds = model.latents.log_stds[: len(tasks)].exp().cpu().numpy()
-    else:
-        stds = np.ones((len(tasks), dim))
-    if args.deterministic:
-        stds = np.zeros_like(stds)
-    env.set_latent_distributions(means, stds)
+    if args.latent == "trained" and args.split != "train":
+        raise CLIError("--latent trained needs --split train (held-out tasks have no trained latent)")
     bar = _Bar(len(tasks) * args.episodes, "evaluating", not args.no_progress)
-
     finished = np.zeros(env.num_envs, dtype=bool)
 
     def on_step(step: dict[str, Any]) -> bool:
@@ -506,11 +430,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         finished[:] |= step["dones"]
         return True
 
-    batch, _ = collect_episodes(env, model.policy, 1, args.deterministic, on_step)
+    returns, success = evaluate_latents(
+        model, env, args.latent, args.deterministic, seed=args.seed, on_step=on_step
+    )
     bar.close()
     env.close()
-    returns = batch.per_task(batch.episode_returns, len(tasks))
-    success = batch.per_task(batch.success.astype(float), len(tasks))
     print(
         f"{model_path} on {len(tasks)} {args.split} task(s) of {env_id}, {args.episodes} episode(s) each, "
         f"latent from {'the prior' if args.latent == 'prior' else 'the trained task latents'}"
@@ -532,7 +456,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
         from maesn_sb3 import plotting
     except ImportError as error:
         raise CLIError(str(error)) from error
-    folder, model_path, config = _run_dir(args.run)
+    folder, model_path, config = runs.find_run(args.run)
     output = Path(args.output or folder)
     _check_writable(output / "plot.png", "--output" if args.output else "the run folder")
     output.mkdir(parents=True, exist_ok=True)
@@ -558,7 +482,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
             else:
                 fig = None
         else:
-            model = _load_model(model_path, config)
+            model = runs.load_model(model_path, config)
             env_id = args.env or config.get("env")
             if env_id is None:
                 raise CLIError(f"no {CONFIG_FILE} next to {str(model_path)!r}: pass the env id with --env")

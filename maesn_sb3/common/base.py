@@ -133,9 +133,8 @@ class MetaAlgorithm(BaseAlgorithm):
     callback hook), the learn loop in whole meta-iterations, the TRPO step with its logging, the
     adaptation env and the adapt loop, and exact save/load. A subclass supplies its maths:
     ``_meta_iteration`` (inner step and outer loss) and, for :meth:`adapt`, what it samples with and
-    how one adaptation step changes it.
-
-    :param uses_latent: whether the env's sub-envs must carry a ``LatentWrapper`` (class attribute).
+    how one adaptation step changes it. The class attribute ``uses_latent`` says whether the env's
+    sub-envs must carry a ``LatentWrapper`` (MAESN) or must not (MAML).
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {

@@ -1,0 +1,139 @@
+"""Run folders: one place that reads and writes them.
+
+A run folder, as ``maesn-sb3 train`` writes it, holds ``model.zip`` (the model, its task set inside),
+``config.yaml`` (the settings it was trained with), ``logs/`` (SB3's CSV and TensorBoard logs) and,
+after ``maesn-sb3 adapt``, ``adaptation.npz`` with a ``.csv`` beside it (the adaptation curve).
+
+Example:
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> path = save_config(folder, {"algo": "maesn", "env": "maesn_sb3/PointNav2D-v0"})
+    >>> read_config(folder)["env"]
+    'maesn_sb3/PointNav2D-v0'
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import maesn_sb3
+from maesn_sb3.common.base import AdaptationCurve
+
+__all__ = [
+    "ADAPT_FILE",
+    "ALGOS",
+    "CONFIG_FILE",
+    "LOGS_DIR",
+    "MODEL_FILE",
+    "RunError",
+    "algo_class",
+    "find_run",
+    "load_adaptation",
+    "load_model",
+    "read_config",
+    "read_yaml",
+    "save_adaptation",
+    "save_config",
+]
+
+ALGOS = {"maesn": "MAESN", "lsbaseline": "LSBaseline"}
+MODEL_FILE = "model.zip"
+CONFIG_FILE = "config.yaml"
+ADAPT_FILE = "adaptation.npz"
+LOGS_DIR = "logs"
+
+
+class RunError(Exception):
+    """A run folder or file that cannot be used as asked (a problem the user can fix)."""
+
+
+def _yaml() -> Any:
+    import yaml
+
+    return yaml
+
+
+def algo_class(name: str, source: str = "--algo") -> type:
+    """The algorithm class of a run's ``algo`` name (``maesn`` or ``lsbaseline``)."""
+    if not isinstance(name, str) or name.lower() not in ALGOS:
+        raise RunError(f"{source} must be one of {', '.join(ALGOS)}, got {name!r}")
+    return getattr(maesn_sb3, ALGOS[name.lower()])
+
+
+def read_yaml(path: str | os.PathLike[str], what: str) -> Any:
+    """A YAML file read with the safe loader (no Python objects), or a :class:`RunError` naming it."""
+    try:
+        return _yaml().safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, _yaml().YAMLError) as error:
+        raise RunError(f"{what} {str(path)!r} is not readable YAML: {error}") from error
+
+
+def read_config(folder: str | os.PathLike[str]) -> dict[str, Any]:
+    """The run's ``config.yaml`` as a dict (empty when the folder has none)."""
+    path = Path(folder) / CONFIG_FILE
+    config = read_yaml(path, "the run's config") if path.is_file() else {}
+    if not isinstance(config or {}, dict):
+        raise RunError(f"the run's config {str(path)!r} must hold a YAML mapping")
+    return config or {}
+
+
+def save_config(folder: str | os.PathLike[str], config: dict[str, Any]) -> Path:
+    """Write ``config`` to the run's ``config.yaml`` (creating the folder); returns its path."""
+    path = Path(folder) / CONFIG_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(_yaml().safe_dump(config, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def find_run(path: str | os.PathLike[str]) -> tuple[Path, Path, dict[str, Any]]:
+    """A run folder (or a model ``.zip`` inside one) -> ``(folder, model file, config)``."""
+    target = Path(path)
+    if target.is_dir():
+        model_path, folder = target / MODEL_FILE, target
+    else:
+        model_path = target if target.suffix == ".zip" else target.with_suffix(".zip")
+        folder = model_path.parent
+    if not model_path.is_file():
+        raise RunError(
+            f"no model at {str(model_path)!r}: pass a run folder written by `maesn-sb3 train` or a model .zip"
+        )
+    return folder, model_path, read_config(folder)
+
+
+def load_model(model_path: str | os.PathLike[str], config: dict[str, Any], device: str = "cpu") -> Any:
+    """The model of a run, loaded with the class its config names (default MAESN)."""
+    cls = algo_class(config.get("algo", "maesn"), f"the run's {CONFIG_FILE} key 'algo'")
+    try:
+        return cls.load(str(model_path), device=device)
+    except Exception as error:  # a corrupt zip, or a model of another algorithm
+        raise RunError(f"could not load a {cls.__name__} model from {str(model_path)!r}: {error}") from error
+
+
+def save_adaptation(result: AdaptationCurve, path: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """Write an adaptation curve to ``path`` (``.npz``, see :meth:`AdaptationCurve.save`) and a ``.csv``
+    beside it (per iteration: env steps, mean return and success, and the evaluations when run)."""
+    path = Path(path)
+    path = path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    result.save(path)
+    rows = ["iteration,env_steps,return,success,eval_return,eval_success"]
+    for k in range(len(result.env_steps)):
+        evaluation = (
+            f"{result.eval_returns[k].mean()},{result.eval_success[k].mean()}"
+            if result.eval_success is not None
+            else ","
+        )
+        rows.append(
+            f"{k},{result.env_steps[k]},{result.mean_return[k]},{result.mean_success[k]},{evaluation}"
+        )
+    csv_path = path.with_suffix(".csv")
+    csv_path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path, csv_path
+
+
+def load_adaptation(path: str | os.PathLike[str]) -> Any:
+    """Read a MAESN adaptation curve (an ``AdaptationResult``) written by :func:`save_adaptation`."""
+    return maesn_sb3.AdaptationResult.load(path)
