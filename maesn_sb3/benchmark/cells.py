@@ -88,7 +88,7 @@ def run_cell(config: Config, method: str, seed: int) -> tuple[list[dict[str, Any
 
     th.set_num_threads(1)
     from maesn_sb3 import MAESN, MAML, RL2, LSBaseline, MultiTaskPPO, TaskSet, make_meta_vec_env
-    from maesn_sb3.baselines import ppo_from_scratch
+    from maesn_sb3.ppo import ppo_from_scratch
     from wrappers.rl2 import RL2Wrapper
 
     tasks = TaskSet.from_env(

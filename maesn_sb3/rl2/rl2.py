@@ -12,8 +12,8 @@ from stable_baselines3.common.env_util import is_wrapped
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback
 from stable_baselines3.common.utils import set_random_seed
 
-from maesn_sb3.baselines import TaskResamplingCallback, find_meta_env, with_callback
 from maesn_sb3.common.base import AdaptationCurve, adaptation_env, steps_per_task
+from maesn_sb3.common.callbacks import TaskResamplingCallback, find_meta_env, task_seed, with_callback
 from maesn_sb3.common.validators import check_episodes, check_int, check_seed
 from maesn_sb3.tasks import TaskSet
 from maesn_sb3.vec_env import MetaTaskVecEnv
@@ -30,7 +30,7 @@ class RL2(RecurrentPPO):
     The env is a :class:`~maesn_sb3.MetaTaskVecEnv` whose sub-envs carry a :class:`~wrappers.RL2Wrapper`
     (previous action, reward and done flag in the observation; ``episodes_per_trial`` episodes of one
     task per trial). ``learn`` gives every task slot a new training task at each rollout
-    (:class:`~maesn_sb3.baselines.TaskResamplingCallback`), so set ``n_steps`` to a multiple of the
+    (:class:`~maesn_sb3.common.callbacks.TaskResamplingCallback`), so set ``n_steps`` to a multiple of the
     trial length. Adaptation has no gradient step: :meth:`adapt` runs trials on the new tasks and
     reports each inner episode as one iteration. Save, load and predict are RecurrentPPO's.
 
@@ -92,8 +92,7 @@ class RL2(RecurrentPPO):
         reset_num_timesteps: bool = True,
         progress_bar: bool = False,
     ) -> SelfRL2:
-        seed = None if self.seed is None else self.seed * 1_000_003 + self.num_timesteps
-        resampler = TaskResamplingCallback(self.task_set.train, seed=seed)
+        resampler = TaskResamplingCallback(self.task_set.train, seed=task_seed(self))
         return super().learn(
             total_timesteps,
             with_callback(resampler, callback),
