@@ -26,9 +26,10 @@ from stable_baselines3.common.env_util import unwrap_wrapper
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper, unwrap_vec_wrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 
+from maesn_sb3.common.validators import check_int
+from maesn_sb3.skills.relabel import _check_coef, mix_rewards
 from wrappers.discriminator import SkillDiscriminator
 from wrappers.latent import LatentWrapper, strip_latent, strip_latent_space
-from wrappers.relabel import _check_coef, mix_rewards
 from wrappers.skill_actions import SkillPolicy
 from wrappers.skills import SKILL_KEY, skill_observation_space
 
@@ -40,12 +41,6 @@ Obs = np.ndarray | dict[str, np.ndarray]
 def _outer_latent_wrapper(env: gym.Env) -> LatentWrapper | None:
     """The outermost LatentWrapper in the wrapper chain of ``env``, or None."""
     return unwrap_wrapper(env, LatentWrapper)
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-    return int(value)
 
 
 class SkillActionVecEnv(DummyVecEnv):
@@ -70,7 +65,8 @@ class SkillActionVecEnv(DummyVecEnv):
         >>> import maesn_sb3
         >>> from stable_baselines3 import SAC
         >>> from stable_baselines3.common.env_util import make_vec_env
-        >>> from wrappers import SkillActionVecEnv, SkillWrapper
+        >>> from maesn_sb3.skills import SkillActionVecEnv
+        >>> from wrappers import SkillWrapper
         >>> low = SAC("MlpPolicy", SkillWrapper(gym.make("maesn_sb3/PointNav2D-v0"), n_skills=4))
         >>> venv = make_vec_env("maesn_sb3/PointNav2D-v0", n_envs=3, vec_env_cls=SkillActionVecEnv,
         ...                     vec_env_kwargs=dict(model=low, skill_steps=10))
@@ -103,7 +99,7 @@ class SkillActionVecEnv(DummyVecEnv):
         obs_normalizer: Any = None,
         sum_info_keys: Sequence[str] = (),
     ) -> None:
-        self.skill_steps = _positive_int("skill_steps", skill_steps)
+        self.skill_steps = check_int("skill_steps", skill_steps)
         if isinstance(sum_info_keys, str) or not all(isinstance(k, str) for k in sum_info_keys):
             raise TypeError(f"sum_info_keys must be a sequence of str, got {sum_info_keys!r}")
         self.sum_info_keys = tuple(sum_info_keys)
@@ -241,7 +237,8 @@ class VecSkillReward(VecEnvWrapper):
         >>> import gymnasium as gym
         >>> import maesn_sb3
         >>> from stable_baselines3.common.env_util import make_vec_env
-        >>> from wrappers import SkillDiscriminator, SkillWrapper, VecSkillReward
+        >>> from maesn_sb3.skills import VecSkillReward
+        >>> from wrappers import SkillDiscriminator, SkillWrapper
         >>> venv = make_vec_env("maesn_sb3/PointNav2D-v0", n_envs=2, wrapper_class=SkillWrapper,
         ...                     wrapper_kwargs=dict(n_skills=4))
         >>> disc = SkillDiscriminator(venv.observation_space, n_skills=4, net_arch=(32, 32), seed=0)
@@ -304,10 +301,10 @@ class VecSkillReward(VecEnvWrapper):
         self.intrinsic_coef = _check_coef("intrinsic_coef", intrinsic_coef)
         self.include_prior = bool(include_prior)
         self.train_discriminator = bool(train_discriminator)
-        self.train_freq = None if train_freq is None else _positive_int("train_freq", train_freq)
-        self.discriminator_batch_size = _positive_int("discriminator_batch_size", discriminator_batch_size)
-        self.discriminator_epochs = _positive_int("discriminator_epochs", discriminator_epochs)
-        self.buffer_size = _positive_int("buffer_size", buffer_size)
+        self.train_freq = None if train_freq is None else check_int("train_freq", train_freq)
+        self.discriminator_batch_size = check_int("discriminator_batch_size", discriminator_batch_size)
+        self.discriminator_epochs = check_int("discriminator_epochs", discriminator_epochs)
+        self.buffer_size = check_int("buffer_size", buffer_size)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
             raise ValueError(f"seed must be an int or None, got {seed!r}")
         self._rng = np.random.default_rng(seed)
@@ -416,7 +413,7 @@ class SkillRewardCallback(BaseCallback):
 
     At the end of every rollout it records ``diayn/discriminator_loss``, ``diayn/discriminator_accuracy``
     (means over the discriminator's training minibatches since the last record) and
-    ``diayn/intrinsic_reward`` (the same keys as :class:`wrappers.DIAYNCallback`). Works with any SB3
+    ``diayn/intrinsic_reward`` (the same keys as :class:`maesn_sb3.skills.DIAYNCallback`). Works with any SB3
     algorithm and with MAESN, whose env may be a wrapper around the :class:`VecSkillReward`.
     """
 
