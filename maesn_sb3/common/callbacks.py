@@ -12,7 +12,7 @@ from stable_baselines3.common.vec_env import VecEnv, unwrap_vec_wrapper
 
 from maesn_sb3.vec_env import MetaTaskVecEnv
 
-__all__ = ["TaskResamplingCallback", "find_meta_env", "task_seed", "with_callback"]
+__all__ = ["TaskResamplingCallback", "find_meta_env", "resampling_callbacks", "task_seed", "with_callback"]
 
 
 def find_meta_env(env: VecEnv | None) -> MetaTaskVecEnv:
@@ -75,3 +75,9 @@ def with_callback(first: BaseCallback, callback: MaybeCallback) -> CallbackList:
     if not isinstance(callback, BaseCallback):
         callback = ConvertCallback(callback)
     return CallbackList([first, callback])
+
+
+def resampling_callbacks(model: Any, callback: MaybeCallback) -> CallbackList:
+    """What ``learn`` of an SB3 algorithm over a task set runs: a :class:`TaskResamplingCallback` over
+    ``model.task_set.train`` (seeded by :func:`task_seed`), then the user's ``callback``."""
+    return with_callback(TaskResamplingCallback(model.task_set.train, seed=task_seed(model)), callback)

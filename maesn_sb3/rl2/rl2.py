@@ -13,7 +13,10 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback
 from stable_baselines3.common.utils import set_random_seed
 
 from maesn_sb3.common.base import AdaptationCurve, adaptation_env, steps_per_task
-from maesn_sb3.common.callbacks import TaskResamplingCallback, find_meta_env, task_seed, with_callback
+from maesn_sb3.common.callbacks import (
+    find_meta_env,
+    resampling_callbacks,
+)
 from maesn_sb3.common.validators import check_episodes, check_int, check_seed
 from maesn_sb3.tasks import TaskSet
 from maesn_sb3.vec_env import MetaTaskVecEnv
@@ -92,10 +95,9 @@ class RL2(RecurrentPPO):
         reset_num_timesteps: bool = True,
         progress_bar: bool = False,
     ) -> SelfRL2:
-        resampler = TaskResamplingCallback(self.task_set.train, seed=task_seed(self))
         return super().learn(
             total_timesteps,
-            with_callback(resampler, callback),
+            resampling_callbacks(self, callback),
             log_interval,
             tb_log_name,
             reset_num_timesteps,
