@@ -8,7 +8,6 @@ Commands: ``train``, ``adapt``, ``evaluate``, ``plot``, ``benchmark``, ``envs``.
 from __future__ import annotations
 
 import argparse
-import difflib
 import inspect
 import json
 import os
@@ -74,20 +73,6 @@ def _yaml() -> Any:
     return yaml
 
 
-def _check_env_id(env_id: str) -> None:
-    import gymnasium as gym
-
-    if env_id not in gym.registry:
-        known = sorted(maesn_sb3.list_envs())
-        close = difflib.get_close_matches(env_id, list(gym.registry), n=3)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise CLIError(
-            f"unknown env id {env_id!r}.{hint} maesn-sb3's task families: {', '.join(known)} "
-            "(`maesn-sb3 envs` lists them; other envs must be registered with gymnasium and implement "
-            "sample_tasks/set_task/get_task)"
-        )
-
-
 def _parse_value(text: str) -> Any:
     return _yaml().safe_load(text)
 
@@ -150,50 +135,6 @@ def _hyperparameter_names(cls: type) -> list[str]:
     if cls is maesn_sb3.LSBaseline:
         names -= {"inner_lr", "learn_step_sizes"}
     return sorted(names)
-
-
-def _make_env(
-    model: Any, env_id: str, tasks: list[Any], envs_per_task: int, seed: int, env_kwargs: dict[str, Any]
-) -> Any:
-    from stable_baselines3.common.utils import check_for_correct_spaces
-
-    _check_env_id(env_id)
-    try:
-        env = maesn_sb3.make_meta_vec_env(
-            env_id,
-            n_tasks=len(tasks),
-            envs_per_task=envs_per_task,
-            latent_dim=model.latent_dim,
-            seed=seed,
-            tasks=tasks,
-            env_kwargs=env_kwargs,
-        )
-    except TypeError as error:
-        raise CLIError(f"cannot build {env_id!r} with env kwargs {env_kwargs}: {error}") from error
-    try:
-        check_for_correct_spaces(env, model.observation_space, model.action_space)
-    except ValueError as error:
-        env.close()
-        raise CLIError(
-            f"the model does not fit env {env_id!r}: {error}. Was it trained on another env? Pass the env it "
-            "was trained on with --env."
-        ) from error
-    return env
-
-
-def _held_out_tasks(model: Any, env_id: str, split: str, n: int | None, seed: int) -> list[Any]:
-    task_set = model.task_set
-    tasks = list(task_set.split(split))
-    same_family = task_set.env_id in (None, env_id)
-    if not tasks or not same_family:
-        # no saved tasks of this split for this env: draw a fresh seeded set
-        drawn = maesn_sb3.TaskSet.from_env(env_id, n_train=1, n_test=n or 10, seed=seed + 10_000)
-        return drawn.test
-    if n is not None:
-        if n > len(tasks):
-            raise CLIError(f"--n-tasks must be <= {len(tasks)} (the model's {split} tasks), got {n}")
-        tasks = tasks[:n]
-    return tasks
 
 
 class _Bar:
@@ -270,7 +211,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = _train_config(args)
     cls = runs.algo_class(config["algo"])
     config["algo"] = config["algo"].lower()
-    _check_env_id(config["env"])
+    runs.check_env_id(config["env"])
     for key in ("timesteps", "n_tasks", "envs_per_task", "latent_dim", "n_train_tasks"):
         value = config[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -360,8 +301,8 @@ def _model_on_tasks(
     env_kwargs.update(_key_values(args.env_kwarg, "--env-kwarg"))
     if args.reward_type == "none":
         del env_kwargs["reward_type"]
-    tasks = _held_out_tasks(model, env_id, args.split, args.n_tasks, args.seed)
-    env = _make_env(model, env_id, tasks, envs_per_task, args.seed, env_kwargs)
+    tasks = runs.held_out_tasks(model, env_id, args.split, args.n_tasks, args.seed)
+    env = runs.make_run_env(model, env_id, tasks, envs_per_task, args.seed, env_kwargs)
     return folder, model_path, model, env_id, env_kwargs, tasks, env
 
 
@@ -486,8 +427,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
             env_id = args.env or config.get("env")
             if env_id is None:
                 raise CLIError(f"no {CONFIG_FILE} next to {str(model_path)!r}: pass the env id with --env")
-            _check_env_id(env_id)
-            tasks = _held_out_tasks(model, env_id, "test", None, args.seed)
+            runs.check_env_id(env_id)
+            tasks = runs.held_out_tasks(model, env_id, "test", None, args.seed)
             if not 0 <= args.task < len(tasks):
                 raise CLIError(f"--task must lie in [0, {len(tasks)}), got {args.task}")
             adaptation = load_adaptation(folder / ADAPT_FILE) if (folder / ADAPT_FILE).is_file() else None

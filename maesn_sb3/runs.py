@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import difflib
 import os
 from pathlib import Path
 from typing import Any
@@ -30,9 +31,12 @@ __all__ = [
     "MODEL_FILE",
     "RunError",
     "algo_class",
+    "check_env_id",
     "find_run",
+    "held_out_tasks",
     "load_adaptation",
     "load_model",
+    "make_run_env",
     "read_config",
     "read_yaml",
     "save_adaptation",
@@ -137,3 +141,67 @@ def save_adaptation(result: AdaptationCurve, path: str | os.PathLike[str]) -> tu
 def load_adaptation(path: str | os.PathLike[str]) -> Any:
     """Read a MAESN adaptation curve (an ``AdaptationResult``) written by :func:`save_adaptation`."""
     return maesn_sb3.AdaptationResult.load(path)
+
+
+# -- a run's env ---------------------------------------------------------------------------------
+def check_env_id(env_id: str) -> None:
+    """A :class:`RunError` naming close matches unless ``env_id`` is a registered gymnasium env."""
+    import gymnasium as gym
+
+    if env_id not in gym.registry:
+        known = sorted(maesn_sb3.list_envs())
+        close = difflib.get_close_matches(env_id, list(gym.registry), n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise RunError(
+            f"unknown env id {env_id!r}.{hint} maesn-sb3's task families: {', '.join(known)} "
+            "(`maesn-sb3 envs` lists them; other envs must be registered with gymnasium and implement "
+            "sample_tasks/set_task/get_task)"
+        )
+
+
+def make_run_env(
+    model: Any, env_id: str, tasks: list[Any], envs_per_task: int, seed: int, env_kwargs: dict[str, Any]
+) -> Any:
+    """A :class:`~maesn_sb3.MetaTaskVecEnv` of ``env_id`` on ``tasks`` (one slot each) that fits ``model``
+    (its latent size and spaces), or a :class:`RunError` saying why not."""
+    from stable_baselines3.common.utils import check_for_correct_spaces
+
+    check_env_id(env_id)
+    try:
+        env = maesn_sb3.make_meta_vec_env(
+            env_id,
+            n_tasks=len(tasks),
+            envs_per_task=envs_per_task,
+            latent_dim=model.latent_dim,
+            seed=seed,
+            tasks=tasks,
+            env_kwargs=env_kwargs,
+        )
+    except TypeError as error:
+        raise RunError(f"cannot build {env_id!r} with env kwargs {env_kwargs}: {error}") from error
+    try:
+        check_for_correct_spaces(env, model.observation_space, model.action_space)
+    except ValueError as error:
+        env.close()
+        raise RunError(
+            f"the model does not fit env {env_id!r}: {error}. Was it trained on another env? Pass the env it "
+            "was trained on with --env."
+        ) from error
+    return env
+
+
+def held_out_tasks(model: Any, env_id: str, split: str, n: int | None, seed: int) -> list[Any]:
+    """The first ``n`` (None: all) of the model's saved ``split`` tasks, or a fresh seeded draw of test tasks
+    when the model saved none of that split for ``env_id``."""
+    task_set = model.task_set
+    tasks = list(task_set.split(split))
+    same_family = task_set.env_id in (None, env_id)
+    if not tasks or not same_family:
+        # no saved tasks of this split for this env: draw a fresh seeded set
+        drawn = maesn_sb3.TaskSet.from_env(env_id, n_train=1, n_test=n or 10, seed=seed + 10_000)
+        return drawn.test
+    if n is not None:
+        if n > len(tasks):
+            raise RunError(f"--n-tasks must be <= {len(tasks)} (the model's {split} tasks), got {n}")
+        tasks = tasks[:n]
+    return tasks
