@@ -5,4 +5,4 @@ import sys
 from maesn_sb3.benchmark.run import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(prog="maesn-sb3 benchmark"))

@@ -33,9 +33,10 @@ from maesn_sb3.benchmark.report import report
 from maesn_sb3.benchmark.results import _check_output, append_csv, cell_rows, read_csv, repair_csv
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """Run the benchmark with the command-line arguments ``argv`` (None: ``sys.argv``); the exit code."""
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--tier", choices=sorted(TIERS), default="quick")
     parser.add_argument("--env", default=None, help="task family (default: the tier's)")

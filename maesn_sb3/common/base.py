@@ -28,7 +28,7 @@ from maesn_sb3.common.advantages import LinearFeatureBaseline
 from maesn_sb3.common.policies import MlpPolicy, MultiInputPolicy
 from maesn_sb3.common.rollouts import EpisodeBatch, collect_episodes
 from maesn_sb3.common.trpo import TRPOStats, trpo_step
-from maesn_sb3.common.validators import (  # re-exported: the names' old home
+from maesn_sb3.common.validators import (  # still importable from here, their old home
     check_episodes,
     check_float,
     check_int,
@@ -41,18 +41,7 @@ from maesn_sb3.common.validators import (  # re-exported: the names' old home
 from maesn_sb3.tasks import TaskSet, check_task_env
 from maesn_sb3.vec_env import MetaTaskVecEnv
 
-__all__ = [
-    "AdaptationCurve",
-    "MetaAlgorithm",
-    "adaptation_env",
-    "check_float",
-    "check_int",
-    "check_model_file",
-    "check_observation",
-    "check_seed",
-    "check_timesteps",
-    "steps_per_task",
-]
+__all__ = ["AdaptationCurve", "MetaAlgorithm", "adaptation_env", "steps_per_task"]
 
 SelfMetaAlgorithm = TypeVar("SelfMetaAlgorithm", bound="MetaAlgorithm")
 SelfCurve = TypeVar("SelfCurve", bound="AdaptationCurve")
