@@ -42,7 +42,8 @@ from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.env_util import make_vec_env
 
 import maesn_sb3  # noqa: F401  (registers the envs)
-from wrappers import DIAYNCallback, DIAYNReplayBuffer, DIAYNRolloutBuffer, SkillDiscriminator, SkillWrapper
+from maesn_sb3.skills import DIAYNCallback, DIAYNReplayBuffer, DIAYNRolloutBuffer
+from wrappers import SkillDiscriminator, SkillWrapper
 
 ENVS = {
     "pointnav": ("maesn_sb3/PointNav2D-v0", 30_000),

@@ -76,15 +76,14 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from maesn_sb3 import MAESN, MetaTaskVecEnv, TaskSet, make_meta_vec_env
-from wrappers import (
+from maesn_sb3.skills import (
     DIAYNCallback,
     DIAYNReplayBuffer,
     SkillActionVecEnv,
-    SkillDiscriminator,
     SkillRewardCallback,
-    SkillWrapper,
     VecSkillReward,
 )
+from wrappers import SkillDiscriminator, SkillWrapper
 
 ENV_ID = "maesn_sb3/PointNav2D-v0"
 VARIANTS = ("maesn", "skills", "mixed")

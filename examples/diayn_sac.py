@@ -25,7 +25,8 @@ from stable_baselines3 import SAC
 from stable_baselines3.common.env_util import make_vec_env
 
 import maesn_sb3  # noqa: F401  (registers maesn_sb3/PointNav2D-v0)
-from wrappers import DIAYNCallback, DIAYNReplayBuffer, SkillActionWrapper, SkillDiscriminator, SkillWrapper
+from maesn_sb3.skills import DIAYNCallback, DIAYNReplayBuffer
+from wrappers import SkillActionWrapper, SkillDiscriminator, SkillWrapper
 
 ENV_ID = "maesn_sb3/PointNav2D-v0"
 

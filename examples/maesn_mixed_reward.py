@@ -23,7 +23,8 @@ import torch as th
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from maesn_sb3 import MAESN, MetaTaskVecEnv, TaskSet, make_meta_vec_env
-from wrappers import SkillDiscriminator, SkillRewardCallback, SkillWrapper, VecSkillReward
+from maesn_sb3.skills import SkillRewardCallback, VecSkillReward
+from wrappers import SkillDiscriminator, SkillWrapper
 
 ENV_ID = "maesn_sb3/PointNav2D-v0"
 

@@ -23,7 +23,8 @@ from stable_baselines3 import SAC
 from stable_baselines3.common.env_util import make_vec_env
 
 from maesn_sb3 import MAESN, TaskSet, make_meta_vec_env
-from wrappers import DIAYNCallback, DIAYNReplayBuffer, SkillActionVecEnv, SkillDiscriminator, SkillWrapper
+from maesn_sb3.skills import DIAYNCallback, DIAYNReplayBuffer, SkillActionVecEnv
+from wrappers import SkillDiscriminator, SkillWrapper
 
 ENV_ID = "maesn_sb3/PointNav2D-v0"
 

@@ -8,7 +8,6 @@ Commands: ``train``, ``adapt``, ``evaluate``, ``plot``, ``benchmark``, ``envs``.
 from __future__ import annotations
 
 import argparse
-import difflib
 import inspect
 import json
 import os
@@ -22,11 +21,10 @@ from typing import Any
 import numpy as np
 
 import maesn_sb3
+from maesn_sb3 import runs
+from maesn_sb3.runs import ADAPT_FILE, ALGOS, CONFIG_FILE, MODEL_FILE, RunError, load_adaptation
 
-ALGOS = {"maesn": "MAESN", "lsbaseline": "LSBaseline"}
-MODEL_FILE = "model.zip"
-CONFIG_FILE = "config.yaml"
-ADAPT_FILE = "adaptation.npz"
+__all__ = ["ALGOS", "CLIError", "build_parser", "load_adaptation", "main", "save_adaptation"]
 # options of `train` that are not MAESN constructor arguments (everything else in a config is)
 RUN_KEYS = (
     "algo",
@@ -63,8 +61,9 @@ EPILOG = """examples:
 """
 
 
-class CLIError(Exception):
-    """A problem the user can fix; printed as ``error: ...`` with exit code 2."""
+#: A problem the user can fix; printed as ``error: ...`` with exit code 2. The run-folder library's
+#: :class:`~maesn_sb3.runs.RunError`, so its errors read the same.
+CLIError = RunError
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -72,20 +71,6 @@ def _yaml() -> Any:
     import yaml
 
     return yaml
-
-
-def _check_env_id(env_id: str) -> None:
-    import gymnasium as gym
-
-    if env_id not in gym.registry:
-        known = sorted(maesn_sb3.list_envs())
-        close = difflib.get_close_matches(env_id, list(gym.registry), n=3)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise CLIError(
-            f"unknown env id {env_id!r}.{hint} maesn-sb3's task families: {', '.join(known)} "
-            "(`maesn-sb3 envs` lists them; other envs must be registered with gymnasium and implement "
-            "sample_tasks/set_task/get_task)"
-        )
 
 
 def _parse_value(text: str) -> Any:
@@ -100,20 +85,6 @@ def _key_values(pairs: Sequence[str], option: str) -> dict[str, Any]:
             raise CLIError(f"{option} takes KEY=VALUE, got {pair!r}")
         result[key.replace("-", "_")] = _parse_value(value)
     return result
-
-
-def _algo_class(name: str, source: str = "--algo") -> type:
-    if not isinstance(name, str) or name.lower() not in ALGOS:
-        raise CLIError(f"{source} must be one of {', '.join(ALGOS)}, got {name!r}")
-    return getattr(maesn_sb3, ALGOS[name.lower()])
-
-
-def _read_yaml(path: Path, what: str) -> Any:
-    """A YAML file read with the safe loader (no Python objects), or a CLIError naming it."""
-    try:
-        return _yaml().safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, _yaml().YAMLError) as error:
-        raise CLIError(f"{what} {str(path)!r} is not readable YAML: {error}") from error
 
 
 def _check_writable(path: Path, what: str) -> None:
@@ -166,77 +137,6 @@ def _hyperparameter_names(cls: type) -> list[str]:
     return sorted(names)
 
 
-def _run_dir(path: str) -> tuple[Path, Path, dict[str, Any]]:
-    """A run folder (or a model .zip inside one) -> (folder, model file, config)."""
-    target = Path(path)
-    if target.is_dir():
-        model_path, folder = target / MODEL_FILE, target
-    else:
-        model_path = target if target.suffix == ".zip" else target.with_suffix(".zip")
-        folder = model_path.parent
-    if not model_path.is_file():
-        raise CLIError(
-            f"no model at {str(model_path)!r}: pass a run folder written by `maesn-sb3 train` or a model .zip"
-        )
-    config_path = folder / CONFIG_FILE
-    config = _read_yaml(config_path, "the run's config") if config_path.is_file() else {}
-    if not isinstance(config or {}, dict):
-        raise CLIError(f"the run's config {str(config_path)!r} must hold a YAML mapping")
-    return folder, model_path, config or {}
-
-
-def _load_model(model_path: Path, config: dict[str, Any]) -> Any:
-    cls = _algo_class(config.get("algo", "maesn"), f"the run's {CONFIG_FILE} key 'algo'")
-    try:
-        return cls.load(str(model_path), device="cpu")
-    except Exception as error:  # a corrupt zip, or a model of another algorithm
-        raise CLIError(f"could not load a {cls.__name__} model from {str(model_path)!r}: {error}") from error
-
-
-def _make_env(
-    model: Any, env_id: str, tasks: list[Any], envs_per_task: int, seed: int, env_kwargs: dict[str, Any]
-) -> Any:
-    from stable_baselines3.common.utils import check_for_correct_spaces
-
-    _check_env_id(env_id)
-    try:
-        env = maesn_sb3.make_meta_vec_env(
-            env_id,
-            n_tasks=len(tasks),
-            envs_per_task=envs_per_task,
-            latent_dim=model.latent_dim,
-            seed=seed,
-            tasks=tasks,
-            env_kwargs=env_kwargs,
-        )
-    except TypeError as error:
-        raise CLIError(f"cannot build {env_id!r} with env kwargs {env_kwargs}: {error}") from error
-    try:
-        check_for_correct_spaces(env, model.observation_space, model.action_space)
-    except ValueError as error:
-        env.close()
-        raise CLIError(
-            f"the model does not fit env {env_id!r}: {error}. Was it trained on another env? Pass the env it "
-            "was trained on with --env."
-        ) from error
-    return env
-
-
-def _held_out_tasks(model: Any, env_id: str, split: str, n: int | None, seed: int) -> list[Any]:
-    task_set = model.task_set
-    tasks = list(task_set.split(split))
-    same_family = task_set.env_id in (None, env_id)
-    if not tasks or not same_family:
-        # no saved tasks of this split for this env: draw a fresh seeded set
-        drawn = maesn_sb3.TaskSet.from_env(env_id, n_train=1, n_test=n or 10, seed=seed + 10_000)
-        return drawn.test
-    if n is not None:
-        if n > len(tasks):
-            raise CLIError(f"--n-tasks must be <= {len(tasks)} (the model's {split} tasks), got {n}")
-        tasks = tasks[:n]
-    return tasks
-
-
 class _Bar:
     """A tqdm progress bar that can be switched off."""
 
@@ -268,15 +168,8 @@ def _format_adaptation(result: Any) -> str:
 
 
 def save_adaptation(result: Any, path: str | os.PathLike[str]) -> None:
-    """Write an AdaptationResult to ``.npz`` (loadable with :func:`load_adaptation`)."""
-    arrays = {key: value for key, value in vars(result).items() if value is not None}
-    np.savez(path, **arrays)
-
-
-def load_adaptation(path: str | os.PathLike[str]) -> Any:
-    """Read an AdaptationResult written by :func:`save_adaptation` (``maesn-sb3 adapt``)."""
-    with np.load(path) as data:
-        return maesn_sb3.AdaptationResult(**{key: data[key] for key in data.files})
+    """Write an AdaptationResult to ``.npz`` (:meth:`~maesn_sb3.AdaptationCurve.save`)."""
+    result.save(path)
 
 
 # -- commands -----------------------------------------------------------------------------------
@@ -293,7 +186,7 @@ def _train_config(args: argparse.Namespace) -> dict[str, Any]:
         path = Path(args.config)
         if not path.is_file():
             raise CLIError(f"--config: no such file {args.config!r}")
-        loaded = _read_yaml(path, "--config") or {}
+        loaded = runs.read_yaml(path, "--config") or {}
         if not isinstance(loaded, dict):
             raise CLIError(f"--config must hold a YAML mapping, got {type(loaded).__name__}")
         unknown = sorted(set(loaded) - set(RUN_KEYS))
@@ -316,9 +209,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from stable_baselines3.common.logger import configure
 
     config = _train_config(args)
-    cls = _algo_class(config["algo"])
+    cls = runs.algo_class(config["algo"])
     config["algo"] = config["algo"].lower()
-    _check_env_id(config["env"])
+    runs.check_env_id(config["env"])
     for key in ("timesteps", "n_tasks", "envs_per_task", "latent_dim", "n_train_tasks"):
         value = config[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -374,9 +267,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     except (TypeError, ValueError) as error:
         env.close()
         raise CLIError(f"bad hyperparameter: {error}") from error
-    output.mkdir(parents=True, exist_ok=True)
     config["maesn_sb3_version"] = maesn_sb3.__version__
-    (output / CONFIG_FILE).write_text(_yaml().safe_dump(config, sort_keys=False), encoding="utf-8")
+    runs.save_config(output, config)
     formats = ["csv"] + (["tensorboard"] if args.tensorboard else []) + (["stdout"] if args.verbose else [])
     model.set_logger(configure(str(output / "logs"), formats))
     print(
@@ -400,8 +292,8 @@ def _model_on_tasks(
 ) -> tuple[Path, Path, Any, str, dict[str, Any], list[Any], Any]:
     """Load the run's model and build its env on the chosen tasks (``adapt`` and ``evaluate``):
     ``(folder, model_path, model, env_id, env_kwargs, tasks, env)``."""
-    folder, model_path, config = _run_dir(args.run)
-    model = _load_model(model_path, config)
+    folder, model_path, config = runs.find_run(args.run)
+    model = runs.load_model(model_path, config)
     env_id = args.env or config.get("env")
     if env_id is None:
         raise CLIError(f"no {CONFIG_FILE} next to {str(model_path)!r}: pass the env id with --env")
@@ -409,8 +301,8 @@ def _model_on_tasks(
     env_kwargs.update(_key_values(args.env_kwarg, "--env-kwarg"))
     if args.reward_type == "none":
         del env_kwargs["reward_type"]
-    tasks = _held_out_tasks(model, env_id, args.split, args.n_tasks, args.seed)
-    env = _make_env(model, env_id, tasks, envs_per_task, args.seed, env_kwargs)
+    tasks = runs.held_out_tasks(model, env_id, args.split, args.n_tasks, args.seed)
+    env = runs.make_run_env(model, env_id, tasks, envs_per_task, args.seed, env_kwargs)
     return folder, model_path, model, env_id, env_kwargs, tasks, env
 
 
@@ -430,7 +322,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         raise CLIError(
             f"--episodes must be a multiple of --envs-per-task = {args.envs_per_task}, got {episodes}"
         )
-    output = _adapt_output(args) or _run_dir(args.run)[0] / ADAPT_FILE
+    output = _adapt_output(args) or runs.find_run(args.run)[0] / ADAPT_FILE
     _check_writable(output, "--output" if args.output else "the run folder's curve")
     _, model_path, model, env_id, env_kwargs, tasks, env = _model_on_tasks(args, args.envs_per_task)
     from stable_baselines3.common.callbacks import BaseCallback
@@ -457,50 +349,21 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         f"(reward {env_kwargs.get('reward_type', 'default')}):"
     )
     print(_format_adaptation(result))
-    output.parent.mkdir(parents=True, exist_ok=True)
-    save_adaptation(result, output)
-    csv_path = output.with_suffix(".csv")
-    rows = ["iteration,env_steps,return,success,eval_return,eval_success"]
-    for k in range(len(result.env_steps)):
-        evaluation = (
-            f"{result.eval_returns[k].mean()},{result.eval_success[k].mean()}"
-            if result.eval_success is not None
-            else ","
-        )
-        rows.append(
-            f"{k},{result.env_steps[k]},{result.mean_return[k]},{result.mean_success[k]},{evaluation}"
-        )
-    csv_path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    output, csv_path = runs.save_adaptation(result, output)
     print(f"curve saved to {output} and {csv_path}")
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from maesn_sb3.common.rollouts import collect_episodes
+    from maesn_sb3.evaluation import evaluate_latents
 
     if args.output:
         _check_writable(Path(args.output), "--output")
     _, model_path, model, env_id, _, tasks, env = _model_on_tasks(args, args.episodes)
-    import torch as th
-    from stable_baselines3.common.utils import set_random_seed
 
-    set_random_seed(args.seed)
-    env.seed(args.seed)
-    dim = model.latent_dim
-    means = np.zeros((len(tasks), dim))
-    if args.latent == "trained":
-        if args.split != "train":
-            raise CLIError("--latent trained needs --split train (held-out tasks have no trained latent)")
-        with th.no_grad():
-            means = model.latents.means[: len(tasks)].cpu().numpy()
-            stds = model.latents.log_stds[: len(tasks)].exp().cpu().numpy()
-    else:
-        stds = np.ones((len(tasks), dim))
-    if args.deterministic:
-        stds = np.zeros_like(stds)
-    env.set_latent_distributions(means, stds)
+    if args.latent == "trained" and args.split != "train":
+        raise CLIError("--latent trained needs --split train (held-out tasks have no trained latent)")
     bar = _Bar(len(tasks) * args.episodes, "evaluating", not args.no_progress)
-
     finished = np.zeros(env.num_envs, dtype=bool)
 
     def on_step(step: dict[str, Any]) -> bool:
@@ -508,11 +371,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         finished[:] |= step["dones"]
         return True
 
-    batch, _ = collect_episodes(env, model.policy, 1, args.deterministic, on_step)
+    returns, success = evaluate_latents(
+        model, env, args.latent, args.deterministic, seed=args.seed, on_step=on_step
+    )
     bar.close()
     env.close()
-    returns = batch.per_task(batch.episode_returns, len(tasks))
-    success = batch.per_task(batch.success.astype(float), len(tasks))
     print(
         f"{model_path} on {len(tasks)} {args.split} task(s) of {env_id}, {args.episodes} episode(s) each, "
         f"latent from {'the prior' if args.latent == 'prior' else 'the trained task latents'}"
@@ -534,7 +397,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
         from maesn_sb3 import plotting
     except ImportError as error:
         raise CLIError(str(error)) from error
-    folder, model_path, config = _run_dir(args.run)
+    folder, model_path, config = runs.find_run(args.run)
     output = Path(args.output or folder)
     _check_writable(output / "plot.png", "--output" if args.output else "the run folder")
     output.mkdir(parents=True, exist_ok=True)
@@ -560,12 +423,12 @@ def cmd_plot(args: argparse.Namespace) -> int:
             else:
                 fig = None
         else:
-            model = _load_model(model_path, config)
+            model = runs.load_model(model_path, config)
             env_id = args.env or config.get("env")
             if env_id is None:
                 raise CLIError(f"no {CONFIG_FILE} next to {str(model_path)!r}: pass the env id with --env")
-            _check_env_id(env_id)
-            tasks = _held_out_tasks(model, env_id, "test", None, args.seed)
+            runs.check_env_id(env_id)
+            tasks = runs.held_out_tasks(model, env_id, "test", None, args.seed)
             if not 0 <= args.task < len(tasks):
                 raise CLIError(f"--task must lie in [0, {len(tasks)}), got {args.task}")
             adaptation = load_adaptation(folder / ADAPT_FILE) if (folder / ADAPT_FILE).is_file() else None
@@ -596,19 +459,9 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
-def _benchmark_script() -> Path:
-    return Path(__file__).resolve().parents[1] / "benchmarks" / "adaptation.py"
-
-
 def cmd_benchmark(args: argparse.Namespace) -> int:
-    script = _benchmark_script()
-    if not script.is_file():
-        raise CLIError(
-            f"the comparison benchmark {str(script)!r} is not available: it ships with a source checkout "
-            "of maesn-sb3 (git clone), not with the installed package"
-        )
     # a child process: the benchmark runs its own worker processes and reads its own argv
-    return subprocess.call([sys.executable, str(script), *args.benchmark_args])
+    return subprocess.call([sys.executable, "-m", "maesn_sb3.benchmark", *args.benchmark_args])
 
 
 # -- parser -------------------------------------------------------------------------------------
@@ -788,10 +641,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     benchmark = commands.add_parser(
         "benchmark",
-        help="run the comparison benchmark's tiers (benchmarks/adaptation.py of a source checkout)",
-        description="Runs benchmarks/adaptation.py (MAESN against the baselines on held-out tasks) with the "
-        "remaining arguments, e.g. `maesn-sb3 benchmark --tier quick`; `maesn-sb3 benchmark -- --help` lists "
-        "its tiers and options. Needs a source checkout (git clone).",
+        help="run the comparison benchmark's tiers (maesn_sb3.benchmark)",
+        description="Runs the adaptation benchmark (maesn_sb3.benchmark: MAESN against the baselines on "
+        "held-out tasks) with the remaining arguments, e.g. `maesn-sb3 benchmark --tier quick`; "
+        "`maesn-sb3 benchmark -- --help` lists its tiers and options.",
     )
     benchmark.add_argument("benchmark_args", nargs=argparse.REMAINDER, help="arguments for the benchmark")
     benchmark.set_defaults(func=cmd_benchmark)

@@ -21,6 +21,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from stable_baselines3.common.env_util import is_wrapped
 from stable_baselines3.common.utils import set_random_seed
 
 try:
@@ -32,7 +33,7 @@ except ImportError as error:  # pragma: no cover - exercised only without matplo
 
 from maesn_sb3.maesn import MAESN, AdaptationResult
 from maesn_sb3.tasks import check_task_env
-from wrappers.latent import LatentWrapper
+from wrappers.latent import LatentWrapper, append_latent
 
 __all__ = [
     "exploration_paths",
@@ -73,11 +74,7 @@ def _task_env(env: str | gym.Env, env_kwargs: dict[str, Any] | None) -> tuple[gy
         made = env
     else:
         raise TypeError(f"env must be an env id or a gymnasium.Env, got {type(env).__name__}")
-    chain, inner = [], made
-    while isinstance(inner, gym.Wrapper):
-        chain.append(inner)
-        inner = inner.env
-    if any(isinstance(w, LatentWrapper) for w in chain):
+    if is_wrapped(made, LatentWrapper):
         raise ValueError("env must come without a LatentWrapper: the plot chooses the latent of each episode")
     check_task_env(made)
     return made, isinstance(env, str)
@@ -130,7 +127,7 @@ def exploration_paths(
             obs, _ = instance.reset(seed=seed + i)
             path, done = [position(obs)], False
             while not done:
-                action, _ = model.predict(np.concatenate([obs, z]), deterministic=deterministic)
+                action, _ = model.predict(append_latent(obs, z), deterministic=deterministic)
                 obs, _, terminated, truncated, _ = instance.step(action)
                 path.append(position(obs))
                 done = terminated or truncated

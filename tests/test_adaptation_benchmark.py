@@ -13,7 +13,8 @@ import torch as th
 from stable_baselines3 import PPO
 
 from maesn_sb3 import MultiTaskPPO, TaskSet, make_meta_vec_env, ppo_from_scratch
-from maesn_sb3.baselines import TaskResamplingCallback, finetune_ppo
+from maesn_sb3.common.callbacks import TaskResamplingCallback
+from maesn_sb3.ppo import finetune_ppo
 
 ENV_ID = "maesn_sb3/PointNav2D-v0"
 ROOT = Path(__file__).resolve().parents[1]

@@ -60,3 +60,12 @@ def test_the_project_alone_in_a_fresh_venv_makes_every_registered_env(tmp_path: 
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert str(venv) in done.stdout
+    # the benchmark ships in the package: `maesn-sb3 benchmark` runs without a source checkout
+    bench = subprocess.run(
+        [str(venv / "bin" / "maesn-sb3"), "benchmark", "--", "--help"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert bench.returncode == 0 and "--tier" in bench.stdout, bench.stderr[-3000:]

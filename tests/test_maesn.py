@@ -12,9 +12,10 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 from maesn_sb3 import MAESN, LSBaseline, TaskSet, make_meta_vec_env
 from maesn_sb3.common import LinearFeatureBaseline, discounted_returns, gae_advantages
 from maesn_sb3.maesn.policies import TaskLatents, gaussian_log_prob, latent_kl
+from tests.conftest import ENV_ID, DictPoint, DiscretePoint
+from tests.conftest import SMALL as SMALL_ENV
 
-ENV_ID = "maesn_sb3/PointNav2D-v0"
-SMALL = {"n_tasks": 2, "envs_per_task": 3, "latent_dim": 2, "env_kwargs": {"max_episode_steps": 8}}
+SMALL = {**SMALL_ENV, "latent_dim": 2}
 
 
 def small_env(seed: int = 0, **overrides) -> object:
@@ -23,28 +24,6 @@ def small_env(seed: int = 0, **overrides) -> object:
 
 def small_model(algo=MAESN, seed: int = 0, **kwargs) -> MAESN:
     return algo("MlpPolicy", small_env(seed), n_train_tasks=6, seed=seed, **kwargs)
-
-
-class DiscretePoint(gym.ActionWrapper):
-    """PointNav2D with four discrete moves."""
-
-    moves = np.array([[1, 0], [-1, 0], [0, 1], [0, -1]], dtype=np.float32)
-
-    def __init__(self, env: gym.Env) -> None:
-        super().__init__(env)
-        self.action_space = gym.spaces.Discrete(4)
-
-    def action(self, action: int) -> np.ndarray:
-        return self.moves[int(action)]
-
-
-class DictPoint(gym.ObservationWrapper):
-    def __init__(self, env: gym.Env) -> None:
-        super().__init__(env)
-        self.observation_space = gym.spaces.Dict({"position": env.observation_space})
-
-    def observation(self, observation: np.ndarray) -> dict[str, np.ndarray]:
-        return {"position": observation}
 
 
 ALGOS = [MAESN, LSBaseline]

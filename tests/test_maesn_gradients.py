@@ -14,8 +14,8 @@ import pytest
 import torch as th
 
 from maesn_sb3 import MAESN, MAML, RL2, LSBaseline, MetaTaskVecEnv, MultiTaskPPO, make_meta_vec_env
-from maesn_sb3.baselines import finetune_ppo, ppo_from_scratch
 from maesn_sb3.maesn.policies import TaskLatents, gaussian_log_prob
+from maesn_sb3.ppo import finetune_ppo, ppo_from_scratch
 from wrappers.rl2 import RL2Wrapper
 
 POINT = "maesn_sb3/PointNav2D-v0"

@@ -11,37 +11,12 @@ import torch as th
 from stable_baselines3.common.callbacks import BaseCallback
 
 from maesn_sb3 import MAML, TaskSet, make_meta_vec_env
-
-ENV_ID = "maesn_sb3/PointNav2D-v0"
-SMALL = {"n_tasks": 2, "envs_per_task": 3, "env_kwargs": {"max_episode_steps": 8}}
-
-
-def small_env(seed: int = 0, **overrides) -> object:
-    return make_meta_vec_env(ENV_ID, seed=seed, **{**SMALL, **overrides})
+from tests.conftest import ENV_ID, DictPoint, DiscretePoint
+from tests.conftest import small_meta_env as small_env
 
 
 def small_model(seed: int = 0, **kwargs) -> MAML:
     return MAML("MlpPolicy", small_env(seed), n_train_tasks=6, seed=seed, **kwargs)
-
-
-class DiscretePoint(gym.ActionWrapper):
-    moves = np.array([[1, 0], [-1, 0], [0, 1], [0, -1]], dtype=np.float32)
-
-    def __init__(self, env: gym.Env) -> None:
-        super().__init__(env)
-        self.action_space = gym.spaces.Discrete(4)
-
-    def action(self, action: int) -> np.ndarray:
-        return self.moves[int(action)]
-
-
-class DictPoint(gym.ObservationWrapper):
-    def __init__(self, env: gym.Env) -> None:
-        super().__init__(env)
-        self.observation_space = gym.spaces.Dict({"position": env.observation_space})
-
-    def observation(self, observation: np.ndarray) -> dict[str, np.ndarray]:
-        return {"position": observation}
 
 
 @pytest.mark.parametrize("first_order", [False, True])

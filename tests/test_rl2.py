@@ -9,6 +9,7 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 from maesn_sb3 import RL2, TaskSet, make_meta_vec_env
+from tests.conftest import DictPoint, DiscretePoint
 from wrappers import RL2Wrapper
 
 ENV_ID = "maesn_sb3/PointNav2D-v0"
@@ -16,26 +17,6 @@ ENV_ID = "maesn_sb3/PointNav2D-v0"
 
 def point(horizon: int = 4, **kwargs) -> gym.Env:
     return gym.make(ENV_ID, max_episode_steps=horizon, **kwargs)
-
-
-class DiscretePoint(gym.ActionWrapper):
-    moves = np.array([[1, 0], [-1, 0], [0, 1], [0, -1]], dtype=np.float32)
-
-    def __init__(self, env: gym.Env) -> None:
-        super().__init__(env)
-        self.action_space = gym.spaces.Discrete(4)
-
-    def action(self, action: int) -> np.ndarray:
-        return self.moves[int(action)]
-
-
-class DictPoint(gym.ObservationWrapper):
-    def __init__(self, env: gym.Env) -> None:
-        super().__init__(env)
-        self.observation_space = gym.spaces.Dict({"position": env.observation_space})
-
-    def observation(self, observation: np.ndarray) -> dict[str, np.ndarray]:
-        return {"position": observation}
 
 
 # -- the wrapper ----------------------------------------------------------------------------------

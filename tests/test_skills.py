@@ -18,18 +18,16 @@ from stable_baselines3.common.logger import KVWriter, Logger
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecNormalize
 
 import maesn_sb3  # noqa: F401  (registers the envs)
-from wrappers import (
+from maesn_sb3.skills import (
     DIAYNCallback,
     DIAYNDictReplayBuffer,
     DIAYNDictRolloutBuffer,
     DIAYNReplayBuffer,
     DIAYNRolloutBuffer,
-    SkillActionWrapper,
-    SkillDiscriminator,
     SkillVecNormalize,
-    SkillWrapper,
     mix_rewards,
 )
+from wrappers import SkillActionWrapper, SkillDiscriminator, SkillWrapper
 
 ENV_ID = "maesn_sb3/PointNav2D-v0"
 SUBPROC_ENV_ID = "maesn_sb3:maesn_sb3/PointNav2D-v0"  # "module:id" imports maesn_sb3 in the workers

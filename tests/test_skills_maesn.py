@@ -18,16 +18,8 @@ from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
 from maesn_sb3 import MAESN, make_meta_vec_env
-from wrappers import (
-    LatentWrapper,
-    SkillActionVecEnv,
-    SkillActionWrapper,
-    SkillDiscriminator,
-    SkillRewardCallback,
-    SkillVecNormalize,
-    SkillWrapper,
-    VecSkillReward,
-)
+from maesn_sb3.skills import SkillActionVecEnv, SkillRewardCallback, SkillVecNormalize, VecSkillReward
+from wrappers import LatentWrapper, SkillActionWrapper, SkillDiscriminator, SkillWrapper
 
 ENV_ID = "maesn_sb3/PointNav2D-v0"
 SUBPROC_ENV_ID = "maesn_sb3:maesn_sb3/PointNav2D-v0"  # "module:id" imports maesn_sb3 in the workers

@@ -1,14 +1,75 @@
-"""Per-episode latent injection."""
+"""Per-episode latent injection, and the one definition of where a latent sits in an observation.
+
+A 1-D ``Box`` observation carries the latent in its last ``latent_dim`` entries; a ``Dict`` one under
+the :data:`LATENT_KEY` key. Everything that builds or reads such observations (the wrappers, episode
+batches, the algorithms' losses and ``predict``, the skill VecEnvs) goes through :func:`append_latent`,
+:func:`split_latent`, :func:`strip_latent`, :func:`replace_latent` and :func:`strip_latent_space`.
+"""
 
 from __future__ import annotations
 
-from typing import Any, SupportsFloat
+from typing import Any, SupportsFloat, TypeVar
 
 import gymnasium as gym
 import numpy as np
+import torch as th
 from gymnasium import spaces
 
-__all__ = ["LatentWrapper"]
+__all__ = [
+    "LATENT_KEY",
+    "LatentWrapper",
+    "append_latent",
+    "replace_latent",
+    "split_latent",
+    "strip_latent",
+    "strip_latent_space",
+]
+
+#: The key of the latent in a ``Dict`` observation.
+LATENT_KEY = "latent"
+
+Array = TypeVar("Array", np.ndarray, th.Tensor)
+
+
+def append_latent(obs: Array | dict[str, Array], latent: Array) -> Array | dict[str, Array]:
+    """``obs`` (one observation or a batch, numpy or torch) with ``latent`` added: appended on the last
+    axis of an array, under :data:`LATENT_KEY` of a dict.
+
+    Example:
+        >>> append_latent(np.zeros((2, 3)), np.ones((2, 1))).tolist()
+        [[0.0, 0.0, 0.0, 1.0], [0.0, 0.0, 0.0, 1.0]]
+    """
+    if isinstance(obs, dict):
+        return {**obs, LATENT_KEY: latent}
+    if isinstance(obs, th.Tensor):
+        return th.cat([obs, latent], dim=-1)
+    return np.concatenate([obs, latent], axis=-1)
+
+
+def split_latent(obs: Array | dict[str, Array], latent_dim: int) -> tuple[Array | dict[str, Array], Array]:
+    """``(obs without its latent, the latent)`` of an observation or batch built by :func:`append_latent`."""
+    latent = obs[LATENT_KEY] if isinstance(obs, dict) else obs[..., -latent_dim:]
+    return strip_latent(obs, latent_dim), latent
+
+
+def strip_latent(obs: Array | dict[str, Array], latent_dim: int) -> Array | dict[str, Array]:
+    """The observation (or batch) without its latent (a dict without the key is returned as it is)."""
+    if isinstance(obs, dict):
+        return {k: v for k, v in obs.items() if k != LATENT_KEY}
+    return obs[..., :-latent_dim]
+
+
+def replace_latent(obs: Array | dict[str, Array], latent: Array) -> Array | dict[str, Array]:
+    """The observation (or batch) with its latent replaced by ``latent`` (``(..., latent_dim)``)."""
+    return append_latent(strip_latent(obs, latent.shape[-1]), latent)
+
+
+def strip_latent_space(space: spaces.Space, latent_dim: int) -> spaces.Space:
+    """The observation space without its latent part (the inverse of :func:`latent_observation_space`)."""
+    if isinstance(space, spaces.Dict):
+        return spaces.Dict({k: v for k, v in space.spaces.items() if k != LATENT_KEY})
+    return spaces.Box(space.low[:-latent_dim], space.high[:-latent_dim], dtype=space.dtype)
+
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -49,9 +110,9 @@ def latent_observation_space(
         )
         return with_latent, space.shape[0]
     if isinstance(space, spaces.Dict):
-        if "latent" in space.spaces:
-            raise ValueError("the Dict observation space of env already has a 'latent' key")
-        return spaces.Dict({**space.spaces, "latent": latent_space}), None
+        if LATENT_KEY in space.spaces:
+            raise ValueError(f"the Dict observation space of env already has a {LATENT_KEY!r} key")
+        return spaces.Dict({**space.spaces, LATENT_KEY: latent_space}), None
     raise TypeError(
         f"{owner} needs a 1-D Box or a Dict observation space, got {space}; "
         "flatten other spaces first (gymnasium.wrappers.FlattenObservation)"
@@ -137,7 +198,7 @@ class LatentWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
     def _with_latent(self, obs: Any) -> Any:
         if self._template is None:
-            return {**obs, "latent": self._latent.copy()}
+            return append_latent(obs, self._latent.copy())
         out = self._template.copy()
         out[self._head] = obs
         return out
@@ -171,7 +232,7 @@ class LatentWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         info["latent"] = self._latent.copy()
         template = self._template
         if template is None:
-            return {**obs, "latent": self._latent.copy()}, reward, terminated, truncated, info
+            return self._with_latent(obs), reward, terminated, truncated, info
         out = template.copy()  # the hot path: one copy and one slice assignment
         out[self._head] = obs
         return out, reward, terminated, truncated, info

@@ -10,7 +10,13 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
-from wrappers.latent import _FLOAT32_MAX, LatentWrapper, _as_vector, latent_observation_space
+from wrappers.latent import (
+    _FLOAT32_MAX,
+    LatentWrapper,
+    _as_vector,
+    append_latent,
+    latent_observation_space,
+)
 
 __all__ = ["LatentVectorWrapper"]
 
@@ -168,7 +174,7 @@ class LatentVectorWrapper(gym.vector.VectorWrapper, gym.utils.RecordConstructorA
 
     def _with_latents(self, obs: Any) -> Any:
         if self._obs_size is None:
-            return {**obs, "latent": self._latents.copy()}
+            return append_latent(obs, self._latents.copy())
         out = np.empty((self.num_envs, self._obs_size + self.latent_dim), dtype=np.float32)
         out[:, : self._obs_size] = obs
         out[:, self._obs_size :] = self._latents
@@ -176,7 +182,7 @@ class LatentVectorWrapper(gym.vector.VectorWrapper, gym.utils.RecordConstructorA
 
     def _one_with_latent(self, obs: Any, latent: np.ndarray) -> Any:
         if self._obs_size is None:
-            return {**obs, "latent": latent.copy()}
+            return append_latent(obs, latent.copy())
         out = np.empty(self._obs_size + self.latent_dim, dtype=np.float32)
         out[: self._obs_size] = obs
         out[self._obs_size :] = latent

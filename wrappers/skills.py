@@ -69,7 +69,7 @@ class SkillWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
     on reset and step. ``reset(options={"skill": k})`` forces skill ``k`` for one episode.
 
     The wrapper does not change rewards: the DIAYN reward needs the discriminator, which lives with
-    the learner (see :class:`wrappers.SkillDiscriminator` and :mod:`wrappers.relabel`).
+    the learner (see :class:`wrappers.SkillDiscriminator` and :mod:`maesn_sb3.skills`).
 
     Example:
         >>> import gymnasium as gym

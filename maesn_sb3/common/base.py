@@ -1,146 +1,55 @@
-"""What the meta-learning algorithms share: argument checks, the adaptation curve, the learn loop."""
+"""What the meta-learning algorithms share: the adaptation curve and ``MetaAlgorithm``."""
 
 from __future__ import annotations
 
-import inspect
+import dataclasses
 import io
-import json
 import os
 import pathlib
 import time
 import warnings
-import zipfile
 from abc import abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
+import gymnasium as gym
 import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.common.utils import check_for_correct_spaces, set_random_seed
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+
+from maesn_sb3.common.advantages import LinearFeatureBaseline
+from maesn_sb3.common.policies import MlpPolicy, MultiInputPolicy
+from maesn_sb3.common.rollouts import EpisodeBatch, collect_episodes
+from maesn_sb3.common.trpo import TRPOStats, trpo_step
+from maesn_sb3.common.validators import (  # still importable from here, their old home
+    check_episodes,
+    check_float,
+    check_int,
+    check_model_file,
+    check_observation,
+    check_seed,
+    check_timesteps,
+    check_unit_interval,
+)
+from maesn_sb3.tasks import TaskSet, check_task_env
+from maesn_sb3.vec_env import MetaTaskVecEnv
+
+__all__ = ["AdaptationCurve", "MetaAlgorithm", "adaptation_env", "steps_per_task"]
 
 SelfMetaAlgorithm = TypeVar("SelfMetaAlgorithm", bound="MetaAlgorithm")
-
-
-def check_int(name: str, value: Any, minimum: int = 1) -> int:
-    """``value`` as an int, or a ``ValueError`` naming ``name`` unless it is an int ``>= minimum``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def check_float(name: str, value: Any, minimum: float | None = None, strict: bool = False) -> float:
-    """``value`` as a finite float ``>= minimum`` (``> minimum`` if ``strict``), else a ``ValueError``."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
-    if not np.isfinite(number) or (
-        minimum is not None and (number <= minimum if strict else number < minimum)
-    ):
-        bound = "" if minimum is None else f" {'>' if strict else '>='} {minimum:g}"
-        raise ValueError(f"{name} must be a finite number{bound}, got {value!r}")
-    return number
+SelfCurve = TypeVar("SelfCurve", bound="AdaptationCurve")
 
 
 def steps_per_task(total_steps: int | np.ndarray, n_tasks: int) -> int | np.ndarray:
     """Env steps per task slot from the steps of ``n_tasks`` slots together (the adaptation curves' unit)."""
     return np.rint(np.asarray(total_steps) / n_tasks).astype(np.int64)
-
-
-def check_seed(name: str, value: Any) -> int | None:
-    """``value`` as a seed: None or an int ``>= 0``, else a ``ValueError`` naming ``name``."""
-    return None if value is None else check_int(name, value, minimum=0)
-
-
-def check_timesteps(value: Any) -> int:
-    """``total_timesteps`` as an int ``>= 0`` (a whole float such as ``1e6`` is accepted, as in SB3)."""
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"total_timesteps must be an int (env steps), got {value!r}")
-    if value < 0:
-        raise ValueError(f"total_timesteps must be >= 0, got {value!r}")
-    return int(value)
-
-
-def _numeric(name: str, value: Any) -> np.ndarray:
-    array = np.asarray(value)
-    if array.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must be an array of numbers, got {value!r:.100}")
-    return array
-
-
-def check_observation(
-    observation: Any, space: spaces.Space, n_features: Sequence[int] | None = None
-) -> np.ndarray | dict[str, np.ndarray]:
-    """One observation of ``space`` or a batch of them, as numeric arrays; else an error saying what
-    came and what is expected. For a 1-D ``Box`` the accepted sizes are ``n_features`` (default: the
-    space's)."""
-    if isinstance(space, spaces.Dict):
-        if not isinstance(observation, dict):
-            raise TypeError(
-                f"observation must be a dict with keys {sorted(space.spaces)} (the model's Dict space), "
-                f"got {type(observation).__name__}"
-            )
-        return {key: _numeric(f"observation[{key!r}]", value) for key, value in observation.items()}
-    array = _numeric("observation", observation)
-    if isinstance(space, spaces.Box) and len(space.shape) == 1:
-        sizes = tuple(n_features) if n_features else space.shape
-        if array.ndim not in (1, 2) or array.shape[-1] not in sizes:
-            expected = " or ".join(f"({n},) or (n_envs, {n})" for n in sizes)
-            features = " or ".join(str(n) for n in sizes)
-            raise ValueError(
-                f"observation must have shape {expected} ({features} features), got shape {array.shape}"
-            )
-    return array
-
-
-_GENERIC_ARGUMENTS = {
-    "self", "policy", "env", "learning_rate", "policy_kwargs", "stats_window_size", "tensorboard_log",
-    "verbose", "seed", "device", "_init_setup_model", "kwargs",
-}  # fmt: skip
-
-
-def check_model_file(path: str | os.PathLike[str], cls: type[BaseAlgorithm]) -> pathlib.Path:
-    """The model zip at ``path`` (or ``path.zip``, as SB3 tries), checked to hold a ``cls`` model.
-
-    Reads only the zip's JSON ``data`` (no pickle is run); raises ``FileNotFoundError`` for a missing
-    file and ``ValueError`` for a file that is not a complete model zip or holds another algorithm.
-    """
-    file = pathlib.Path(path)
-    if not file.is_file():
-        zipped = file.with_name(file.name + ".zip")
-        if file.suffix != ".zip" and zipped.is_file():
-            file = zipped
-        else:
-            also = "" if file.suffix == ".zip" else f" (nor at {zipped})"
-            raise FileNotFoundError(f"no model file at {os.fspath(path)}{also}")
-    try:
-        with zipfile.ZipFile(file) as archive:
-            data = json.loads(archive.read("data"))
-    except (zipfile.BadZipFile, KeyError, ValueError, EOFError, OSError) as error:
-        raise ValueError(
-            f"{file} is not a readable model zip ({type(error).__name__}: {error}): truncated, corrupt or "
-            f"not saved by model.save(); save the model again"
-        ) from None
-    saved = data.get("_algorithm")
-    if saved is not None and saved != cls.__name__:
-        raise ValueError(f"{file} holds a {saved} model, not a {cls.__name__} one; load it with {saved}.load")
-    if saved is None:  # saved by another library, or before the algorithm was recorded
-        expected = [n for n in inspect.signature(cls.__init__).parameters if n not in _GENERIC_ARGUMENTS]
-        missing = [name for name in expected if name not in data]
-        if missing:
-            module = data.get("policy_class", {}).get("__module__", "an unknown module")
-            raise ValueError(
-                f"{file} does not hold a {cls.__name__} model: it lacks {', '.join(missing)} (its policy "
-                f"class comes from {module}); load it with the class that saved it, e.g. "
-                "stable_baselines3.PPO.load for an SB3 PPO model"
-            )
-    return file
 
 
 @dataclass
@@ -169,9 +78,309 @@ class AdaptationCurve:
         """Mean success rate per iteration, over tasks."""
         return self.success.mean(axis=1)
 
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the curve's arrays to an ``.npz`` file (``np.savez`` adds the suffix if missing)."""
+        arrays = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        np.savez(path, **{key: value for key, value in arrays.items() if value is not None})
+
+    @classmethod
+    def load(cls: type[SelfCurve], path: str | os.PathLike[str]) -> SelfCurve:
+        """Read a curve written by :meth:`save`."""
+        with np.load(path) as data:
+            return cls(**{key: data[key] for key in data.files})
+
+
+def adaptation_env(
+    env: GymEnv,
+    check_meta: Callable[[MetaTaskVecEnv], Any],
+    wrap: Callable[[gym.Env], gym.Env] = lambda env: env,
+    observation_space: spaces.Space | None = None,
+    action_space: spaces.Space | None = None,
+) -> MetaTaskVecEnv:
+    """The env that ``adapt`` samples from: ``env`` itself when it is a :class:`MetaTaskVecEnv` (checked
+    by ``check_meta``), or one task env (through ``wrap``) as a one-slot :class:`MetaTaskVecEnv`."""
+    if isinstance(env, MetaTaskVecEnv):
+        check_meta(env)
+        meta = env
+    elif isinstance(env, VecEnv):
+        raise TypeError(f"env must be a MetaTaskVecEnv or a single gymnasium.Env, got {type(env).__name__}")
+    elif isinstance(env, gym.Env):
+        check_task_env(env)
+        single = wrap(env)
+        meta = MetaTaskVecEnv(DummyVecEnv([lambda: single]), n_tasks=1)
+    else:
+        raise TypeError(f"env must be a MetaTaskVecEnv or a gymnasium.Env, got {type(env).__name__}")
+    if observation_space is not None and action_space is not None:
+        check_for_correct_spaces(meta, observation_space, action_space)
+    return meta
+
 
 class MetaAlgorithm(BaseAlgorithm):
-    """An SB3 algorithm that learns in whole meta-iterations (``_meta_iteration``), as MAESN and MAML."""
+    """The meta-RL counterpart of SB3's ``OnPolicyAlgorithm``: what MAESN and MAML share.
+
+    It owns the training tasks, sampling episodes from a :class:`~maesn_sb3.MetaTaskVecEnv` (with the
+    callback hook), the learn loop in whole meta-iterations, the TRPO step with its logging, the
+    adaptation env and the adapt loop, and exact save/load. A subclass supplies its maths:
+    ``_meta_iteration`` (inner step and outer loss) and, for :meth:`adapt`, what it samples with and
+    how one adaptation step changes it. The class attribute ``uses_latent`` says whether the env's
+    sub-envs must carry a ``LatentWrapper`` (MAESN) or must not (MAML).
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "MlpPolicy": MlpPolicy,
+        "MultiInputPolicy": MultiInputPolicy,
+    }
+    uses_latent: ClassVar[bool] = False
+    env: MetaTaskVecEnv | None
+
+    def __init__(
+        self,
+        policy: str | type[BasePolicy],
+        env: GymEnv | None,
+        task_set: TaskSet | None,
+        n_train_tasks: int,
+        episodes_per_task: int | None,
+        max_kl: float,
+        gamma: float,
+        gae_lambda: float,
+        cg_max_steps: int,
+        cg_damping: float,
+        line_search_shrinking_factor: float,
+        line_search_max_iter: int,
+        inner_reward_key: str | None,
+        learning_rate: float | Schedule,
+        stats_window_size: int,
+        tensorboard_log: str | None,
+        policy_kwargs: dict[str, Any] | None,
+        verbose: int,
+        seed: int | None,
+        device: th.device | str,
+    ) -> None:
+        if env is not None:
+            self._check_env(env)
+        super().__init__(
+            policy,
+            env,
+            learning_rate=learning_rate,
+            policy_kwargs=policy_kwargs,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            verbose=verbose,
+            device=device,
+            support_multi_env=True,
+            monitor_wrapper=False,
+            seed=seed,
+            supported_action_spaces=(spaces.Box, spaces.Discrete),
+        )
+        if task_set is not None and not isinstance(task_set, TaskSet):
+            raise TypeError(f"task_set must be a TaskSet or None, got {type(task_set).__name__}")
+        self.task_set = task_set
+        self.n_train_tasks = check_int("n_train_tasks", n_train_tasks)
+        self.episodes_per_task = episodes_per_task
+        self.max_kl = check_float("max_kl", max_kl, 0.0, strict=True)
+        self.gamma = check_unit_interval("gamma", gamma)
+        self.gae_lambda = check_unit_interval("gae_lambda", gae_lambda)
+        self.cg_max_steps = check_int("cg_max_steps", cg_max_steps)
+        self.cg_damping = check_float("cg_damping", cg_damping, 0.0)
+        self.line_search_shrinking_factor = check_unit_interval(
+            "line_search_shrinking_factor", line_search_shrinking_factor, open_low=True, open_high=True
+        )
+        self.line_search_max_iter = check_int("line_search_max_iter", line_search_max_iter)
+        if inner_reward_key is not None and not isinstance(inner_reward_key, str):
+            raise TypeError(f"inner_reward_key must be a str or None, got {inner_reward_key!r}")
+        self.inner_reward_key = inner_reward_key
+        if env is not None:
+            self._rounds(env, self.episodes_per_task)
+
+    # -- env and tasks ----------------------------------------------------------------------------------
+    def _check_env(self, env: GymEnv) -> None:
+        """A ``TypeError`` unless ``env`` is a :class:`MetaTaskVecEnv`; a ``ValueError`` unless its
+        sub-envs carry a latent wrapper exactly when the algorithm uses one."""
+        if not isinstance(env, MetaTaskVecEnv):
+            latent = ", latent_dim=2" if self.uses_latent else ""
+            raise TypeError(
+                f"env must be a MetaTaskVecEnv, got {type(env).__name__}; build one with "
+                f"maesn_sb3.make_meta_vec_env(env_id, n_tasks, envs_per_task{latent})"
+            )
+        if self.uses_latent and not env.has_latent:
+            raise ValueError(
+                "env's sub-envs carry no LatentWrapper: build it with make_meta_vec_env(..., latent_dim=2)"
+            )
+        if not self.uses_latent and env.has_latent:
+            raise ValueError(
+                f"env's sub-envs carry a LatentWrapper, but {type(self).__name__} has no latent: build the "
+                "env without latent_dim"
+            )
+
+    @staticmethod
+    def _rounds(env: MetaTaskVecEnv, episodes: int | None, name: str = "episodes_per_task") -> int:
+        """Rounds of ``env.envs_per_task`` episodes that make ``episodes`` per task (None: one)."""
+        return check_episodes(name, episodes, env.envs_per_task)
+
+    def set_env(self, env: GymEnv, force_reset: bool = True) -> None:
+        self._check_env(env)
+        self._rounds(env, self.episodes_per_task)
+        super().set_env(env, force_reset)
+
+    def _setup_meta_model(self) -> None:
+        """The policy, the training tasks (drawn from the env when none were given), the task sampler
+        and the linear feature baseline: what ``_setup_model`` of every meta-algorithm starts with."""
+        self._setup_lr_schedule()
+        self.set_random_seed(self.seed)
+        self.policy = self.policy_class(
+            self.observation_space, self.action_space, self.lr_schedule, **self.policy_kwargs
+        ).to(self.device)
+        if self.task_set is None:
+            if self.env is None:
+                raise ValueError(f"a {type(self).__name__} model without env needs a task_set")
+            self.env.reset()  # consumes the seeds, so the task draw is reproducible
+            self.task_set = TaskSet(train=self.env.sample_tasks(self.n_train_tasks), test=[])
+        if getattr(self, "_task_rng", None) is None:
+            self._task_rng = np.random.default_rng(self.seed)
+        self._baseline = LinearFeatureBaseline()
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "_baseline"]
+
+    def _draw_tasks(self, env: MetaTaskVecEnv) -> np.ndarray:
+        """Draw one training task per slot of ``env`` (without replacement when there are enough), set
+        them on the env and return their indices in ``task_set.train``."""
+        n_train = len(self.task_set.train)
+        slots = self._task_rng.choice(n_train, size=env.n_tasks, replace=n_train < env.n_tasks)
+        env.set_tasks([self.task_set.train[i] for i in slots])
+        return slots
+
+    # -- sampling ---------------------------------------------------------------------------------------
+    def _collect(
+        self,
+        env: MetaTaskVecEnv,
+        policy: Any,
+        n_rounds: int,
+        callback: BaseCallback | None = None,
+        deterministic: bool = False,
+        reward_key: str | None = None,
+    ) -> tuple[EpisodeBatch, bool]:
+        """Sample ``n_rounds`` rounds of episodes with ``policy``; with ``callback`` (training), every
+        vectorised step counts in ``num_timesteps``, feeds the info buffers and calls the callback,
+        whose False stops sampling (the bool returned)."""
+        self.policy.set_training_mode(False)
+        on_step = None
+        if callback is not None:
+            callback.on_rollout_start()
+
+            def on_step(step: dict[str, Any]) -> bool:
+                self.num_timesteps += step["n_steps"]
+                self._update_info_buffer(step["infos"], step["dones"])
+                callback.update_locals(step)
+                return callback.on_step()
+
+        batch, completed = collect_episodes(env, policy, n_rounds, deterministic, on_step, reward_key)
+        if callback is not None:
+            callback.on_rollout_end()
+        return batch, completed
+
+    # -- the outer update -------------------------------------------------------------------------------
+    def _trpo_update(
+        self,
+        params: Sequence[th.Tensor],
+        loss_fn: Callable[[], th.Tensor],
+        kl_fn: Callable[[], th.Tensor],
+        fisher_kl_fn: Callable[[], th.Tensor] | None = None,
+    ) -> TRPOStats:
+        """One TRPO step on ``params`` with the model's trust-region settings, logged."""
+        stats = trpo_step(
+            list(params),
+            loss_fn,
+            kl_fn,
+            self.max_kl,
+            self.cg_max_steps,
+            self.cg_damping,
+            self.line_search_shrinking_factor,
+            self.line_search_max_iter,
+            fisher_kl_fn,
+        )
+        self._n_updates += 1
+        log = self.logger.record
+        log("train/outer_loss", stats.loss_before)
+        log("train/surrogate_improvement", stats.loss_before - stats.loss_after)
+        log("train/trpo_kl", stats.kl)
+        log("train/line_search_steps", stats.line_search_steps)
+        log("train/step_accepted", int(stats.accepted))
+        log("train/n_updates", self._n_updates, exclude="tensorboard")
+        return stats
+
+    def _log_phase(self, phase: str, batch: EpisodeBatch) -> None:
+        """Log the mean return and success of the ``phase`` (``"pre"`` or ``"post"``) update episodes."""
+        self.logger.record(f"rollout/{phase}_update_return", float(batch.episode_returns.mean()))
+        self.logger.record(f"rollout/{phase}_update_success", float(batch.success.mean()))
+
+    # -- adaptation -------------------------------------------------------------------------------------
+    def _wrap_task_env(self, env: gym.Env) -> gym.Env:
+        """A single task env as ``adapt`` needs it (e.g. with a latent wrapper); the env itself here."""
+        return env
+
+    def _adaptation_env(self, env: GymEnv) -> MetaTaskVecEnv:
+        return adaptation_env(
+            env, self._check_env, self._wrap_task_env, self.observation_space, self.action_space
+        )
+
+    def _adaptation_loop(
+        self,
+        env: GymEnv,
+        n_iterations: int,
+        episodes_per_iteration: int | None,
+        seed: int | None,
+        evaluate: bool,
+        callback: MaybeCallback,
+        sample: Callable[[MetaTaskVecEnv, int, bool], EpisodeBatch],
+        step: Callable[[int, EpisodeBatch], None],
+        record: Callable[[], None] | None = None,
+    ) -> tuple[MetaTaskVecEnv, dict[str, np.ndarray | None]]:
+        """The skeleton of ``adapt``: check the arguments, seed, then for ``k = 0 .. n_iterations`` sample a
+        batch (``sample(env, n_rounds, deterministic)``), record it (and ``record()``: the state it came
+        from), evaluate deterministically if asked, call the callback (locals ``iteration`` and ``batch``;
+        False stops) and, unless last, take adaptation step ``step(k, batch)``.
+
+        Returns the adaptation env and the fields of an :class:`AdaptationCurve`.
+        """
+        n_iterations = check_int("n_iterations", n_iterations, minimum=0)
+        seed = self._check_seed(seed)
+        meta = self._adaptation_env(env)
+        episodes = meta.envs_per_task if episodes_per_iteration is None else episodes_per_iteration
+        rounds = self._rounds(meta, episodes, "episodes_per_iteration")
+        seed = self.seed if seed is None else seed
+        if seed is not None:
+            set_random_seed(seed)
+            meta.seed(seed)
+        callback = self._init_callback(callback) if callback is not None else None
+        n_tasks = meta.n_tasks
+        history: dict[str, list[np.ndarray]] = {k: [] for k in ("ret", "succ", "eret", "esucc")}
+        env_steps, total = [], 0
+        for iteration in range(n_iterations + 1):
+            batch = sample(meta, rounds, False)
+            total += batch.n_steps
+            env_steps.append(total)
+            history["ret"].append(batch.per_task(batch.episode_returns, n_tasks))
+            history["succ"].append(batch.per_task(batch.success.astype(float), n_tasks))
+            if record is not None:
+                record()
+            if evaluate:
+                evaluation = sample(meta, 1, True)
+                history["eret"].append(evaluation.per_task(evaluation.episode_returns, n_tasks))
+                history["esucc"].append(evaluation.per_task(evaluation.success.astype(float), n_tasks))
+            if callback is not None:
+                callback.update_locals({"iteration": iteration, "batch": batch})
+                if not callback.on_step():
+                    break
+            if iteration < n_iterations:
+                step(iteration, batch)
+        return meta, {
+            "returns": np.stack(history["ret"]),
+            "success": np.stack(history["succ"]),
+            "env_steps": steps_per_task(env_steps, n_tasks),
+            "eval_returns": np.stack(history["eret"]) if evaluate else None,
+            "eval_success": np.stack(history["esucc"]) if evaluate else None,
+        }
 
     @abstractmethod
     def _meta_iteration(self, callback: BaseCallback) -> bool:

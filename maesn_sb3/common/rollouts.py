@@ -13,6 +13,7 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.utils import obs_as_tensor
 
 from maesn_sb3.vec_env import MetaTaskVecEnv
+from wrappers.latent import strip_latent
 
 Obs = np.ndarray | dict[str, np.ndarray]
 
@@ -24,27 +25,13 @@ def map_obs(fn: Callable[[np.ndarray], np.ndarray], obs: Obs) -> Obs:
     return fn(obs)
 
 
-def latent_of(obs: Obs, latent_dim: int) -> np.ndarray:
-    """The latent part of an observation from a :class:`~wrappers.LatentWrapper`."""
-    return obs["latent"] if isinstance(obs, dict) else obs[..., -latent_dim:]
-
-
-def with_latent(
-    obs: th.Tensor | dict[str, th.Tensor], latents: th.Tensor
-) -> th.Tensor | dict[str, th.Tensor]:
-    """Observation tensors with their latent part replaced by ``latents`` (``(n, latent_dim)``)."""
-    if isinstance(obs, dict):
-        return {**obs, "latent": latents}
-    return th.cat([obs[..., : -latents.shape[-1]], latents], dim=-1)
-
-
 def state_features(obs: Obs, latent_dim: int) -> np.ndarray:
-    """The observation without its latent, flattened to ``(..., n_features)``."""
+    """The observation without its latent (``latent_dim`` 0: none), flattened to ``(..., n_features)``."""
     if isinstance(obs, dict):
-        parts = [value for key, value in sorted(obs.items()) if key != "latent"]
+        parts = [value for key, value in sorted(strip_latent(obs, latent_dim).items())]
         lead = parts[0].shape[:2]
         return np.concatenate([p.reshape(*lead, -1).astype(np.float32) for p in parts], axis=-1)
-    return obs[..., :-latent_dim]
+    return strip_latent(obs, latent_dim) if latent_dim else obs
 
 
 @dataclass

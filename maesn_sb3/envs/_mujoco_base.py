@@ -16,7 +16,7 @@ import numpy as np
 from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
 from gymnasium.utils import EzPickle
 
-from maesn_sb3.envs._goals import REWARD_TYPES
+from maesn_sb3.envs._goals import REWARD_TYPES, check_goal, semicircle_goals
 
 ASSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
 
@@ -136,3 +136,68 @@ class GoalTaskMujocoEnv(MujocoEnv, EzPickle):
 
     def reset_model(self) -> np.ndarray:  # pragma: no cover - subclasses override
         raise NotImplementedError
+
+
+class GoalReachingMujocoEnv(GoalTaskMujocoEnv):
+    """Base of the goal-reaching families (WheeledNav, AntGoal): a body starts near the origin and must
+    reach an unseen goal on the upper semicircle of radius ``goal_distance``; a task is ``{"goal": (x, y)}``.
+
+    It holds their task methods, reset and distance. A subclass calls :meth:`_init_goal_task` at the end
+    of its ``__init__``, defines ``_obs`` and ``step``, and may precompute per-goal terms in
+    :meth:`_on_goal`.
+    """
+
+    goal_distance: float
+    goal_radius: float
+    reset_noise_scale: float
+
+    def _init_goal_task(self, noisy_qpos: np.ndarray) -> None:
+        """Set up the goal state (goal ``(0, goal_distance)``); ``noisy_qpos`` are the joint positions
+        that get reset noise."""
+        self._qpos, self._qvel = self.data.qpos, self.data.qvel
+        self._noisy_qpos = np.asarray(noisy_qpos)
+        self._set_goal_marker_radius(self.goal_radius)
+        self._goal = np.zeros(2)
+        self._gx = self._gy = 0.0
+        self._reached = False
+        self.set_task({"goal": np.array([0.0, self.goal_distance])})
+
+    # -- task API -------------------------------------------------------------------------------
+    def sample_tasks(self, n: int) -> list[dict[str, np.ndarray]]:
+        """Draw ``n`` goals on the upper semicircle of radius ``goal_distance``."""
+        return semicircle_goals(self.np_random, n, self.goal_distance)
+
+    def set_task(self, task: dict[str, Any]) -> None:
+        """Switch to ``task`` (a dict with a finite ``"goal"`` of shape (2,)), effective at once."""
+        goal = check_goal(task)
+        self._goal = goal
+        self._gx, self._gy = float(goal[0]), float(goal[1])
+        self._on_goal()
+        self._move_goal_marker(goal)
+
+    def get_task(self) -> dict[str, np.ndarray]:
+        return {"goal": self._goal.copy()}
+
+    def _on_goal(self) -> None:
+        """Precompute what the reward needs of a new goal (``self._gx``, ``self._gy``); nothing here."""
+
+    # -- gymnasium API --------------------------------------------------------------------------
+    def _obs(self) -> np.ndarray:  # pragma: no cover - subclasses override
+        raise NotImplementedError
+
+    def _distance(self) -> float:
+        qpos = self._qpos
+        return math.hypot(qpos[0] - self._gx, qpos[1] - self._gy)
+
+    def reset_model(self) -> np.ndarray:
+        qpos, qvel = self.init_qpos.copy(), self.init_qvel.copy()
+        scale = self.reset_noise_scale
+        if scale > 0:
+            qpos[self._noisy_qpos] += scale * self.np_random.standard_normal(self._noisy_qpos.size)
+            qvel += scale * self.np_random.standard_normal(qvel.size)
+        self.set_state(qpos, qvel)  # mj_forward: fills sensors (the ant's touch) too
+        self._reached = self._distance() <= self.goal_radius
+        return self._obs()
+
+    def _get_reset_info(self) -> dict[str, Any]:
+        return {"distance": self._distance(), "is_success": self._reached}

@@ -18,14 +18,9 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
+from maesn_sb3.common.validators import check_int
+
 IndicesLike = int | Sequence[int] | np.ndarray | None
-
-
-def check_int(name: str, value: Any, minimum: int) -> int:
-    """``value`` as an int, or a ``ValueError`` naming ``name`` unless it is an int >= ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
 
 
 class TaskVectorEnv(gym.vector.VectorEnv):

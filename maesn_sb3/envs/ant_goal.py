@@ -8,13 +8,12 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from maesn_sb3.envs._goals import check_goal, semicircle_goals
-from maesn_sb3.envs._mujoco_base import GoalTaskMujocoEnv, check_positive
+from maesn_sb3.envs._mujoco_base import GoalReachingMujocoEnv, check_positive
 
 _GRAVITY = 9.81
 
 
-class AntGoalEnv(GoalTaskMujocoEnv):
+class AntGoalEnv(GoalReachingMujocoEnv):
     """The quadruped ant, with a low gear ratio (30), starts at the origin and must reach an unseen goal.
 
     Body (``assets/ant_goal.xml``, our own MJCF of the classic ant): a sphere torso on a free joint,
@@ -117,33 +116,14 @@ class AntGoalEnv(GoalTaskMujocoEnv):
             healthy_z_range=healthy_z_range,
             reset_noise_scale=reset_noise_scale,
         )
-        self._qpos, self._qvel = self.data.qpos, self.data.qvel
         self._touch = self.data.sensordata  # the four foot sensors, in newtons
         self._inv_weight = 1.0 / (_GRAVITY * float(self.model.body_subtreemass[1]))
-        # no reset noise on the height or the quaternion: the ant starts upright
-        self._noisy_qpos = np.array([0, 1, *range(7, 15)])
-        self._set_goal_marker_radius(self.goal_radius)
-        self._goal = np.zeros(2)
-        self._gx = self._gy = 0.0
         self._const_goal_term = 0.0
-        self._reached = False
-        self.set_task({"goal": np.array([0.0, self.goal_distance])})
+        # no reset noise on the height or the quaternion: the ant starts upright
+        self._init_goal_task(np.array([0, 1, *range(7, 15)]))
 
-    # -- task API -------------------------------------------------------------------------------
-    def sample_tasks(self, n: int) -> list[dict[str, np.ndarray]]:
-        """Draw ``n`` goals on the upper semicircle of radius ``goal_distance``."""
-        return semicircle_goals(self.np_random, n, self.goal_distance)
-
-    def set_task(self, task: dict[str, Any]) -> None:
-        """Switch to ``task`` (a dict with a finite ``"goal"`` of shape (2,)), effective at once."""
-        goal = check_goal(task)
-        self._goal = goal
-        self._gx, self._gy = float(goal[0]), float(goal[1])
+    def _on_goal(self) -> None:
         self._const_goal_term = -(abs(self._gx) + abs(self._gy)) + 4.0
-        self._move_goal_marker(goal)
-
-    def get_task(self) -> dict[str, np.ndarray]:
-        return {"goal": self._goal.copy()}
 
     # -- gymnasium API --------------------------------------------------------------------------
     def _obs(self) -> np.ndarray:
@@ -152,23 +132,6 @@ class AntGoalEnv(GoalTaskMujocoEnv):
         obs[15:29] = self._qvel
         np.multiply(self._touch, self._inv_weight, out=obs[29:], casting="same_kind")
         return obs
-
-    def reset_model(self) -> np.ndarray:
-        qpos, qvel = self.init_qpos.copy(), self.init_qvel.copy()
-        scale = self.reset_noise_scale
-        if scale > 0:
-            qpos[self._noisy_qpos] += scale * self.np_random.standard_normal(self._noisy_qpos.size)
-            qvel += scale * self.np_random.standard_normal(qvel.size)
-        self.set_state(qpos, qvel)  # mj_forward: fills the touch sensors too
-        self._reached = self._distance() <= self.goal_radius
-        return self._obs()
-
-    def _distance(self) -> float:
-        qpos = self._qpos
-        return math.hypot(qpos[0] - self._gx, qpos[1] - self._gy)
-
-    def _get_reset_info(self) -> dict[str, Any]:
-        return {"distance": self._distance(), "is_success": self._reached}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         ctrl_cost = self.ctrl_cost_weight * self._apply_action(action)

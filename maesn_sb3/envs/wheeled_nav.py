@@ -8,11 +8,10 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from maesn_sb3.envs._goals import check_goal, semicircle_goals
-from maesn_sb3.envs._mujoco_base import GoalTaskMujocoEnv, check_positive
+from maesn_sb3.envs._mujoco_base import GoalReachingMujocoEnv, check_positive
 
 
-class WheeledNavEnv(GoalTaskMujocoEnv):
+class WheeledNavEnv(GoalReachingMujocoEnv):
     """A two-wheeled car starting at the origin (facing +x) must drive to an unseen goal.
 
     Body (``assets/wheeled_nav.xml``): a chassis on free x/y/z slides and a z hinge (no roll or
@@ -93,31 +92,12 @@ class WheeledNavEnv(GoalTaskMujocoEnv):
             ctrl_cost_weight=ctrl_cost_weight,
             reset_noise_scale=reset_noise_scale,
         )
-        self._qpos, self._qvel = self.data.qpos, self.data.qvel
-        # the height (slide_z, qpos[2]) gets no reset noise: it would push a wheel into the floor
-        self._noisy_qpos = np.array([0, 1, 3, 4, 5])
-        self._set_goal_marker_radius(self.goal_radius)
-        self._goal = np.zeros(2)
-        self._gx = self._gy = 0.0
         self._goal_norm = 0.0
-        self._reached = False
-        self.set_task({"goal": np.array([0.0, self.goal_distance])})
+        # the height (slide_z, qpos[2]) gets no reset noise: it would push a wheel into the floor
+        self._init_goal_task(np.array([0, 1, 3, 4, 5]))
 
-    # -- task API -------------------------------------------------------------------------------
-    def sample_tasks(self, n: int) -> list[dict[str, np.ndarray]]:
-        """Draw ``n`` goals on the upper semicircle of radius ``goal_distance``."""
-        return semicircle_goals(self.np_random, n, self.goal_distance)
-
-    def set_task(self, task: dict[str, Any]) -> None:
-        """Switch to ``task`` (a dict with a finite ``"goal"`` of shape (2,)), effective at once."""
-        goal = check_goal(task)
-        self._goal = goal
-        self._gx, self._gy = float(goal[0]), float(goal[1])
+    def _on_goal(self) -> None:
         self._goal_norm = math.hypot(self._gx, self._gy)
-        self._move_goal_marker(goal)
-
-    def get_task(self) -> dict[str, np.ndarray]:
-        return {"goal": self._goal.copy()}
 
     # -- gymnasium API --------------------------------------------------------------------------
     def _obs(self) -> np.ndarray:
@@ -125,23 +105,6 @@ class WheeledNavEnv(GoalTaskMujocoEnv):
         obs[:6] = self._qpos
         obs[6:] = self._qvel
         return obs
-
-    def _distance(self) -> float:
-        qpos = self._qpos
-        return math.hypot(qpos[0] - self._gx, qpos[1] - self._gy)
-
-    def reset_model(self) -> np.ndarray:
-        qpos, qvel = self.init_qpos.copy(), self.init_qvel.copy()
-        scale = self.reset_noise_scale
-        if scale > 0:
-            qpos[self._noisy_qpos] += scale * self.np_random.standard_normal(self._noisy_qpos.size)
-            qvel += scale * self.np_random.standard_normal(qvel.size)
-        self.set_state(qpos, qvel)
-        self._reached = self._distance() <= self.goal_radius
-        return self._obs()
-
-    def _get_reset_info(self) -> dict[str, Any]:
-        return {"distance": self._distance(), "is_success": self._reached}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         ctrl_cost = self.ctrl_cost_weight * self._apply_action(action)

@@ -14,24 +14,20 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.distributions import Distribution
+from stable_baselines3.common.env_util import is_wrapped
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
-from stable_baselines3.common.utils import check_for_correct_spaces, obs_as_tensor, set_random_seed
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+from stable_baselines3.common.utils import obs_as_tensor
 
-from maesn_sb3.common.base import AdaptationCurve, MetaAlgorithm, check_float, check_int, steps_per_task
-from maesn_sb3.common.baselines import (
-    LinearFeatureBaseline,
-    discounted_returns,
-    gae_advantages,
-    normalize_per_task,
-)
-from maesn_sb3.common.rollouts import EpisodeBatch, collect_episodes, map_obs, state_features, with_latent
-from maesn_sb3.common.trpo import action_kl, trpo_step
-from maesn_sb3.maesn.policies import MlpPolicy, MultiInputPolicy, TaskLatents, gaussian_log_prob, latent_kl
-from maesn_sb3.tasks import TaskSet, check_task_env
+from maesn_sb3.common.advantages import discounted_returns, gae_advantages, normalize_per_task
+from maesn_sb3.common.base import AdaptationCurve, MetaAlgorithm
+from maesn_sb3.common.rollouts import EpisodeBatch, map_obs, state_features
+from maesn_sb3.common.trpo import action_kl
+from maesn_sb3.common.validators import check_float, check_int, check_unit_interval
+from maesn_sb3.maesn.policies import TaskLatents, gaussian_log_prob, latent_kl
+from maesn_sb3.tasks import TaskSet
 from maesn_sb3.vec_env import MetaTaskVecEnv
-from wrappers.latent import LatentWrapper
+from wrappers.latent import LATENT_KEY, LatentWrapper, append_latent, replace_latent
 
 __all__ = ["MAESN", "AdaptationResult", "LSBaseline"]
 
@@ -116,11 +112,7 @@ class MAESN(MetaAlgorithm):
     :param device: torch device.
     """
 
-    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
-        "MlpPolicy": MlpPolicy,
-        "MultiInputPolicy": MultiInputPolicy,
-    }
-    env: MetaTaskVecEnv | None
+    uses_latent: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -156,44 +148,34 @@ class MAESN(MetaAlgorithm):
         device: th.device | str = "auto",
         _init_setup_model: bool = True,
     ) -> None:
-        if env is not None and not isinstance(env, MetaTaskVecEnv):
-            raise TypeError(
-                "env must be a MetaTaskVecEnv whose sub-envs carry a LatentWrapper, got "
-                f"{type(env).__name__}; build one with maesn_sb3.make_meta_vec_env(env_id, n_tasks, "
-                "envs_per_task, latent_dim=2)"
-            )
-        if env is not None and not env.has_latent:
-            raise ValueError(
-                "env's sub-envs carry no LatentWrapper: build it with make_meta_vec_env(..., latent_dim=2)"
-            )
         super().__init__(
             policy,
             env,
+            task_set=task_set,
+            n_train_tasks=n_train_tasks,
+            episodes_per_task=episodes_per_task,
+            max_kl=max_kl,
+            gamma=gamma,
+            gae_lambda=gae_lambda,
+            cg_max_steps=cg_max_steps,
+            cg_damping=cg_damping,
+            line_search_shrinking_factor=line_search_shrinking_factor,
+            line_search_max_iter=line_search_max_iter,
+            inner_reward_key=inner_reward_key,
             learning_rate=learning_rate,
-            policy_kwargs=policy_kwargs,
             stats_window_size=stats_window_size,
             tensorboard_log=tensorboard_log,
+            policy_kwargs=policy_kwargs,
             verbose=verbose,
-            device=device,
-            support_multi_env=True,
-            monitor_wrapper=False,
             seed=seed,
-            supported_action_spaces=(spaces.Box, spaces.Discrete),
+            device=device,
         )
-        if task_set is not None and not isinstance(task_set, TaskSet):
-            raise TypeError(f"task_set must be a TaskSet or None, got {type(task_set).__name__}")
         if baseline not in ("linear", "value"):
             raise ValueError(f"baseline must be 'linear' or 'value', got {baseline!r}")
-        self.task_set = task_set
-        self.n_train_tasks = check_int("n_train_tasks", n_train_tasks)
         self.latent_dim = env.latent_dim if env is not None else None
-        self.episodes_per_task = episodes_per_task
         self.inner_lr = check_float("inner_lr", inner_lr, 0.0)
         self.learn_step_sizes = bool(learn_step_sizes)
         self.inner_steps = check_int("inner_steps", inner_steps)
-        if inner_reward_key is not None and not isinstance(inner_reward_key, str):
-            raise TypeError(f"inner_reward_key must be a str or None, got {inner_reward_key!r}")
-        self.inner_reward_key = inner_reward_key
         if not isinstance(natural_gradient, (bool, np.bool_)):
             raise TypeError(f"natural_gradient must be a bool, got {natural_gradient!r}")
         self.natural_gradient = bool(natural_gradient)
@@ -201,95 +183,50 @@ class MAESN(MetaAlgorithm):
             raise ValueError(f"latent_gradient must be one of {LATENT_GRADIENTS}, got {latent_gradient!r}")
         self.latent_gradient = latent_gradient
         self.kl_coef = check_float("kl_coef", kl_coef, 0.0)
-        self.max_kl = check_float("max_kl", max_kl, 0.0, strict=True)
-        self.gamma = check_float("gamma", gamma, 0.0)
-        self.gae_lambda = check_float("gae_lambda", gae_lambda, 0.0)
-        if self.gamma > 1 or self.gae_lambda > 1:
-            raise ValueError(f"gamma and gae_lambda must lie in [0, 1], got {gamma!r} and {gae_lambda!r}")
         self.baseline = baseline
         self.n_critic_updates = check_int("n_critic_updates", n_critic_updates)
-        self.cg_max_steps = check_int("cg_max_steps", cg_max_steps)
-        self.cg_damping = check_float("cg_damping", cg_damping, 0.0)
-        self.line_search_shrinking_factor = check_float(
-            "line_search_shrinking_factor", line_search_shrinking_factor, 0.0, True
-        )
-        if self.line_search_shrinking_factor >= 1:
-            raise ValueError(
-                f"line_search_shrinking_factor must lie in (0, 1), got {line_search_shrinking_factor!r}"
-            )
-        self.line_search_max_iter = check_int("line_search_max_iter", line_search_max_iter)
-        self.fisher_subsample = check_float("fisher_subsample", fisher_subsample, 0.0, strict=True)
-        if self.fisher_subsample > 1:
-            raise ValueError(f"fisher_subsample must lie in (0, 1], got {fisher_subsample!r}")
+        self.fisher_subsample = check_unit_interval("fisher_subsample", fisher_subsample, open_low=True)
         self.adapt_lr = None if adapt_lr is None else check_float("adapt_lr", adapt_lr, 0.0)
         self.adapted_latent_mean: np.ndarray | None = None
         self.adapted_latent_log_std: np.ndarray | None = None
-        if env is not None:
-            self._check_episodes_per_task(env)
         if _init_setup_model:
             self._setup_model()
 
     # -- setup ----------------------------------------------------------------------------------
-    def _check_episodes_per_task(self, env: MetaTaskVecEnv) -> None:
-        if self.episodes_per_task is None:
-            return
-        episodes = check_int("episodes_per_task", self.episodes_per_task)
-        if episodes % env.envs_per_task:
-            raise ValueError(
-                "episodes_per_task must be a multiple of env.envs_per_task = "
-                f"{env.envs_per_task}, got {episodes}"
-            )
-
     @property
     def _has_inner_phase(self) -> bool:
         return self.learn_step_sizes or self.inner_lr > 0
 
     def _setup_model(self) -> None:
-        self._setup_lr_schedule()
-        self.set_random_seed(self.seed)
-        self.policy = self.policy_class(
-            self.observation_space, self.action_space, self.lr_schedule, **self.policy_kwargs
-        ).to(self.device)
-        if self.task_set is None:
-            if self.env is None:
-                raise ValueError("a MAESN model without env needs a task_set")
-            self.env.reset()  # consumes the seeds, so the task draw is reproducible
-            self.task_set = TaskSet(train=self.env.sample_tasks(self.n_train_tasks), test=[])
+        self._setup_meta_model()
         generator = th.Generator().manual_seed(
             self.seed if self.seed is not None else int(np.random.SeedSequence().generate_state(1)[0])
         )
         self.latents = TaskLatents(
             len(self.task_set.train), self.latent_dim, self.inner_lr, self.learn_step_sizes, generator
         ).to(self.device)
-        if getattr(self, "_task_rng", None) is None:
-            self._task_rng = np.random.default_rng(self.seed)
+        if getattr(self, "_predict_rng", None) is None:
             self._predict_rng = np.random.default_rng(None if self.seed is None else self.seed + 1)
         if getattr(self, "_fisher_rng", None) is None:
             self._fisher_rng = np.random.default_rng(None if self.seed is None else self.seed + 2)
-        self._baseline = LinearFeatureBaseline()
         self._predict_latents: np.ndarray | None = None
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         return ["policy", "latents", "policy.optimizer"], []
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "_baseline", "_predict_latents"]
+        return [*super()._excluded_save_params(), "_predict_latents"]
 
     def set_env(self, env: GymEnv, force_reset: bool = True) -> None:
-        if not isinstance(env, MetaTaskVecEnv) or not env.has_latent:
-            raise TypeError(f"env must be a MetaTaskVecEnv with a LatentWrapper, got {type(env).__name__}")
+        self._check_env(env)
         if env.latent_dim != self.latent_dim:
             raise ValueError(f"env's latent_dim must be {self.latent_dim}, got {env.latent_dim}")
-        self._check_episodes_per_task(env)
         super().set_env(env, force_reset)
 
     def _actor_parameters(self) -> list[th.nn.Parameter]:
         return [p for name, p in self.policy.named_parameters() if "value_net" not in name]
 
     # -- sampling -------------------------------------------------------------------------------
-    def _rounds(self, env: MetaTaskVecEnv, episodes: int | None) -> int:
-        return 1 if episodes is None else episodes // env.envs_per_task
-
     def _sample(
         self,
         env: MetaTaskVecEnv,
@@ -303,21 +240,7 @@ class MAESN(MetaAlgorithm):
         """Push the latent distributions to the env's slots and sample ``n_rounds`` rounds."""
         std = np.zeros_like(mean.cpu().numpy()) if deterministic else th.exp(log_std).detach().cpu().numpy()
         env.set_latent_distributions(mean.detach().cpu().numpy(), std)
-        self.policy.set_training_mode(False)
-        on_step = None
-        if callback is not None:
-            callback.on_rollout_start()
-
-            def on_step(step: dict[str, Any]) -> bool:
-                self.num_timesteps += step["n_steps"]
-                self._update_info_buffer(step["infos"], step["dones"])
-                callback.update_locals(step)
-                return callback.on_step()
-
-        batch, completed = collect_episodes(env, self.policy, n_rounds, deterministic, on_step, reward_key)
-        if callback is not None:
-            callback.on_rollout_end()
-        return batch, completed
+        return self._collect(env, self.policy, n_rounds, callback, deterministic, reward_key)
 
     def _latent_advantages(self, batch: EpisodeBatch, n_tasks: int) -> tuple[th.Tensor, th.Tensor]:
         """Each episode's latent and first-step advantage, grouped by task: ``(n_tasks, n_eps, ...)``.
@@ -359,9 +282,7 @@ class MAESN(MetaAlgorithm):
     def _meta_iteration(self, callback: BaseCallback) -> bool:
         env = self.env
         n_tasks, rounds = env.n_tasks, self._rounds(env, self.episodes_per_task)
-        n_train = len(self.task_set.train)
-        slots = self._task_rng.choice(n_train, size=n_tasks, replace=n_train < n_tasks)
-        env.set_tasks([self.task_set.train[i] for i in slots])
+        slots = self._draw_tasks(env)
         index = th.as_tensor(slots, device=self.device)
         start = time.perf_counter()
         with th.no_grad():
@@ -378,8 +299,7 @@ class MAESN(MetaAlgorithm):
             inner_batches.append((z, adv))
             if step == 0:
                 inner_loss = -(gaussian_log_prob(z, mean[:, None], log_std[:, None]) * adv).mean()
-                self.logger.record("rollout/pre_update_return", float(pre.episode_returns.mean()))
-                self.logger.record("rollout/pre_update_success", float(pre.success.mean()))
+                self._log_phase("pre", pre)
                 self.logger.record("train/inner_loss", float(inner_loss))
             with th.no_grad():
                 mean, log_std = self.latents.inner_update(
@@ -389,8 +309,7 @@ class MAESN(MetaAlgorithm):
         if not completed:
             return False
         sampling_time = time.perf_counter() - start
-        self.logger.record("rollout/post_update_return", float(post.episode_returns.mean()))
-        self.logger.record("rollout/post_update_success", float(post.success.mean()))
+        self._log_phase("post", post)
         start = time.perf_counter()
         self._outer_update(index, inner_batches, post)
         self.logger.record("time/sampling_s", sampling_time)
@@ -473,8 +392,8 @@ class MAESN(MetaAlgorithm):
             def policy_obs(mean: th.Tensor, log_std: th.Tensor, rows: th.Tensor | None = None) -> Any:
                 latents = (mean[slot] + th.exp(log_std)[slot] * eps)[step_episode_t]
                 if rows is None:
-                    return with_latent(obs, latents)
-                return with_latent(map_obs(lambda x: x[rows], obs), latents[rows])
+                    return replace_latent(obs, latents)
+                return replace_latent(map_obs(lambda x: x[rows], obs), latents[rows])
         else:
 
             def policy_obs(mean: th.Tensor, log_std: th.Tensor, rows: th.Tensor | None = None) -> Any:
@@ -531,37 +450,20 @@ class MAESN(MetaAlgorithm):
         if self.learn_step_sizes:
             params += [self.latents.step_size_mean, self.latents.step_size_log_std]
         before = [p.detach().clone() for p in params]
-        stats = trpo_step(
-            params,
-            loss_fn,
-            kl_fn,
-            self.max_kl,
-            self.cg_max_steps,
-            self.cg_damping,
-            self.line_search_shrinking_factor,
-            self.line_search_max_iter,
-            fisher_kl_fn,
-        )
+        self._trpo_update(params, loss_fn, kl_fn, fisher_kl_fn)
         if self.baseline == "value":
             mask = post.mask.astype(bool)
             returns = discounted_returns(post.rewards, post.mask, self.gamma)
             obs = obs_as_tensor(map_obs(lambda x: x[mask], post.observations), self.device)
             self._fit_value_function(obs, th.as_tensor(returns[mask], device=self.device))
-        self._n_updates += 1
         with th.no_grad():
             prior_kl = latent_kl(*self._pre(index), th.zeros(()), th.zeros(())).mean()
         log = self.logger.record
-        log("train/outer_loss", stats.loss_before)
-        log("train/surrogate_improvement", stats.loss_before - stats.loss_after)
-        log("train/trpo_kl", stats.kl)
-        log("train/line_search_steps", stats.line_search_steps)
-        log("train/step_accepted", int(stats.accepted))
         log("train/latent_prior_kl", float(prior_kl))
         # how much of the accepted step moved the latent tables and step sizes rather than the policy
         moves = [float((p.detach() - b).pow(2).sum()) for p, b in zip(params, before, strict=True)]
         n_policy = len(params) - (4 if self.learn_step_sizes else 2)
         log("train/latent_step_share", sum(moves[n_policy:]) / max(sum(moves), 1e-30))
-        log("train/n_updates", self._n_updates, exclude="tensorboard")
         for name in ("step_size_mean", "step_size_log_std"):
             for dim, value in enumerate(getattr(self.latents, name).detach().cpu().numpy()):
                 log(f"train/{name}_{dim}", float(value))
@@ -578,26 +480,9 @@ class MAESN(MetaAlgorithm):
         self.logger.record("train/value_loss", loss.item())
 
     # -- adaptation -----------------------------------------------------------------------------
-    def _adaptation_env(self, env: GymEnv) -> MetaTaskVecEnv:
-        if isinstance(env, MetaTaskVecEnv):
-            if not env.has_latent:
-                raise ValueError("env's sub-envs carry no LatentWrapper: build it with latent_dim set")
-            meta = env
-        elif isinstance(env, VecEnv):
-            raise TypeError(
-                f"env must be a MetaTaskVecEnv or a single gymnasium.Env, got {type(env).__name__}"
-            )
-        elif isinstance(env, gym.Env):
-            check_task_env(env)
-            wrapped = isinstance(env, gym.Wrapper) and any(
-                isinstance(w, LatentWrapper) for w in _wrapper_chain(env)
-            )
-            single = env if wrapped else LatentWrapper(env, latent_dim=self.latent_dim)
-            meta = MetaTaskVecEnv(DummyVecEnv([lambda: single]), n_tasks=1)
-        else:
-            raise TypeError(f"env must be a MetaTaskVecEnv or a gymnasium.Env, got {type(env).__name__}")
-        check_for_correct_spaces(meta, self.observation_space, self.action_space)
-        return meta
+    def _wrap_task_env(self, env: gym.Env) -> gym.Env:
+        """A single task env for :meth:`adapt`, with a latent wrapper unless it has one."""
+        return env if is_wrapped(env, LatentWrapper) else LatentWrapper(env, latent_dim=self.latent_dim)
 
     def adapt(
         self,
@@ -632,71 +517,48 @@ class MAESN(MetaAlgorithm):
         :param callback: called once per iteration (locals ``iteration`` and ``batch``); returning False
             stops.
         """
-        n_iterations = check_int("n_iterations", n_iterations, minimum=0)
-        seed = self._check_seed(seed)
-        meta = self._adaptation_env(env)
-        episodes = meta.envs_per_task if episodes_per_iteration is None else episodes_per_iteration
-        episodes = check_int("episodes_per_iteration", episodes)
-        if episodes % meta.envs_per_task:
-            raise ValueError(
-                f"episodes_per_iteration must be a multiple of env.envs_per_task = {meta.envs_per_task}, "
-                f"got {episodes}"
-            )
-        rounds = episodes // meta.envs_per_task
-        seed = self.seed if seed is None else seed
-        if seed is not None:
-            set_random_seed(seed)
-            meta.seed(seed)
-        callback = self._init_callback(callback) if callback is not None else None
         natural = self.natural_gradient if natural_gradient is None else bool(natural_gradient)
-        n_tasks, dim = meta.n_tasks, self.latent_dim
-        mean = th.zeros(n_tasks, dim, device=self.device)
-        log_std = th.zeros(n_tasks, dim, device=self.device)
-        step_sizes = None if self.adapt_lr is None else th.full((dim,), self.adapt_lr, device=self.device)
-        history: dict[str, list[np.ndarray]] = {
-            k: [] for k in ("ret", "succ", "mean", "log_std", "eret", "esucc")
-        }
-        env_steps, total = [], 0
-        for iteration in range(n_iterations + 1):
-            batch, _ = self._sample(meta, mean, log_std, rounds)
-            total += batch.n_steps
-            env_steps.append(steps_per_task(total, n_tasks))
-            history["ret"].append(batch.per_task(batch.episode_returns, n_tasks))
-            history["succ"].append(batch.per_task(batch.success.astype(float), n_tasks))
-            history["mean"].append(mean.cpu().numpy())
-            history["log_std"].append(log_std.cpu().numpy())
-            if evaluate:
-                evaluation, _ = self._sample(meta, mean, log_std, 1, deterministic=True)
-                history["eret"].append(evaluation.per_task(evaluation.episode_returns, n_tasks))
-                history["esucc"].append(evaluation.per_task(evaluation.success.astype(float), n_tasks))
-            if callback is not None:
-                callback.update_locals({"iteration": iteration, "batch": batch})
-                if not callback.on_step():
-                    break
-            if iteration < n_iterations:
-                z, advantages = self._latent_advantages(batch, n_tasks)
-                with th.no_grad():
-                    mean, log_std = self.latents.inner_update(
-                        mean,
-                        log_std,
-                        z,
-                        advantages,
-                        scale=self.adapt_step_scale(iteration),
-                        step_sizes=step_sizes,
-                        natural=natural,
-                    )
-        self.adapted_latent_mean = mean.cpu().numpy()
-        self.adapted_latent_log_std = log_std.cpu().numpy()
+        step_sizes = (
+            None if self.adapt_lr is None else th.full((self.latent_dim,), self.adapt_lr, device=self.device)
+        )
+        state: dict[str, Any] = {"mean": None, "log_std": None, "means": [], "log_stds": []}
+
+        def sample(meta: MetaTaskVecEnv, n_rounds: int, deterministic: bool) -> EpisodeBatch:
+            if state["mean"] is None:  # every slot starts from the prior N(0, I)
+                shape = (meta.n_tasks, self.latent_dim)
+                state["mean"] = th.zeros(shape, device=self.device)
+                state["log_std"] = th.zeros(shape, device=self.device)
+            batch, _ = self._sample(
+                meta, state["mean"], state["log_std"], n_rounds, deterministic=deterministic
+            )
+            return batch
+
+        def record() -> None:
+            state["means"].append(state["mean"].cpu().numpy())
+            state["log_stds"].append(state["log_std"].cpu().numpy())
+
+        def step(iteration: int, batch: EpisodeBatch) -> None:
+            z, advantages = self._latent_advantages(batch, len(state["mean"]))
+            with th.no_grad():
+                state["mean"], state["log_std"] = self.latents.inner_update(
+                    state["mean"],
+                    state["log_std"],
+                    z,
+                    advantages,
+                    scale=self.adapt_step_scale(iteration),
+                    step_sizes=step_sizes,
+                    natural=natural,
+                )
+
+        meta, curve = self._adaptation_loop(
+            env, n_iterations, episodes_per_iteration, seed, evaluate, callback, sample, step, record
+        )
+        self.adapted_latent_mean = state["mean"].cpu().numpy()
+        self.adapted_latent_log_std = state["log_std"].cpu().numpy()
         self._predict_latents = None
         meta.set_latent_distributions(self.adapted_latent_mean, np.exp(self.adapted_latent_log_std))
         return AdaptationResult(
-            returns=np.stack(history["ret"]),
-            success=np.stack(history["succ"]),
-            env_steps=np.asarray(env_steps),
-            latent_means=np.stack(history["mean"]),
-            latent_log_stds=np.stack(history["log_std"]),
-            eval_returns=np.stack(history["eret"]) if evaluate else None,
-            eval_success=np.stack(history["esucc"]) if evaluate else None,
+            **curve, latent_means=np.stack(state["means"]), latent_log_stds=np.stack(state["log_stds"])
         )
 
     def adapt_step_scale(self, iteration: int) -> float:
@@ -713,7 +575,7 @@ class MAESN(MetaAlgorithm):
     ) -> np.ndarray | dict[str, np.ndarray]:
         """Append the held latent to observations that come without one."""
         if isinstance(observation, dict):
-            if "latent" in observation:
+            if LATENT_KEY in observation:
                 return observation
             batch_shape = np.asarray(next(iter(observation.values()))).shape[:1]
         else:
@@ -748,11 +610,8 @@ class MAESN(MetaAlgorithm):
                 self._predict_latents[starts] = fresh[starts]
             latents = self._predict_latents
         latents = latents.astype(np.float32)
-        if isinstance(observation, dict):
-            return {**observation, "latent": latents if batch_shape else latents[0]}
-        if not batch_shape:
-            return np.concatenate([observation, latents[0]]).astype(np.float32)
-        return np.concatenate([observation, latents], axis=-1).astype(np.float32)
+        with_latent = append_latent(observation, latents if batch_shape else latents[0])
+        return with_latent if isinstance(with_latent, dict) else with_latent.astype(np.float32)
 
     def predict(
         self,
@@ -771,14 +630,6 @@ class MAESN(MetaAlgorithm):
         observation = self._check_observation(observation, sizes)
         observation = self._with_latent(observation, episode_start, deterministic)
         return self.policy.predict(observation, state, episode_start, deterministic)
-
-
-def _wrapper_chain(env: gym.Env) -> list[gym.Env]:
-    chain = []
-    while isinstance(env, gym.Wrapper):
-        chain.append(env)
-        env = env.env
-    return chain
 
 
 class LSBaseline(MAESN):

@@ -1,38 +1,20 @@
-"""MAESN's policies and its per-task latent distributions."""
+"""MAESN's per-task latent distributions (the policies are the shared ones of ``common/policies.py``)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch as th
-from stable_baselines3.common.policies import ActorCriticPolicy, MultiInputActorCriticPolicy
 from torch import nn
 
-__all__ = ["MlpPolicy", "MultiInputPolicy", "TaskLatents", "gaussian_log_prob", "latent_kl"]
+from maesn_sb3.common.policies import MAESN_POLICY_DEFAULTS, MlpPolicy, MultiInputPolicy
 
-#: The reference implementation's network: two hidden layers of 100 ReLU units, action std 1 at start.
-#: PyTorch's default initialisation instead of SB3's orthogonal one, whose 0.01 gain on the action layer
-#: leaves the latent almost without effect early in meta-training (measured in benchmarks/maesn_learning.py).
-MAESN_POLICY_DEFAULTS: dict[str, Any] = {
-    "net_arch": [100, 100],
-    "activation_fn": nn.ReLU,
-    "log_std_init": 0.0,
-    "ortho_init": False,
-}
-
-
-class MlpPolicy(ActorCriticPolicy):
-    """SB3's actor-critic MLP policy with MAESN's defaults; the latent arrives inside the observation."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **{**MAESN_POLICY_DEFAULTS, **kwargs})
-
-
-class MultiInputPolicy(MultiInputActorCriticPolicy):
-    """MAESN's policy for Dict observations (the latent under the ``"latent"`` key)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **{**MAESN_POLICY_DEFAULTS, **kwargs})
+__all__ = [
+    "MAESN_POLICY_DEFAULTS",
+    "MlpPolicy",
+    "MultiInputPolicy",
+    "TaskLatents",
+    "gaussian_log_prob",
+    "latent_kl",
+]
 
 
 def gaussian_log_prob(z: th.Tensor, mean: th.Tensor, log_std: th.Tensor) -> th.Tensor:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import copy
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
-import gymnasium as gym
 import numpy as np
 import torch as th
 from gymnasium import spaces
@@ -13,16 +12,15 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.distributions import Distribution, make_proba_distribution
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback
-from stable_baselines3.common.utils import check_for_correct_spaces, obs_as_tensor, set_random_seed
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+from stable_baselines3.common.utils import obs_as_tensor
 from torch import nn
 
-from maesn_sb3.common.base import AdaptationCurve, MetaAlgorithm, check_float, check_int, steps_per_task
-from maesn_sb3.common.baselines import LinearFeatureBaseline, discounted_returns, gae_advantages
-from maesn_sb3.common.rollouts import EpisodeBatch, collect_episodes, map_obs, state_features
-from maesn_sb3.common.trpo import action_kl, trpo_step
-from maesn_sb3.maesn.policies import MlpPolicy, MultiInputPolicy
-from maesn_sb3.tasks import TaskSet, check_task_env
+from maesn_sb3.common.advantages import discounted_returns, gae_advantages
+from maesn_sb3.common.base import AdaptationCurve, MetaAlgorithm
+from maesn_sb3.common.rollouts import EpisodeBatch, map_obs, state_features
+from maesn_sb3.common.trpo import action_kl
+from maesn_sb3.common.validators import check_float
+from maesn_sb3.tasks import TaskSet
 from maesn_sb3.vec_env import MetaTaskVecEnv
 
 __all__ = ["MAML"]
@@ -98,12 +96,6 @@ class MAML(MetaAlgorithm):
     :param device: torch device.
     """
 
-    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
-        "MlpPolicy": MlpPolicy,
-        "MultiInputPolicy": MultiInputPolicy,
-    }
-    env: MetaTaskVecEnv | None
-
     def __init__(
         self,
         policy: str | type[BasePolicy],
@@ -130,105 +122,45 @@ class MAML(MetaAlgorithm):
         device: th.device | str = "auto",
         _init_setup_model: bool = True,
     ) -> None:
-        if env is not None:
-            self._check_env(env)
         super().__init__(
             policy,
             env,
+            task_set=task_set,
+            n_train_tasks=n_train_tasks,
+            episodes_per_task=episodes_per_task,
+            max_kl=max_kl,
+            gamma=gamma,
+            gae_lambda=gae_lambda,
+            cg_max_steps=cg_max_steps,
+            cg_damping=cg_damping,
+            line_search_shrinking_factor=line_search_shrinking_factor,
+            line_search_max_iter=line_search_max_iter,
+            inner_reward_key=inner_reward_key,
             learning_rate=0.0,  # unused: TRPO sets the step
-            policy_kwargs=policy_kwargs,
             stats_window_size=stats_window_size,
             tensorboard_log=tensorboard_log,
+            policy_kwargs=policy_kwargs,
             verbose=verbose,
-            device=device,
-            support_multi_env=True,
-            monitor_wrapper=False,
             seed=seed,
-            supported_action_spaces=(spaces.Box, spaces.Discrete),
+            device=device,
         )
-        if task_set is not None and not isinstance(task_set, TaskSet):
-            raise TypeError(f"task_set must be a TaskSet or None, got {type(task_set).__name__}")
-        self.task_set = task_set
-        self.n_train_tasks = check_int("n_train_tasks", n_train_tasks)
-        self.episodes_per_task = episodes_per_task
         self.inner_lr = check_float("inner_lr", inner_lr, 0.0, strict=True)
         self.first_order = bool(first_order)
-        self.max_kl = check_float("max_kl", max_kl, 0.0, strict=True)
-        self.gamma = check_float("gamma", gamma, 0.0)
-        self.gae_lambda = check_float("gae_lambda", gae_lambda, 0.0)
-        if self.gamma > 1 or self.gae_lambda > 1:
-            raise ValueError(f"gamma and gae_lambda must lie in [0, 1], got {gamma!r} and {gae_lambda!r}")
-        self.cg_max_steps = check_int("cg_max_steps", cg_max_steps)
-        self.cg_damping = check_float("cg_damping", cg_damping, 0.0)
-        self.line_search_shrinking_factor = check_float(
-            "line_search_shrinking_factor", line_search_shrinking_factor, 0.0, strict=True
-        )
-        if self.line_search_shrinking_factor >= 1:
-            raise ValueError(
-                f"line_search_shrinking_factor must lie in (0, 1), got {line_search_shrinking_factor!r}"
-            )
-        self.line_search_max_iter = check_int("line_search_max_iter", line_search_max_iter)
         self.adapt_lr = None if adapt_lr is None else check_float("adapt_lr", adapt_lr, 0.0, strict=True)
-        if inner_reward_key is not None and not isinstance(inner_reward_key, str):
-            raise TypeError(f"inner_reward_key must be a str or None, got {inner_reward_key!r}")
-        self.inner_reward_key = inner_reward_key
         self.adapted_policies: list[BasePolicy] | None = None
-        if env is not None:
-            self._check_episodes(env, episodes_per_task, "episodes_per_task")
         if _init_setup_model:
             self._setup_model()
 
     # -- setup ----------------------------------------------------------------------------------
-    @staticmethod
-    def _check_env(env: GymEnv) -> None:
-        if not isinstance(env, MetaTaskVecEnv):
-            raise TypeError(
-                f"env must be a MetaTaskVecEnv, got {type(env).__name__}; build one with "
-                "maesn_sb3.make_meta_vec_env(env_id, n_tasks, envs_per_task)"
-            )
-        if env.has_latent:
-            raise ValueError(
-                "env's sub-envs carry a LatentWrapper, but MAML adapts the policy's weights and has no "
-                "latent: build the env without latent_dim"
-            )
-
-    @staticmethod
-    def _check_episodes(env: MetaTaskVecEnv, episodes: int | None, name: str) -> int:
-        if episodes is None:
-            return 1
-        episodes = check_int(name, episodes)
-        if episodes % env.envs_per_task:
-            raise ValueError(
-                f"{name} must be a multiple of env.envs_per_task = {env.envs_per_task}, got {episodes}"
-            )
-        return episodes // env.envs_per_task
-
     def _setup_model(self) -> None:
-        self._setup_lr_schedule()
-        self.set_random_seed(self.seed)
-        self.policy = self.policy_class(
-            self.observation_space, self.action_space, self.lr_schedule, **self.policy_kwargs
-        ).to(self.device)
-        if self.task_set is None:
-            if self.env is None:
-                raise ValueError("a MAML model without env needs a task_set")
-            self.env.reset()
-            self.task_set = TaskSet(train=self.env.sample_tasks(self.n_train_tasks), test=[])
-        if getattr(self, "_task_rng", None) is None:
-            self._task_rng = np.random.default_rng(self.seed)
+        self._setup_meta_model()
         self._head = _ActorHead(self.policy)
-        self._baseline = LinearFeatureBaseline()
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "_head", "_baseline", "adapted_policies"]
+        return [*super()._excluded_save_params(), "_head", "adapted_policies"]
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         return ["policy"], []
-
-    def set_env(self, env: GymEnv, force_reset: bool = True) -> None:
-        self._check_env(env)
-        self._check_episodes(env, self.episodes_per_task, "episodes_per_task")
-        super().set_env(env, force_reset)
 
     def actor_parameters(self) -> Params:
         """The parameters the inner step adapts: every policy parameter outside the value function."""
@@ -271,26 +203,12 @@ class MAML(MetaAlgorithm):
     ) -> tuple[EpisodeBatch, bool]:
         """Sample ``n_rounds`` rounds, with per-slot ``params`` (None: the policy's own weights); with
         ``reward_key``, the batch's ``info_rewards`` hold ``info[reward_key]``."""
-        self.policy.set_training_mode(False)
         policy = (
             self.policy
             if params is None
             else _SlotPolicy(self, {k: v.detach() for k, v in params.items()}, env.envs_per_task)
         )
-        on_step = None
-        if callback is not None:
-            callback.on_rollout_start()
-
-            def on_step(step: dict[str, Any]) -> bool:
-                self.num_timesteps += step["n_steps"]
-                self._update_info_buffer(step["infos"], step["dones"])
-                callback.update_locals(step)
-                return callback.on_step()
-
-        batch, completed = collect_episodes(env, policy, n_rounds, deterministic, on_step, reward_key)
-        if callback is not None:
-            callback.on_rollout_end()
-        return batch, completed
+        return self._collect(env, policy, n_rounds, callback, deterministic, reward_key)
 
     def _grouped(self, batch: EpisodeBatch, n_slots: int) -> dict[str, Any]:
         """The batch's steps grouped by slot, ``(n_slots, T * episodes_per_slot, ...)``, with normalised
@@ -299,7 +217,7 @@ class MAML(MetaAlgorithm):
         rewards = batch.rewards if batch.info_rewards is None else batch.info_rewards
         returns = discounted_returns(rewards, batch.mask, self.gamma)
         obs = batch.observations
-        states = state_features(obs, 0) if isinstance(obs, dict) else obs
+        states = state_features(obs, 0)
         values = self._baseline.fit_predict(states, returns, batch.mask, batch.task_slot, n_slots)
         advantages = gae_advantages(rewards, values, batch.mask, self.gamma, self.gae_lambda)
         order = np.argsort(batch.task_slot, kind="stable")
@@ -363,10 +281,8 @@ class MAML(MetaAlgorithm):
     def _meta_iteration(self, callback: BaseCallback) -> bool:
         env = self.env
         n_slots = env.n_tasks
-        rounds = self._check_episodes(env, self.episodes_per_task, "episodes_per_task")
-        n_train = len(self.task_set.train)
-        slots = self._task_rng.choice(n_train, size=n_slots, replace=n_train < n_slots)
-        env.set_tasks([self.task_set.train[i] for i in slots])
+        rounds = self._rounds(env, self.episodes_per_task)
+        self._draw_tasks(env)
         pre, completed = self._sample(env, None, rounds, callback, reward_key=self.inner_reward_key)
         if not completed:
             return False
@@ -375,10 +291,8 @@ class MAML(MetaAlgorithm):
         post, completed = self._sample(env, adapted, rounds, callback)
         if not completed:
             return False
-        self.logger.record("rollout/pre_update_return", float(pre.episode_returns.mean()))
-        self.logger.record("rollout/pre_update_success", float(pre.success.mean()))
-        self.logger.record("rollout/post_update_return", float(post.episode_returns.mean()))
-        self.logger.record("rollout/post_update_success", float(post.success.mean()))
+        self._log_phase("pre", pre)
+        self._log_phase("post", post)
         self._outer_update(pre_data, self._grouped(post, n_slots), n_slots)
         return True
 
@@ -418,42 +332,9 @@ class MAML(MetaAlgorithm):
             kl = action_kl(old, self._distribution(adapted(), post["obs"])).reshape(mask.shape)
             return (kl * mask).sum() / n_valid
 
-        stats = trpo_step(
-            list(params.values()),
-            loss_fn,
-            kl_fn,
-            self.max_kl,
-            self.cg_max_steps,
-            self.cg_damping,
-            self.line_search_shrinking_factor,
-            self.line_search_max_iter,
-        )
-        self._n_updates += 1
-        log = self.logger.record
-        log("train/outer_loss", stats.loss_before)
-        log("train/surrogate_improvement", stats.loss_before - stats.loss_after)
-        log("train/trpo_kl", stats.kl)
-        log("train/line_search_steps", stats.line_search_steps)
-        log("train/step_accepted", int(stats.accepted))
-        log("train/n_updates", self._n_updates, exclude="tensorboard")
+        self._trpo_update(params.values(), loss_fn, kl_fn)
 
     # -- adaptation -----------------------------------------------------------------------------
-    def _adaptation_env(self, env: GymEnv) -> MetaTaskVecEnv:
-        if isinstance(env, MetaTaskVecEnv):
-            self._check_env(env)
-            meta = env
-        elif isinstance(env, VecEnv):
-            raise TypeError(
-                f"env must be a MetaTaskVecEnv or a single gymnasium.Env, got {type(env).__name__}"
-            )
-        elif isinstance(env, gym.Env):
-            check_task_env(env)
-            meta = MetaTaskVecEnv(DummyVecEnv([lambda: env]), n_tasks=1)
-        else:
-            raise TypeError(f"env must be a MetaTaskVecEnv or a gymnasium.Env, got {type(env).__name__}")
-        check_for_correct_spaces(meta, self.observation_space, self.action_space)
-        return meta
-
     def adapt(
         self,
         env: GymEnv,
@@ -476,55 +357,29 @@ class MAML(MetaAlgorithm):
         :param evaluate: also run one deterministic episode per sub-env after each iteration's batch.
         :param callback: called once per iteration (locals ``iteration`` and ``batch``); False stops.
         """
-        n_iterations = check_int("n_iterations", n_iterations, minimum=0)
-        seed = self._check_seed(seed)
-        meta = self._adaptation_env(env)
-        episodes = meta.envs_per_task if episodes_per_iteration is None else episodes_per_iteration
-        rounds = self._check_episodes(meta, episodes, "episodes_per_iteration")
-        seed = self.seed if seed is None else seed
-        if seed is not None:
-            set_random_seed(seed)
-            meta.seed(seed)
-        callback = self._init_callback(callback) if callback is not None else None
         lr = self.inner_lr if self.adapt_lr is None else self.adapt_lr
-        n_slots = meta.n_tasks
-        params = {k: v.detach().clone() for k, v in self._stacked(n_slots).items()}
-        history: dict[str, list[np.ndarray]] = {k: [] for k in ("ret", "succ", "eret", "esucc")}
-        env_steps, total = [], 0
-        for iteration in range(n_iterations + 1):
-            batch, _ = self._sample(meta, params, rounds)
-            total += batch.n_steps
-            env_steps.append(total)
-            history["ret"].append(batch.per_task(batch.episode_returns, n_slots))
-            history["succ"].append(batch.per_task(batch.success.astype(float), n_slots))
-            if evaluate:
-                evaluation, _ = self._sample(meta, params, 1, deterministic=True)
-                history["eret"].append(evaluation.per_task(evaluation.episode_returns, n_slots))
-                history["esucc"].append(evaluation.per_task(evaluation.success.astype(float), n_slots))
-            if callback is not None:
-                callback.update_locals({"iteration": iteration, "batch": batch})
-                if not callback.on_step():
-                    break
-            if iteration < n_iterations:
-                leaves = {k: v.requires_grad_(True) for k, v in params.items()}
-                params = {
-                    k: v.detach()
-                    for k, v in self._inner_step(
-                        leaves, self._grouped(batch, n_slots), lr * self.adapt_step_scale(iteration), False
-                    ).items()
-                }
-        self.adapted_policies = []
-        for slot in range(n_slots):
-            adapted = copy.deepcopy(self.policy)
-            adapted.load_state_dict({k: v[slot] for k, v in params.items()}, strict=False)
-            self.adapted_policies.append(adapted)
-        return AdaptationCurve(
-            returns=np.stack(history["ret"]),
-            success=np.stack(history["succ"]),
-            env_steps=steps_per_task(env_steps, n_slots),
-            eval_returns=np.stack(history["eret"]) if evaluate else None,
-            eval_success=np.stack(history["esucc"]) if evaluate else None,
+        state: dict[str, Params] = {}
+
+        def sample(meta: MetaTaskVecEnv, n_rounds: int, deterministic: bool) -> EpisodeBatch:
+            if not state:  # every slot starts from the meta-learned weights
+                state["params"] = {k: v.detach().clone() for k, v in self._stacked(meta.n_tasks).items()}
+            return self._sample(meta, state["params"], n_rounds, deterministic=deterministic)[0]
+
+        def step(iteration: int, batch: EpisodeBatch) -> None:
+            leaves = {k: v.requires_grad_(True) for k, v in state["params"].items()}
+            data = self._grouped(batch, len(next(iter(leaves.values()))))
+            adapted = self._inner_step(leaves, data, lr * self.adapt_step_scale(iteration), False)
+            state["params"] = {k: v.detach() for k, v in adapted.items()}
+
+        meta, curve = self._adaptation_loop(
+            env, n_iterations, episodes_per_iteration, seed, evaluate, callback, sample, step
         )
+        self.adapted_policies = []
+        for slot in range(meta.n_tasks):
+            adapted = copy.deepcopy(self.policy)
+            adapted.load_state_dict({k: v[slot] for k, v in state["params"].items()}, strict=False)
+            self.adapted_policies.append(adapted)
+        return AdaptationCurve(**curve)
 
     def adapt_step_scale(self, iteration: int) -> float:
         """The factor on ``adapt_lr`` of adaptation step ``iteration`` (from 0): 1, then 1/2."""

@@ -8,13 +8,17 @@ import gymnasium as gym
 import numpy as np
 import torch as th
 from sb3_contrib import RecurrentPPO
+from stable_baselines3.common.env_util import is_wrapped
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback
-from stable_baselines3.common.utils import check_for_correct_spaces, set_random_seed
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+from stable_baselines3.common.utils import set_random_seed
 
-from maesn_sb3.baselines import TaskResamplingCallback, find_meta_env, with_callback
-from maesn_sb3.common.base import AdaptationCurve, check_int, check_seed, steps_per_task
-from maesn_sb3.tasks import TaskSet, check_task_env
+from maesn_sb3.common.base import AdaptationCurve, adaptation_env, steps_per_task
+from maesn_sb3.common.callbacks import (
+    find_meta_env,
+    resampling_callbacks,
+)
+from maesn_sb3.common.validators import check_episodes, check_int, check_seed
+from maesn_sb3.tasks import TaskSet
 from maesn_sb3.vec_env import MetaTaskVecEnv
 from wrappers.rl2 import RL2Wrapper
 
@@ -29,7 +33,7 @@ class RL2(RecurrentPPO):
     The env is a :class:`~maesn_sb3.MetaTaskVecEnv` whose sub-envs carry a :class:`~wrappers.RL2Wrapper`
     (previous action, reward and done flag in the observation; ``episodes_per_trial`` episodes of one
     task per trial). ``learn`` gives every task slot a new training task at each rollout
-    (:class:`~maesn_sb3.baselines.TaskResamplingCallback`), so set ``n_steps`` to a multiple of the
+    (:class:`~maesn_sb3.common.callbacks.TaskResamplingCallback`), so set ``n_steps`` to a multiple of the
     trial length. Adaptation has no gradient step: :meth:`adapt` runs trials on the new tasks and
     reports each inner episode as one iteration. Save, load and predict are RecurrentPPO's.
 
@@ -91,11 +95,9 @@ class RL2(RecurrentPPO):
         reset_num_timesteps: bool = True,
         progress_bar: bool = False,
     ) -> SelfRL2:
-        seed = None if self.seed is None else self.seed * 1_000_003 + self.num_timesteps
-        resampler = TaskResamplingCallback(self.task_set.train, seed=seed)
         return super().learn(
             total_timesteps,
-            with_callback(resampler, callback),
+            resampling_callbacks(self, callback),
             log_interval,
             tb_log_name,
             reset_num_timesteps,
@@ -103,27 +105,14 @@ class RL2(RecurrentPPO):
         )
 
     def _adaptation_env(self, env: GymEnv) -> MetaTaskVecEnv:
-        if isinstance(env, MetaTaskVecEnv):
-            meta = self._check_env(env)
-        elif isinstance(env, VecEnv):
-            raise TypeError(
-                f"env must be a MetaTaskVecEnv or a single gymnasium.Env, got {type(env).__name__}"
-            )
-        elif isinstance(env, gym.Env):
-            check_task_env(env)
-            chain, inner = [], env
-            while isinstance(inner, gym.Wrapper):
-                chain.append(inner)
-                inner = inner.env
-            if not any(isinstance(w, RL2Wrapper) for w in chain):
+        def with_trials(single: gym.Env) -> gym.Env:
+            if not is_wrapped(single, RL2Wrapper):
                 raise ValueError(
                     "env carries no RL2Wrapper: wrap it with RL2Wrapper(env, episodes_per_trial)"
                 )
-            meta = MetaTaskVecEnv(DummyVecEnv([lambda: env]), n_tasks=1)
-        else:
-            raise TypeError(f"env must be a MetaTaskVecEnv or a gymnasium.Env, got {type(env).__name__}")
-        check_for_correct_spaces(meta, self.observation_space, self.action_space)
-        return meta
+            return single
+
+        return adaptation_env(env, self._check_env, with_trials, self.observation_space, self.action_space)
 
     def adapt(
         self,
@@ -155,12 +144,7 @@ class RL2(RecurrentPPO):
                 "build the env with RL2Wrapper(episodes_per_trial=n_iterations + 1)"
             )
         episodes = meta.envs_per_task if episodes_per_iteration is None else episodes_per_iteration
-        episodes = check_int("episodes_per_iteration", episodes)
-        if episodes % meta.envs_per_task:
-            raise ValueError(
-                f"episodes_per_iteration must be a multiple of env.envs_per_task = {meta.envs_per_task}, "
-                f"got {episodes}"
-            )
+        episodes = check_episodes("episodes_per_iteration", episodes, meta.envs_per_task) * meta.envs_per_task
         seed = self.seed if seed is None else seed
         if seed is not None:
             set_random_seed(seed)

@@ -9,76 +9,27 @@ same number of environment steps.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import numpy as np
 from stable_baselines3 import PPO
-from stable_baselines3.common.callbacks import BaseCallback, CallbackList, ConvertCallback
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper
+from stable_baselines3.common.vec_env import DummyVecEnv
 
-from maesn_sb3.common.base import AdaptationCurve, check_int, check_seed
+from maesn_sb3.common.base import AdaptationCurve
+from maesn_sb3.common.callbacks import (
+    find_meta_env,
+    resampling_callbacks,
+)
+from maesn_sb3.common.validators import check_int, check_seed
 from maesn_sb3.tasks import TaskSet
 from maesn_sb3.vec_env import MetaTaskVecEnv
 
-__all__ = [
-    "AdaptationCurve",
-    "MultiTaskPPO",
-    "TaskResamplingCallback",
-    "finetune_ppo",
-    "ppo_from_scratch",
-]
+__all__ = ["MultiTaskPPO", "finetune_ppo", "ppo_from_scratch"]
 
 SelfMultiTaskPPO = TypeVar("SelfMultiTaskPPO", bound="MultiTaskPPO")
-
-
-def find_meta_env(env: VecEnv | None) -> MetaTaskVecEnv:
-    """The :class:`MetaTaskVecEnv` in a chain of VecEnv wrappers (``TypeError`` if there is none)."""
-    current = env
-    while current is not None:
-        if isinstance(current, MetaTaskVecEnv):
-            return current
-        current = current.venv if isinstance(current, VecEnvWrapper) else None
-    raise TypeError(f"env must be (or wrap) a MetaTaskVecEnv, got {type(env).__name__}")
-
-
-class TaskResamplingCallback(BaseCallback):
-    """Gives every task slot a new training task at the start of each rollout, then resets the env.
-
-    This is how an SB3 on-policy algorithm (PPO, RecurrentPPO) trains on a task distribution with a
-    :class:`~maesn_sb3.MetaTaskVecEnv`: tasks change through ``set_tasks`` (``env_method``), and the
-    reset starts every sub-env on its new task (recurrent states restart with ``episode_start``).
-    Choose ``n_steps`` as a multiple of the episode length (of the trial length for RL^2) so that no
-    episode is cut by the reset.
-
-    Example:
-        >>> from stable_baselines3 import PPO
-        >>> from maesn_sb3 import TaskSet, make_meta_vec_env
-        >>> tasks = TaskSet.from_env("maesn_sb3/PointNav2D-v0", n_train=10, n_test=0, seed=0)
-        >>> env = make_meta_vec_env("maesn_sb3/PointNav2D-v0", n_tasks=2, envs_per_task=2, tasks=tasks)
-        >>> _ = PPO("MlpPolicy", env, n_steps=50).learn(200, callback=TaskResamplingCallback(tasks.train))
-
-    :param tasks: the training tasks to draw from.
-    :param seed: seeds the draws.
-    """
-
-    def __init__(self, tasks: Sequence[Any], seed: int | None = None, verbose: int = 0) -> None:
-        super().__init__(verbose)
-        self.tasks = list(tasks)
-        if not self.tasks:
-            raise ValueError("tasks must hold at least one task, got an empty sequence")
-        self.rng = np.random.default_rng(seed)
-
-    def _on_rollout_start(self) -> None:
-        meta = find_meta_env(self.training_env)
-        picks = self.rng.choice(len(self.tasks), size=meta.n_tasks, replace=len(self.tasks) < meta.n_tasks)
-        meta.set_tasks([self.tasks[i] for i in picks])
-        self.model._last_obs = self.training_env.reset()
-        self.model._last_episode_starts = np.ones(self.training_env.num_envs, dtype=bool)
-
-    def _on_step(self) -> bool:
-        return True
 
 
 class _RolloutRecorder(BaseCallback):
@@ -289,10 +240,9 @@ class MultiTaskPPO(PPO):
         reset_num_timesteps: bool = True,
         progress_bar: bool = False,
     ) -> SelfMultiTaskPPO:
-        resampler = TaskResamplingCallback(self.task_set.train, seed=_task_seed(self))
         return super().learn(
             total_timesteps,
-            with_callback(resampler, callback),
+            resampling_callbacks(self, callback),
             log_interval,
             tb_log_name,
             reset_num_timesteps,
@@ -311,19 +261,3 @@ class MultiTaskPPO(PPO):
         return finetune_ppo(
             self, env, n_iterations, episodes_per_iteration, self.seed if seed is None else seed, **ppo_kwargs
         )
-
-
-def _task_seed(model: Any) -> int | None:
-    """Seed of a ``learn`` call's task draws: the model's seed moved on by the steps done so far."""
-    return None if model.seed is None else model.seed * 1_000_003 + model.num_timesteps
-
-
-def with_callback(first: BaseCallback, callback: MaybeCallback) -> CallbackList:
-    """``first`` followed by the user's callback(s), as one ``CallbackList``."""
-    if callback is None:
-        return CallbackList([first])
-    if isinstance(callback, list):
-        return CallbackList([first, *callback])
-    if not isinstance(callback, BaseCallback):
-        callback = ConvertCallback(callback)
-    return CallbackList([first, callback])

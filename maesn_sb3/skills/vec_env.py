@@ -22,12 +22,14 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper
+from stable_baselines3.common.env_util import unwrap_wrapper
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper, unwrap_vec_wrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 
+from maesn_sb3.common.validators import check_int
+from maesn_sb3.skills.relabel import _check_coef, mix_rewards
 from wrappers.discriminator import SkillDiscriminator
-from wrappers.latent import LatentWrapper
-from wrappers.relabel import _check_coef, mix_rewards
+from wrappers.latent import LatentWrapper, strip_latent, strip_latent_space
 from wrappers.skill_actions import SkillPolicy
 from wrappers.skills import SKILL_KEY, skill_observation_space
 
@@ -36,33 +38,9 @@ __all__ = ["SkillActionVecEnv", "SkillRewardCallback", "VecSkillReward"]
 Obs = np.ndarray | dict[str, np.ndarray]
 
 
-def _strip_latent_space(space: spaces.Space, latent_dim: int) -> spaces.Space:
-    """``space`` (a LatentWrapper's observation space) without the latent."""
-    if isinstance(space, spaces.Dict):
-        return spaces.Dict({k: v for k, v in space.spaces.items() if k != "latent"})
-    return spaces.Box(space.low[:-latent_dim], space.high[:-latent_dim], dtype=space.dtype)
-
-
-def _strip_latent(obs: Obs, latent_dim: int) -> Obs:
-    """A batch of observations without the latent (the last ``latent_dim`` entries, or the key)."""
-    if isinstance(obs, dict):
-        return {k: v for k, v in obs.items() if k != "latent"}
-    return obs[:, :-latent_dim]
-
-
 def _outer_latent_wrapper(env: gym.Env) -> LatentWrapper | None:
     """The outermost LatentWrapper in the wrapper chain of ``env``, or None."""
-    while isinstance(env, gym.Wrapper):
-        if isinstance(env, LatentWrapper):
-            return env
-        env = env.env
-    return None
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-    return int(value)
+    return unwrap_wrapper(env, LatentWrapper)
 
 
 class SkillActionVecEnv(DummyVecEnv):
@@ -87,7 +65,8 @@ class SkillActionVecEnv(DummyVecEnv):
         >>> import maesn_sb3
         >>> from stable_baselines3 import SAC
         >>> from stable_baselines3.common.env_util import make_vec_env
-        >>> from wrappers import SkillActionVecEnv, SkillWrapper
+        >>> from maesn_sb3.skills import SkillActionVecEnv
+        >>> from wrappers import SkillWrapper
         >>> low = SAC("MlpPolicy", SkillWrapper(gym.make("maesn_sb3/PointNav2D-v0"), n_skills=4))
         >>> venv = make_vec_env("maesn_sb3/PointNav2D-v0", n_envs=3, vec_env_cls=SkillActionVecEnv,
         ...                     vec_env_kwargs=dict(model=low, skill_steps=10))
@@ -120,7 +99,7 @@ class SkillActionVecEnv(DummyVecEnv):
         obs_normalizer: Any = None,
         sum_info_keys: Sequence[str] = (),
     ) -> None:
-        self.skill_steps = _positive_int("skill_steps", skill_steps)
+        self.skill_steps = check_int("skill_steps", skill_steps)
         if isinstance(sum_info_keys, str) or not all(isinstance(k, str) for k in sum_info_keys):
             raise TypeError(f"sum_info_keys must be a sequence of str, got {sum_info_keys!r}")
         self.sum_info_keys = tuple(sum_info_keys)
@@ -170,7 +149,7 @@ class SkillActionVecEnv(DummyVecEnv):
         obs: Obs = {k: v[indices] for k, v in self.buf_obs.items()}
         obs = obs[None] if None in obs else obs  # Box observations sit under the key None
         if self.latent_dim:
-            obs = _strip_latent(obs, self.latent_dim)
+            obs = strip_latent(obs, self.latent_dim)
         onehot = self._eye[skills]
         if isinstance(obs, dict):
             obs = {**obs, SKILL_KEY: onehot}
@@ -258,7 +237,8 @@ class VecSkillReward(VecEnvWrapper):
         >>> import gymnasium as gym
         >>> import maesn_sb3
         >>> from stable_baselines3.common.env_util import make_vec_env
-        >>> from wrappers import SkillDiscriminator, SkillWrapper, VecSkillReward
+        >>> from maesn_sb3.skills import VecSkillReward
+        >>> from wrappers import SkillDiscriminator, SkillWrapper
         >>> venv = make_vec_env("maesn_sb3/PointNav2D-v0", n_envs=2, wrapper_class=SkillWrapper,
         ...                     wrapper_kwargs=dict(n_skills=4))
         >>> disc = SkillDiscriminator(venv.observation_space, n_skills=4, net_arch=(32, 32), seed=0)
@@ -310,7 +290,7 @@ class VecSkillReward(VecEnvWrapper):
                 self.latent_dim = int(venv.get_attr("latent_dim", [0])[0])
             if (
                 not self.latent_dim
-                or _strip_latent_space(space, self.latent_dim) != discriminator.observation_space
+                or strip_latent_space(space, self.latent_dim) != discriminator.observation_space
             ):
                 raise ValueError(
                     f"discriminator.observation_space must be venv's observation space {space} (without a "
@@ -321,10 +301,10 @@ class VecSkillReward(VecEnvWrapper):
         self.intrinsic_coef = _check_coef("intrinsic_coef", intrinsic_coef)
         self.include_prior = bool(include_prior)
         self.train_discriminator = bool(train_discriminator)
-        self.train_freq = None if train_freq is None else _positive_int("train_freq", train_freq)
-        self.discriminator_batch_size = _positive_int("discriminator_batch_size", discriminator_batch_size)
-        self.discriminator_epochs = _positive_int("discriminator_epochs", discriminator_epochs)
-        self.buffer_size = _positive_int("buffer_size", buffer_size)
+        self.train_freq = None if train_freq is None else check_int("train_freq", train_freq)
+        self.discriminator_batch_size = check_int("discriminator_batch_size", discriminator_batch_size)
+        self.discriminator_epochs = check_int("discriminator_epochs", discriminator_epochs)
+        self.buffer_size = check_int("buffer_size", buffer_size)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
             raise ValueError(f"seed must be an int or None, got {seed!r}")
         self._rng = np.random.default_rng(seed)
@@ -348,7 +328,7 @@ class VecSkillReward(VecEnvWrapper):
                     next_obs[key][i] = terminal[key]
             else:
                 next_obs[i] = terminal
-        return _strip_latent(next_obs, self.latent_dim) if self.latent_dim else next_obs
+        return strip_latent(next_obs, self.latent_dim) if self.latent_dim else next_obs
 
     def step_wait(self) -> VecEnvStepReturn:
         obs, rewards, dones, infos = self.venv.step_wait()
@@ -433,15 +413,13 @@ class SkillRewardCallback(BaseCallback):
 
     At the end of every rollout it records ``diayn/discriminator_loss``, ``diayn/discriminator_accuracy``
     (means over the discriminator's training minibatches since the last record) and
-    ``diayn/intrinsic_reward`` (the same keys as :class:`wrappers.DIAYNCallback`). Works with any SB3
+    ``diayn/intrinsic_reward`` (the same keys as :class:`maesn_sb3.skills.DIAYNCallback`). Works with any SB3
     algorithm and with MAESN, whose env may be a wrapper around the :class:`VecSkillReward`.
     """
 
     def _init_callback(self) -> None:
-        env = self.model.get_env()
-        while isinstance(env, VecEnvWrapper) and not isinstance(env, VecSkillReward):
-            env = env.venv
-        if not isinstance(env, VecSkillReward):
+        env = unwrap_vec_wrapper(self.model.get_env(), VecSkillReward)
+        if env is None:
             raise TypeError(
                 f"SkillRewardCallback needs a model whose env holds a VecSkillReward, got "
                 f"{type(self.model.get_env()).__name__}"

@@ -146,7 +146,8 @@ class DIAYNReplayBuffer(_DIAYNReplayMixin, ReplayBuffer):
         >>> import gymnasium as gym
         >>> import maesn_sb3
         >>> from stable_baselines3 import SAC
-        >>> from wrappers import DIAYNCallback, DIAYNReplayBuffer, SkillDiscriminator, SkillWrapper
+        >>> from maesn_sb3.skills import DIAYNCallback, DIAYNReplayBuffer
+        >>> from wrappers import SkillDiscriminator, SkillWrapper
         >>> env = SkillWrapper(gym.make("maesn_sb3/PointNav2D-v0"), n_skills=4)
         >>> disc = SkillDiscriminator(env.observation_space, n_skills=4)
         >>> model = SAC("MlpPolicy", env, replay_buffer_class=DIAYNReplayBuffer,
@@ -343,7 +344,8 @@ class DIAYNRolloutBuffer(_DIAYNRolloutMixin, RolloutBuffer):
         >>> import gymnasium as gym
         >>> import maesn_sb3
         >>> from stable_baselines3 import PPO
-        >>> from wrappers import DIAYNCallback, DIAYNRolloutBuffer, SkillDiscriminator, SkillWrapper
+        >>> from maesn_sb3.skills import DIAYNCallback, DIAYNRolloutBuffer
+        >>> from wrappers import SkillDiscriminator, SkillWrapper
         >>> env = SkillWrapper(gym.make("maesn_sb3/PointNav2D-v0"), n_skills=4)
         >>> disc = SkillDiscriminator(env.observation_space, n_skills=4)
         >>> model = PPO("MlpPolicy", env, n_steps=256, rollout_buffer_class=DIAYNRolloutBuffer,
@@ -494,7 +496,8 @@ class SkillVecNormalize(VecNormalize):
     Example:
         >>> from stable_baselines3.common.env_util import make_vec_env
         >>> import maesn_sb3
-        >>> from wrappers import SkillVecNormalize, SkillWrapper
+        >>> from maesn_sb3.skills import SkillVecNormalize
+        >>> from wrappers import SkillWrapper
         >>> venv = SkillVecNormalize(make_vec_env("maesn_sb3/PointNav2D-v0", n_envs=2,
         ...                          wrapper_class=SkillWrapper, wrapper_kwargs=dict(n_skills=4)))
         >>> venv.reset()[:, 2:].sum(axis=1).tolist()

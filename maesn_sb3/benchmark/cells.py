@@ -1,0 +1,265 @@
+"""The benchmark's cells: its settings (:class:`Config`, the tiers) and one (method, seed) run."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+METHODS = ("maesn", "lsbaseline", "maml", "rl2", "mtppo", "scratch")
+LABELS = {
+    "maesn": "MAESN",
+    "lsbaseline": "latent-space baseline",
+    "maml": "MAML (TRPO)",
+    "rl2": "RL^2 (RecurrentPPO)",
+    "mtppo": "multi-task PPO, fine-tuned",
+    "scratch": "PPO from scratch",
+}
+FIELDS = ("method", "seed", "task", "iteration", "env_steps", "return", "success")
+
+
+@dataclass
+class Config:
+    """One benchmark setting, saved as ``config.json`` in the output folder (a resume cannot mix settings)."""
+
+    env_id: str
+    n_train_tasks: int = 100
+    n_test_tasks: int = 10
+    task_seed: int = 0
+    n_tasks: int = 20  # tasks per meta-iteration / rollout
+    envs_per_task: int = 20  # episodes per task and phase
+    adapt_iterations: int = 5
+    adapt_episodes: int = 20
+    budgets: dict[str, int] = field(default_factory=dict)  # meta-training env steps per method
+    rl2_envs_per_task: int = 2
+    speed_steps: int = 40_000
+    inner_reward_key: str | None = None  # MAESN's and MAML's inner step on info[key] (e.g. "sparse_reward")
+    natural_gradient: bool = True  # MAESN's and the latent-space baseline's latent steps (False: vanilla)
+    latent_gradient: str = "reparameterization"  # MAESN's outer latent gradient (or "score_function")
+
+
+TIERS: dict[str, dict[str, Any]] = {
+    # PointNav2D: horizon 50; MAESN needs about 1M steps to be useful. MAML (second order) and RL^2
+    # get fewer steps so that the tier fits 30 minutes on 2 cores: MAML's update differentiates through
+    # the inner step, and RecurrentPPO trains through a per-step Python loop over the trial. MAESN's and
+    # MAML's inner steps learn from the sparse reward they will meet at test time (the outer update
+    # keeps the dense one); `--inner-reward-key ""` gives the reference's dense inner step.
+    "quick": {
+        "env_id": "maesn_sb3/PointNav2D-v0",
+        "inner_reward_key": "sparse_reward",
+        "budgets": {
+            "maesn": 3_000_000,
+            "lsbaseline": 3_000_000,
+            "maml": 800_000,
+            "rl2": 180_000,
+            "mtppo": 400_000,
+        },
+    },
+    # MuJoCo families: the reference trains 500 meta-iterations x 20 tasks x 50 episodes (~10^8 steps).
+    # Measured on WheeledNav (10 tasks x 10 envs, 1 core each): MAESN ~15k, MAML ~9k, PPO ~18k env
+    # steps/s, RecurrentPPO ~1k. These budgets take ~4 core-hours per (family, seed) on WheeledNav,
+    # so 3 families x 3 seeds fit a day on an 8-core workstation (AntGoal steps cost about twice as much).
+    "paper": {
+        "env_id": "maesn_sb3/WheeledNav-v0",
+        "n_test_tasks": 10,
+        "budgets": {
+            "maesn": 30_000_000,
+            "lsbaseline": 30_000_000,
+            "maml": 30_000_000,
+            "rl2": 5_000_000,
+            "mtppo": 20_000_000,
+        },
+    },
+}
+
+
+# -- one cell -------------------------------------------------------------------------------------
+def _horizon(env_id: str) -> int:
+    import gymnasium as gym
+
+    import maesn_sb3  # noqa: F401  (registers the task families)
+
+    return int(gym.spec(env_id).max_episode_steps)
+
+
+def run_cell(config: Config, method: str, seed: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Meta-train ``method`` with ``seed`` (dense reward), adapt on the held-out tasks (sparse reward)."""
+    import torch as th
+
+    th.set_num_threads(1)
+    from maesn_sb3 import MAESN, MAML, RL2, LSBaseline, MultiTaskPPO, TaskSet, make_meta_vec_env
+    from maesn_sb3.ppo import ppo_from_scratch
+    from wrappers.rl2 import RL2Wrapper
+
+    tasks = TaskSet.from_env(
+        config.env_id, n_train=config.n_train_tasks, n_test=config.n_test_tasks, seed=config.task_seed
+    )
+    horizon = _horizon(config.env_id)
+    trial = config.adapt_iterations + 1
+    dense, sparse = {"reward_type": "dense"}, {"reward_type": "sparse"}
+    budget = config.budgets.get(method, 0)
+    latent = 2 if method in ("maesn", "lsbaseline") else None
+    rl2 = (
+        {"wrapper_class": RL2Wrapper, "wrapper_kwargs": {"episodes_per_trial": trial}}
+        if method == "rl2"
+        else {}
+    )
+
+    def train_env() -> Any:
+        envs = config.rl2_envs_per_task if method == "rl2" else config.envs_per_task
+        return make_meta_vec_env(
+            config.env_id,
+            n_tasks=config.n_tasks,
+            envs_per_task=envs,
+            seed=seed,
+            tasks=tasks,
+            latent_dim=latent,
+            env_kwargs=dense,
+            **rl2,
+        )
+
+    start = time.perf_counter()
+    if method == "maesn":
+        model = MAESN(
+            "MlpPolicy",
+            train_env(),
+            task_set=tasks,
+            seed=seed,
+            inner_reward_key=config.inner_reward_key,
+            natural_gradient=config.natural_gradient,
+            latent_gradient=config.latent_gradient,
+        ).learn(budget)
+    elif method == "lsbaseline":
+        model = LSBaseline(
+            "MlpPolicy",
+            train_env(),
+            task_set=tasks,
+            seed=seed,
+            natural_gradient=config.natural_gradient,
+            latent_gradient=config.latent_gradient,
+        ).learn(budget)
+    elif method == "maml":
+        model = MAML(
+            "MlpPolicy",
+            train_env(),
+            task_set=tasks,
+            seed=seed,
+            inner_lr=0.1,
+            inner_reward_key=config.inner_reward_key,
+        ).learn(budget)
+    elif method == "rl2":
+        model = RL2(
+            "MlpLstmPolicy",
+            train_env(),
+            task_set=tasks,
+            seed=seed,
+            n_steps=trial * horizon,
+            batch_size=trial * horizon * config.n_tasks * config.rl2_envs_per_task,
+            n_epochs=5,
+            learning_rate=1e-3,
+            policy_kwargs={"shared_lstm": True, "enable_critic_lstm": False},
+        ).learn(budget)
+    elif method == "mtppo":
+        model = MultiTaskPPO(
+            "MlpPolicy",
+            train_env(),
+            task_set=tasks,
+            seed=seed,
+            n_steps=horizon,
+            batch_size=horizon * config.n_tasks * config.envs_per_task // 4,
+        ).learn(budget)
+    elif method == "scratch":
+        model = None
+    else:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    train_seconds = time.perf_counter() - start
+    train_steps = 0 if model is None else model.num_timesteps
+
+    test_env = make_meta_vec_env(
+        config.env_id,
+        n_tasks=config.n_test_tasks,
+        envs_per_task=config.adapt_episodes,
+        seed=10_000 + seed,
+        tasks=tasks.test,
+        latent_dim=latent,
+        env_kwargs=sparse,
+        **rl2,
+    )
+    adapt = {
+        "n_iterations": config.adapt_iterations,
+        "episodes_per_iteration": config.adapt_episodes,
+        "seed": seed,
+    }
+    start = time.perf_counter()
+    if method in ("maesn", "lsbaseline"):
+        result = model.adapt(test_env, evaluate=False, **adapt)
+    elif method == "scratch":
+        result = ppo_from_scratch(test_env, **adapt)
+    else:
+        result = model.adapt(test_env, **adapt)
+    adapt_seconds = time.perf_counter() - start
+    rows = [
+        {
+            "method": method,
+            "seed": seed,
+            "task": task,
+            "iteration": k,
+            "env_steps": int(result.env_steps[k]),
+            "return": float(result.returns[k, task]),
+            "success": float(result.success[k, task]),
+        }
+        for k in range(config.adapt_iterations + 1)
+        for task in range(config.n_test_tasks)
+    ]
+    info = {
+        "method": method,
+        "seed": seed,
+        "train_steps": int(train_steps),
+        "train_seconds": round(train_seconds, 2),
+        "adapt_seconds": round(adapt_seconds, 2),
+    }
+    return rows, info
+
+
+# -- speed: env steps/s of meta-training, side by side ---------------------------------------------
+def measure_speed(config: Config) -> dict[str, float]:
+    """Meta-train MAESN, MAML and SB3 PPO for ``speed_steps`` steps each on the same env; steps/s."""
+    import torch as th
+
+    th.set_num_threads(1)
+    from stable_baselines3 import PPO
+
+    from maesn_sb3 import MAESN, MAML, TaskSet, make_meta_vec_env
+
+    tasks = TaskSet.from_env(config.env_id, n_train=config.n_train_tasks, n_test=0, seed=config.task_seed)
+    horizon = _horizon(config.env_id)
+
+    def env(latent: int | None) -> Any:
+        return make_meta_vec_env(
+            config.env_id,
+            n_tasks=config.n_tasks,
+            envs_per_task=config.envs_per_task,
+            seed=0,
+            tasks=tasks,
+            latent_dim=latent,
+            env_kwargs={"reward_type": "dense"},
+        )
+
+    makers = {
+        "MAESN": lambda: MAESN("MlpPolicy", env(2), task_set=tasks, seed=0),
+        "MAML": lambda: MAML("MlpPolicy", env(None), task_set=tasks, seed=0),
+        "SB3 PPO": lambda: PPO(
+            "MlpPolicy",
+            env(None),
+            n_steps=horizon,
+            batch_size=horizon * config.n_tasks * config.envs_per_task // 4,
+            seed=0,
+        ),
+    }
+    speed = {}
+    for name, make in makers.items():
+        model = make()
+        start = time.perf_counter()
+        model.learn(config.speed_steps)
+        speed[name] = model.num_timesteps / (time.perf_counter() - start)
+    return speed

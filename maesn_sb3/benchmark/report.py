@@ -1,0 +1,106 @@
+"""The benchmark's report: the Markdown table and the figure, rebuilt from the CSV files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from maesn_sb3.benchmark.cells import LABELS, METHODS, Config
+from maesn_sb3.benchmark.results import cell_rows, read_csv
+from maesn_sb3.benchmark.stats import bootstrap_ci, iqm, score_matrix
+
+
+def table(rows: list[dict[str, Any]], training: list[dict[str, Any]], config: Config) -> str:
+    last = config.adapt_iterations
+    methods = [m for m in METHODS if any(r["method"] == m for r in rows)]
+    steps = {
+        m: max(int(r["env_steps"]) for r in rows if r["method"] == m and int(r["iteration"]) == last)
+        for m in methods
+    }
+    lines = [
+        f"| method | seeds | meta-train steps | success, iter 0 | success, iter {last} | "
+        f"return, iter {last} | mean success, iter {last} | env steps per task |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for m in methods:
+        cells = []
+        for iteration, key in ((0, "success"), (last, "success"), (last, "return")):
+            scores = score_matrix(rows, m, iteration, key)
+            low, high = bootstrap_ci(scores)
+            cells.append(f"{iqm(scores):.2f} [{low:.2f}, {high:.2f}]")
+        train = [int(t["train_steps"]) for t in training if t["method"] == m]
+        n_seeds = score_matrix(rows, m, last, "success").shape[0]
+        mean_success = float(np.mean(score_matrix(rows, m, last, "success")))
+        lines.append(
+            f"| {LABELS[m]} | {n_seeds} | {int(np.mean(train)) if train else 0:,} | {' | '.join(cells)} | "
+            f"{mean_success:.2f} | {steps[m]:,} |"
+        )
+    return "\n".join(lines)
+
+
+def plot(rows: list[dict[str, Any]], config: Config, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), sharey="row")
+    iterations = np.arange(config.adapt_iterations + 1)
+    for m in [m for m in METHODS if any(r["method"] == m for r in rows)]:
+        steps = np.array(
+            [
+                np.mean([int(r["env_steps"]) for r in rows if r["method"] == m and int(r["iteration"]) == k])
+                for k in iterations
+            ]
+        )
+        for row, key in enumerate(("return", "success")):
+            means, lows, highs = [], [], []
+            for k in iterations:
+                scores = score_matrix(rows, m, k, key)
+                means.append(float(np.mean(scores)))
+                low, high = bootstrap_ci(scores, statistic=np.mean, n_resamples=500)
+                lows.append(low)
+                highs.append(high)
+            for col, x in enumerate((iterations, steps)):
+                ax = axes[row, col]
+                ax.plot(x, means, "o-", ms=3, label=LABELS[m])
+                ax.fill_between(x, lows, highs, alpha=0.2)
+    for row, key in enumerate(("return", "success rate")):
+        axes[row, 0].set_ylabel(f"held-out {key} (sparse)")
+    for col, label in enumerate(("adaptation iteration", "env steps per task")):
+        axes[1, col].set_xlabel(label)
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle(
+        f"{config.env_id}: adaptation to {config.n_test_tasks} held-out tasks, "
+        f"{config.adapt_episodes} episodes per iteration (mean, 95 % bootstrap CI)"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def report(config: Config, output: Path) -> str:
+    rows = [r for cell in cell_rows(read_csv(output / "adaptation.csv"), config).values() for r in cell]
+    training = read_csv(output / "training.csv")
+    if not rows:
+        return "no finished cells yet"
+    text = table(rows, training, config)
+    speed_path = output / "speed.json"
+    if speed_path.exists():
+        speed = json.loads(speed_path.read_text())
+        text += (
+            "\n\nMeta-training env steps/s on the same env ("
+            + config.env_id
+            + ", "
+            + f"{config.n_tasks} tasks x {config.envs_per_task} envs, one run): "
+            + ", ".join(f"{k} {v:,.0f}" for k, v in speed.items())
+        )
+    (output / "adaptation.md").write_text(text + "\n")
+    try:
+        plot(rows, config, output / "adaptation.png")
+    except ImportError:
+        text += "\n(matplotlib missing: no plot)"
+    return text

@@ -1,0 +1,189 @@
+"""Paper-style benchmark: MAESN vs MAML vs RL^2 vs latent-space baseline vs PPO on held-out sparse tasks.
+
+For one task family, every method meta-trains with the dense reward on the training tasks (PPO from
+scratch does not), then adapts on the same held-out tasks with the sparse reward, with the same
+env-step budget: ``adapt_iterations + 1`` batches of ``adapt_episodes`` episodes per task. Several
+seeds; one (method, seed) cell at a time, appended to ``adaptation.csv`` when it finishes, so a killed
+run resumes from its last finished cell. Writes ``adaptation.csv`` (every method, seed, task, iteration,
+env steps, return, success), ``training.csv`` (meta-training steps and time per cell), ``speed.json``
+(env steps/s of MAESN, MAML and SB3 PPO meta-training on the same env, measured side by side),
+``adaptation.png`` (return and success vs iteration and vs env steps, 95 % bootstrap bands) and
+``adaptation.md`` (interquartile mean and stratified-bootstrap 95 % CIs, rliable-style, numpy only).
+
+    maesn-sb3 benchmark --tier quick                  # PointNav2D, all methods, < 30 min
+    maesn-sb3 benchmark --tier paper --env maesn_sb3/WheeledNav-v0
+    maesn-sb3 benchmark --tier quick --report-only    # redo table and plot from the CSV
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from concurrent.futures import as_completed
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from maesn_sb3.benchmark.cells import FIELDS, METHODS, TIERS, Config, measure_speed, run_cell
+from maesn_sb3.benchmark.pool import make_pool
+from maesn_sb3.benchmark.report import report
+from maesn_sb3.benchmark.results import _check_output, append_csv, cell_rows, read_csv, repair_csv
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """Run the benchmark with the command-line arguments ``argv`` (None: ``sys.argv``); the exit code."""
+    parser = argparse.ArgumentParser(
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--tier", choices=sorted(TIERS), default="quick")
+    parser.add_argument("--env", default=None, help="task family (default: the tier's)")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--test-tasks", type=int, default=None)
+    parser.add_argument("--n-tasks", type=int, default=None, help="tasks per meta-iteration")
+    parser.add_argument("--envs-per-task", type=int, default=None, help="episodes per task and phase")
+    parser.add_argument("--adapt-iterations", type=int, default=None)
+    parser.add_argument("--adapt-episodes", type=int, default=None)
+    parser.add_argument("--budget-scale", type=float, default=1.0, help="multiply every meta-training budget")
+    parser.add_argument(
+        "--budget",
+        nargs="+",
+        default=[],
+        metavar="METHOD=STEPS",
+        help="set meta-training budgets (after the scale)",
+    )
+    parser.add_argument(
+        "--speed-steps", type=int, default=None, help="steps per method for speed.json (0: skip)"
+    )
+    parser.add_argument(
+        "--inner-reward-key",
+        default=None,
+        help="MAESN's and MAML's inner step on info[KEY] during meta-training (e.g. sparse_reward)",
+    )
+    parser.add_argument(
+        "--vanilla-gradient",
+        action="store_true",
+        help="vanilla latent steps for MAESN and the latent-space baseline (default: natural gradient)",
+    )
+    parser.add_argument(
+        "--latent-gradient",
+        choices=("reparameterization", "score_function"),
+        default=None,
+        help="MAESN's outer latent gradient (default: MAESN's)",
+    )
+    parser.add_argument("--workers", type=int, default=2, help="cells run in parallel (processes)")
+    parser.add_argument(
+        "--output", type=Path, default=None, help="default: benchmarks/results/adaptation_<tier>_<env>"
+    )
+    parser.add_argument("--report-only", action="store_true", help="only rebuild the table and plot")
+    args = parser.parse_args(argv)
+
+    tier = dict(TIERS[args.tier])
+    if args.env:
+        tier["env_id"] = args.env
+    for key, flag, minimum in (
+        ("n_test_tasks", "test_tasks", 1),
+        ("n_tasks", "n_tasks", 1),
+        ("envs_per_task", "envs_per_task", 1),
+        ("adapt_iterations", "adapt_iterations", 0),
+        ("adapt_episodes", "adapt_episodes", 1),
+        ("speed_steps", "speed_steps", 0),
+    ):
+        value = getattr(args, flag)
+        if value is not None:
+            if value < minimum:
+                parser.error(f"--{flag.replace('_', '-')} must be >= {minimum}, got {value}")
+            tier[key] = value
+    if not args.budget_scale > 0:
+        parser.error(f"--budget-scale must be > 0, got {args.budget_scale}")
+    tier["budgets"] = {m: max(1, int(b * args.budget_scale)) for m, b in tier["budgets"].items()}
+    for item in args.budget:
+        method, _, steps = item.partition("=")
+        if method not in tier["budgets"] or not steps.isdigit() or int(steps) < 1:
+            parser.error(
+                f"--budget takes METHOD=STEPS with METHOD in {sorted(tier['budgets'])}, got {item!r}"
+            )
+        tier["budgets"][method] = int(steps)
+    if args.inner_reward_key is not None:
+        tier["inner_reward_key"] = args.inner_reward_key or None
+    negative = [seed for seed in args.seeds if seed < 0]
+    if negative:
+        parser.error(f"--seeds must be ints >= 0 (numpy seeds), got {negative}")
+    repeated = sorted({seed for seed in args.seeds if args.seeds.count(seed) > 1})
+    if repeated:
+        parser.error(f"--seeds must not repeat a seed (each cell runs once), got {repeated} twice or more")
+    if args.workers < 1:
+        parser.error(f"--workers must be >= 1, got {args.workers}")
+    if args.vanilla_gradient:
+        tier["natural_gradient"] = False
+    if args.latent_gradient is not None:
+        tier["latent_gradient"] = args.latent_gradient
+    config = Config(**tier)
+    output = (
+        args.output or Path("benchmarks/results") / f"adaptation_{args.tier}_{config.env_id.split('/')[-1]}"
+    )
+    problem = _check_output(output)
+    if problem:
+        parser.error(problem)
+    saved = output / "config.json"
+    if saved.exists():
+        previous = json.loads(saved.read_text())
+        if previous != asdict(config):
+            parser.error(f"{output} holds a run with another config ({saved}); pick another --output")
+    else:
+        saved.write_text(json.dumps(asdict(config), indent=1))
+    if args.report_only:
+        print(report(config, output))
+        return 0
+
+    started = time.perf_counter()
+    if config.speed_steps and not (output / "speed.json").exists():
+        speed = measure_speed(config)
+        (output / "speed.json").write_text(json.dumps(speed, indent=1))
+        print("meta-training env steps/s:", ", ".join(f"{k} {v:,.0f}" for k, v in speed.items()), flush=True)
+    info_fields = ("method", "seed", "train_steps", "train_seconds", "adapt_seconds")
+    adaptation = output / "adaptation.csv"
+    rows = read_csv(adaptation)
+    finished = cell_rows(rows, config)
+    kept = [r for cell in finished.values() for r in cell]
+    if adaptation.exists() and (len(kept) != len(rows) or not adaptation.read_text().endswith("\n")):
+        print("dropping the rows of an unfinished cell (a run killed while writing them)", flush=True)
+        repair_csv(adaptation, kept, FIELDS)
+    training = [r for r in read_csv(output / "training.csv") if (r["method"], int(r["seed"])) in finished]
+    if (output / "training.csv").exists():
+        repair_csv(output / "training.csv", training, info_fields)
+    done = set(finished)
+    slow_first = ("maml", "rl2", "maesn", "lsbaseline", "mtppo", "scratch")  # packs the workers better
+    cells = [(m, s) for s in args.seeds for m in slow_first if m in args.methods and (m, s) not in done]
+    print(f"{len(done)} cells already done, {len(cells)} to run in {output}", flush=True)
+    failures: list[tuple[str, int, BaseException]] = []
+    with make_pool(args.workers) as pool:
+        futures = {pool.submit(run_cell, config, m, s): (m, s) for m, s in cells}
+        for future in as_completed(futures):
+            method, seed = futures[future]
+            try:
+                rows, info = future.result()
+            except Exception as error:  # one failed cell must not cost the others their results
+                failures.append((method, seed, error))
+                print(f"{method:>10} seed {seed}: FAILED: {type(error).__name__}: {error}", flush=True)
+                continue
+            append_csv(output / "adaptation.csv", rows, FIELDS)
+            append_csv(output / "training.csv", [info], info_fields)
+            last = [r["success"] for r in rows if r["iteration"] == config.adapt_iterations]
+            print(
+                f"{info['method']:>10} seed {info['seed']}: train {info['train_steps']:,} steps in "
+                f"{info['train_seconds']:.0f} s, adapt {info['adapt_seconds']:.0f} s, "
+                f"success at iter {config.adapt_iterations}: {np.mean(last):.2f}",
+                flush=True,
+            )
+    print(f"\nfinished in {time.perf_counter() - started:.0f} s\n")
+    print(report(config, output))
+    if failures:
+        print(f"\n{len(failures)} cell(s) failed (run again to retry them):", file=sys.stderr)
+        for method, seed, error in failures:
+            print(f"  {method} seed {seed}: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+    return 0
