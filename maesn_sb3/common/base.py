@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import os
 import pathlib
@@ -18,7 +19,7 @@ import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList, ProgressBarCallback
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import check_for_correct_spaces, set_random_seed
@@ -39,9 +40,16 @@ from maesn_sb3.common.validators import (  # still importable from here, their o
     check_unit_interval,
 )
 from maesn_sb3.tasks import TaskSet, check_task_env
-from maesn_sb3.vec_env import MetaTaskVecEnv
+from maesn_sb3.vec_env import MetaTaskVecEnv, make_meta_vec_env
 
-__all__ = ["AdaptationCurve", "MetaAlgorithm", "adaptation_env", "steps_per_task"]
+__all__ = [
+    "META_ENV_DEFAULTS",
+    "AdaptationCurve",
+    "MetaAlgorithm",
+    "adaptation_env",
+    "meta_env_from",
+    "steps_per_task",
+]
 
 SelfMetaAlgorithm = TypeVar("SelfMetaAlgorithm", bound="MetaAlgorithm")
 SelfCurve = TypeVar("SelfCurve", bound="AdaptationCurve")
@@ -50,6 +58,33 @@ SelfCurve = TypeVar("SelfCurve", bound="AdaptationCurve")
 def steps_per_task(total_steps: int | np.ndarray, n_tasks: int) -> int | np.ndarray:
     """Env steps per task slot from the steps of ``n_tasks`` slots together (the adaptation curves' unit)."""
     return np.rint(np.asarray(total_steps) / n_tasks).astype(np.int64)
+
+
+#: What an env id or a single task env passed to an algorithm's constructor becomes:
+#: ``make_meta_vec_env(env, n_tasks=20, envs_per_task=20, seed=seed)`` (MAESN and LSBaseline add
+#: ``latent_dim=2``, RL2 an ``RL2Wrapper`` with ``episodes_per_trial=2``). The README's quickstart uses
+#: the same sizes; build the env yourself with :func:`~maesn_sb3.make_meta_vec_env` for others.
+META_ENV_DEFAULTS: dict[str, int] = {"n_tasks": 20, "envs_per_task": 20}
+
+
+def meta_env_from(env: GymEnv | str | None, seed: int | None = None, **make_kwargs: Any) -> GymEnv | None:
+    """``env`` as the meta-algorithms take it, SB3-style: an env id (``"maesn_sb3/PointNav2D-v0"``, or
+    Gymnasium's ``"module:EnvId"``) or a single task env made by ``gymnasium.make`` becomes
+    ``make_meta_vec_env(id, **META_ENV_DEFAULTS, seed=seed, **make_kwargs)``; anything else (a
+    :class:`MetaTaskVecEnv`, None) is returned as it is, for the algorithm's own checks."""
+    if isinstance(env, str):
+        make: str | Callable[[], gym.Env] = env
+    elif isinstance(env, gym.Env):
+        check_task_env(env)
+        if env.spec is None:
+            raise TypeError(
+                f"env {type(env).__name__} has no spec to make more copies from: pass its registered id, or "
+                "build a MetaTaskVecEnv with maesn_sb3.make_meta_vec_env(make_env, n_tasks, envs_per_task)"
+            )
+        make = functools.partial(gym.make, env.spec)
+    else:
+        return env
+    return make_meta_vec_env(make, **{**META_ENV_DEFAULTS, **make_kwargs}, seed=seed)
 
 
 @dataclass
@@ -131,6 +166,8 @@ class MetaAlgorithm(BaseAlgorithm):
         "MultiInputPolicy": MultiInputPolicy,
     }
     uses_latent: ClassVar[bool] = False
+    #: extra ``make_meta_vec_env`` arguments for an env id given to the constructor (:func:`meta_env_from`)
+    _env_id_kwargs: ClassVar[dict[str, Any]] = {}
     env: MetaTaskVecEnv | None
 
     def __init__(
@@ -156,6 +193,7 @@ class MetaAlgorithm(BaseAlgorithm):
         seed: int | None,
         device: th.device | str,
     ) -> None:
+        env = meta_env_from(env, seed, **self._env_id_kwargs)
         if env is not None:
             self._check_env(env)
         super().__init__(
@@ -406,17 +444,44 @@ class MetaAlgorithm(BaseAlgorithm):
         if saved is not None:  # the first learn after load: continue the saved random streams
             self._restore_random_state(saved)
         callback.on_training_start(locals(), globals())
-        iteration = 0
+        iteration, start = 0, self.num_timesteps
         while self.num_timesteps < total_timesteps:
+            before = self.num_timesteps
             if not self._meta_iteration(callback):
                 break
             iteration += 1
+            self._size_progress_bar(callback, start, before, total_timesteps, iteration)
             self._update_current_progress_remaining(self.num_timesteps, total_timesteps)
             if log_interval and iteration % log_interval == 0:
                 self.logger.record("time/iterations", iteration, exclude="tensorboard")
                 self._dump_logs()
         callback.on_training_end()
         return self
+
+    def _size_progress_bar(
+        self, callback: BaseCallback, start: int, before: int, total_timesteps: int, iteration: int
+    ) -> None:
+        """After a meta-iteration of ``num_timesteps - before`` steps: warn when the request was smaller
+        than that one iteration, and size a progress bar to the steps that whole iterations will run."""
+        per_iteration = self.num_timesteps - before
+        if per_iteration <= 0:
+            return
+        remaining = max(total_timesteps - self.num_timesteps, 0)
+        will_run = self.num_timesteps + -(-remaining // per_iteration) * per_iteration
+        if iteration == 1 and total_timesteps - start < per_iteration:
+            warnings.warn(
+                f"learn() runs whole meta-iterations: one is {per_iteration:,} env steps here, more than the "
+                f"{total_timesteps - start:,} asked for, so {per_iteration:,} steps ran",
+                stacklevel=3,
+            )
+        callbacks = callback.callbacks if isinstance(callback, CallbackList) else [callback]
+        for cb in callbacks:
+            bar = getattr(cb, "pbar", None) if isinstance(cb, ProgressBarCallback) else None
+            if bar is not None:
+                bar.total = will_run - start
+                if hasattr(bar, "_prog"):  # tqdm.rich draws its own total
+                    bar._prog.update(bar._task_id, total=bar.total)
+                bar.refresh()
 
     # -- checks at the boundary -------------------------------------------------------------------------
     @staticmethod
@@ -509,13 +574,23 @@ class MetaAlgorithm(BaseAlgorithm):
     ) -> SelfMetaAlgorithm:
         """SB3's ``load``, after checking (without unpickling) that ``path`` holds a model of this class.
 
+        ``env`` may also be a single task env (``gymnasium.make(env_id)``): it is wrapped as :meth:`adapt`
+        wraps one (with the model's latent wrapper for MAESN) into a one-slot :class:`MetaTaskVecEnv`.
+
         A model zip holds pickled Python objects (SB3's format, plus the task set): loading one runs
         code from the file, so load only files you trust.
         """
         if isinstance(path, (str, os.PathLike)):
             path = check_model_file(path, cls)
-        model = super().load(path, env, device, custom_objects, print_system_info, force_reset, **kwargs)
+        single = isinstance(env, gym.Env) and not isinstance(env, VecEnv)
+        model = super().load(
+            path, None if single else env, device, custom_objects, print_system_info, force_reset, **kwargs
+        )
         model.__dict__.pop("_algorithm", None)
+        if single:
+            meta = model._adaptation_env(env)
+            model.n_envs = meta.num_envs  # as SB3's load(path, env) does for an env of another size
+            model.set_env(meta, force_reset)
         return model
 
     def _dump_logs(self) -> None:

@@ -71,7 +71,9 @@ class MAESN(MetaAlgorithm):
     :param policy: ``"MlpPolicy"``, ``"MultiInputPolicy"`` or an ``ActorCriticPolicy`` class.
     :param env: a :class:`~maesn_sb3.MetaTaskVecEnv` whose sub-envs carry a ``LatentWrapper``; its
         ``n_tasks`` is the number of tasks per meta-iteration and each phase samples ``episodes_per_task``
-        episodes per task.
+        episodes per task. An env id or a single task env also works, as in SB3: it becomes
+        ``make_meta_vec_env(env_id, n_tasks=20, envs_per_task=20, latent_dim=2, seed=seed)``
+        (:data:`~maesn_sb3.common.base.META_ENV_DEFAULTS`).
     :param task_set: the training tasks (``task_set.train``); None draws ``n_train_tasks`` from the env.
     :param n_train_tasks: number of training tasks drawn when ``task_set`` is None.
     :param episodes_per_task: episodes per task and phase; a multiple of ``env.envs_per_task``
@@ -113,6 +115,7 @@ class MAESN(MetaAlgorithm):
     """
 
     uses_latent: ClassVar[bool] = True
+    _env_id_kwargs: ClassVar[dict[str, Any]] = {"latent_dim": 2}
 
     def __init__(
         self,
@@ -172,7 +175,7 @@ class MAESN(MetaAlgorithm):
         )
         if baseline not in ("linear", "value"):
             raise ValueError(f"baseline must be 'linear' or 'value', got {baseline!r}")
-        self.latent_dim = env.latent_dim if env is not None else None
+        self.latent_dim = self.env.latent_dim if self.env is not None else None
         self.inner_lr = check_float("inner_lr", inner_lr, 0.0)
         self.learn_step_sizes = bool(learn_step_sizes)
         self.inner_steps = check_int("inner_steps", inner_steps)

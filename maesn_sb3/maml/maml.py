@@ -71,6 +71,8 @@ class MAML(MetaAlgorithm):
 
     :param policy: ``"MlpPolicy"``, ``"MultiInputPolicy"`` or an ``ActorCriticPolicy`` class.
     :param env: a :class:`~maesn_sb3.MetaTaskVecEnv` without latent; ``n_tasks`` tasks per meta-iteration.
+        An env id or a single task env also works, as in SB3: it becomes
+        ``make_meta_vec_env(env_id, n_tasks=20, envs_per_task=20, seed=seed)``.
     :param task_set: the training tasks (``task_set.train``); None draws ``n_train_tasks`` from the env.
     :param n_train_tasks: number of training tasks drawn when ``task_set`` is None.
     :param episodes_per_task: episodes per task and phase, a multiple of ``env.envs_per_task``
