@@ -196,3 +196,21 @@ def test_learn_below_one_meta_iteration_warns_and_sizes_the_progress_bar() -> No
     with pytest.warns(UserWarning, match=r"one is [\d,]+ env steps"):
         model.learn(10, callback=bar)
     assert bar.total == model.num_timesteps > 10
+
+
+@pytest.mark.parametrize("cls", [MAESN, MAML], ids=["MAESN", "MAML"])
+def test_predict_after_a_multi_slot_adapt_uses_the_chosen_slot(cls: type) -> None:
+    spec = SPECS[cls.__name__]
+    model, env = spec.model(), spec.env(seed=1)
+    model.adapt(env, n_iterations=1, episodes_per_iteration=3, seed=0)
+    obs = env.reset()[:1]
+    if cls is MAESN:
+        obs = obs[:, : -model.latent_dim]  # an observation without its latent
+    with pytest.raises(ValueError, match="slot=k"):
+        model.predict(obs, deterministic=True)
+    per_slot = [model.predict(obs, deterministic=True, slot=k)[0] for k in range(env.n_tasks)]
+    assert not np.allclose(per_slot[0], per_slot[1])
+    model.predict_slot = 1
+    np.testing.assert_allclose(model.predict(obs, deterministic=True)[0], per_slot[1])
+    with pytest.raises(ValueError, match=r"slot must be an int in \[0, 2\)"):
+        model.predict(obs, slot=2)

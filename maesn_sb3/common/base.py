@@ -36,6 +36,7 @@ from maesn_sb3.common.validators import (  # still importable from here, their o
     check_model_file,
     check_observation,
     check_seed,
+    check_slot,
     check_timesteps,
     check_unit_interval,
 )
@@ -482,6 +483,14 @@ class MetaAlgorithm(BaseAlgorithm):
                 if hasattr(bar, "_prog"):  # tqdm.rich draws its own total
                     bar._prog.update(bar._task_id, total=bar.total)
                 bar.refresh()
+
+    #: the adapted task slot that ``predict`` uses for every observation (None: row ``i`` uses slot ``i``)
+    predict_slot: int | None = None
+
+    def _chosen_slot(self, slot: int | None, n_slots: int) -> int | None:
+        """The slot ``predict`` uses: ``slot``, else :attr:`predict_slot`, checked against ``n_slots``."""
+        slot = self.predict_slot if slot is None else slot
+        return None if slot is None else check_slot(slot, n_slots)
 
     # -- checks at the boundary -------------------------------------------------------------------------
     @staticmethod

@@ -575,6 +575,7 @@ class MAESN(MetaAlgorithm):
         observation: np.ndarray | dict[str, np.ndarray],
         episode_start: np.ndarray | None,
         deterministic: bool,
+        slot: int | None = None,
     ) -> np.ndarray | dict[str, np.ndarray]:
         """Append the held latent to observations that come without one."""
         if isinstance(observation, dict):
@@ -597,10 +598,14 @@ class MAESN(MetaAlgorithm):
             mean, std = np.zeros((1, self.latent_dim)), np.ones((1, self.latent_dim))
         else:
             mean, std = self.adapted_latent_mean, np.exp(self.adapted_latent_log_std)
+            chosen = self._chosen_slot(slot, len(mean))
+            if chosen is not None:
+                mean, std = mean[chosen : chosen + 1], std[chosen : chosen + 1]
         if len(mean) not in (1, n):
             raise ValueError(
-                f"the model holds {len(mean)} adapted latents; pass a batch of {len(mean)} observations or "
-                "observations that include their latent"
+                f"the model holds {len(mean)} adapted latents; pass slot=k (or set model.predict_slot = k) "
+                f"to use task slot k's for every observation, a batch of {len(mean)} observations (row i "
+                "uses slot i's), or observations that include their latent"
             )
         if deterministic:
             latents = np.broadcast_to(mean, (n, self.latent_dim))
@@ -622,16 +627,19 @@ class MAESN(MetaAlgorithm):
         state: tuple[np.ndarray, ...] | None = None,
         episode_start: np.ndarray | None = None,
         deterministic: bool = False,
+        slot: int | None = None,
     ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
         """SB3's ``predict``; observations without a latent get the adapted one (mean when deterministic).
 
-        Without adaptation the prior N(0, I) is used. In stochastic mode one latent is held per
+        Without adaptation the prior N(0, I) is used. After :meth:`adapt` on several task slots, ``slot=k``
+        (or ``model.predict_slot = k``) gives every observation slot ``k``'s latent; without it a batch of
+        one observation per slot uses row ``i``'s slot ``i``. In stochastic mode one latent is held per
         observation row and redrawn where ``episode_start`` is True.
         """
         n_with = self.observation_space.shape[-1] if isinstance(self.observation_space, spaces.Box) else 0
         sizes = (n_with, n_with - self.latent_dim)  # with or without the latent
         observation = self._check_observation(observation, sizes)
-        observation = self._with_latent(observation, episode_start, deterministic)
+        observation = self._with_latent(observation, episode_start, deterministic, slot)
         return self.policy.predict(observation, state, episode_start, deterministic)
 
 
