@@ -214,3 +214,29 @@ def test_predict_after_a_multi_slot_adapt_uses_the_chosen_slot(cls: type) -> Non
     np.testing.assert_allclose(model.predict(obs, deterministic=True)[0], per_slot[1])
     with pytest.raises(ValueError, match=r"slot must be an int in \[0, 2\)"):
         model.predict(obs, slot=2)
+
+
+@pytest.mark.parametrize("cls", [MAESN, MAML], ids=["MAESN", "MAML"])
+def test_learn_and_adapt_run_torch_at_one_thread_and_restore_it(cls: type) -> None:
+    seen: list[int] = []
+
+    class Threads(BaseCallback):
+        def _on_step(self) -> bool:
+            seen.append(th.get_num_threads())
+            return True
+
+    before = th.get_num_threads()
+    th.set_num_threads(2)
+    try:
+        spec = SPECS[cls.__name__]
+        model = spec.model().learn(spec.budget, callback=Threads())
+        assert set(seen) == {1} and th.get_num_threads() == 2
+        seen.clear()
+        model.adapt(spec.env(seed=1), n_iterations=1, callback=Threads())
+        assert set(seen) == {1} and th.get_num_threads() == 2
+        model.n_torch_threads = None
+        seen.clear()
+        model.learn(spec.budget, callback=Threads())
+        assert set(seen) == {2}
+    finally:
+        th.set_num_threads(before)

@@ -12,7 +12,13 @@ from stable_baselines3.common.env_util import is_wrapped
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback
 from stable_baselines3.common.utils import set_random_seed
 
-from maesn_sb3.common.base import AdaptationCurve, adaptation_env, meta_env_from, steps_per_task
+from maesn_sb3.common.base import (
+    AdaptationCurve,
+    adaptation_env,
+    meta_env_from,
+    steps_per_task,
+    torch_threads,
+)
 from maesn_sb3.common.callbacks import (
     find_meta_env,
     resampling_callbacks,
@@ -52,6 +58,9 @@ class RL2(RecurrentPPO):
     :param n_train_tasks: number of training tasks drawn when ``task_set`` is None.
     :param kwargs: RecurrentPPO's arguments.
     """
+
+    #: torch's threads while ``learn`` runs (restored after; None: torch's own), as MetaAlgorithm's
+    n_torch_threads: int | None = 1
 
     def __init__(
         self,
@@ -100,14 +109,15 @@ class RL2(RecurrentPPO):
         reset_num_timesteps: bool = True,
         progress_bar: bool = False,
     ) -> SelfRL2:
-        return super().learn(
-            total_timesteps,
-            resampling_callbacks(self, callback),
-            log_interval,
-            tb_log_name,
-            reset_num_timesteps,
-            progress_bar,
-        )
+        with torch_threads(self.n_torch_threads):
+            return super().learn(
+                total_timesteps,
+                resampling_callbacks(self, callback),
+                log_interval,
+                tb_log_name,
+                reset_num_timesteps,
+                progress_bar,
+            )
 
     def _adaptation_env(self, env: GymEnv) -> MetaTaskVecEnv:
         def with_trials(single: gym.Env) -> gym.Env:
