@@ -52,8 +52,9 @@ DEFAULTS: dict[str, Any] = {
     "env_kwargs": {},
     "hyperparams": {},
 }
-#: held-out tasks that `adapt` uses without --n-tasks: with 10 episodes each and 10 updates it answers in
-#: about 20 s on PointNav2D (30 tasks x 20 episodes took 113 s)
+#: held-out tasks that `adapt` uses without --n-tasks: with 10 episodes each and 10 updates it answers
+#: in 5 s on PointNav2D on a loaded 2-core machine (30 tasks x 20 episodes at torch's default threads
+#: took 113 s; adapt now runs torch at one thread)
 ADAPT_TASKS = 10
 EPILOG = """examples:
   maesn-sb3 envs

@@ -8,6 +8,7 @@ import functools
 import io
 import os
 import pathlib
+import sys
 import time
 import warnings
 from abc import abstractmethod
@@ -55,6 +56,15 @@ __all__ = [
 
 SelfMetaAlgorithm = TypeVar("SelfMetaAlgorithm", bound="MetaAlgorithm")
 SelfCurve = TypeVar("SelfCurve", bound="AdaptationCurve")
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` for ``warnings.warn`` that points at the first caller outside this package."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def steps_per_task(total_steps: int | np.ndarray, n_tasks: int) -> int | np.ndarray:
@@ -526,7 +536,7 @@ class MetaAlgorithm(BaseAlgorithm):
             warnings.warn(
                 f"learn() runs whole meta-iterations: one is {per_iteration:,} env steps here, more than the "
                 f"{total_timesteps - start:,} asked for, so {per_iteration:,} steps ran",
-                stacklevel=3,
+                stacklevel=user_stacklevel(),
             )
         callbacks = callback.callbacks if isinstance(callback, CallbackList) else [callback]
         for cb in callbacks:
@@ -580,7 +590,7 @@ class MetaAlgorithm(BaseAlgorithm):
             warnings.warn(
                 f"the model was saved with {len(env_states)} sub-envs and now has {self.env.num_envs}: "
                 "their random streams start from the env's seeds, so training does not continue exactly",
-                stacklevel=3,
+                stacklevel=user_stacklevel(),
             )
             return
         self.env.set_random_state(env_states)
