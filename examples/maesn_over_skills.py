@@ -23,6 +23,7 @@ from stable_baselines3 import SAC
 from stable_baselines3.common.env_util import make_vec_env
 
 from maesn_sb3 import MAESN, TaskSet, make_meta_vec_env
+from maesn_sb3.cli import HelpFormatter
 from maesn_sb3.skills import DIAYNCallback, DIAYNReplayBuffer, SkillActionVecEnv
 from wrappers import SkillDiscriminator, SkillWrapper
 
@@ -74,9 +75,7 @@ def make_skill_env(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--skills", type=int, default=10)
     parser.add_argument("--diayn-timesteps", type=int, default=30_000, help="SAC steps of skill pre-training")
     parser.add_argument("--skill-steps", type=int, default=10, help="env steps per skill action")

@@ -24,7 +24,7 @@ import maesn_sb3
 from maesn_sb3 import runs
 from maesn_sb3.runs import ADAPT_FILE, ALGOS, CONFIG_FILE, MODEL_FILE, RunError, load_adaptation
 
-__all__ = ["ALGOS", "CLIError", "build_parser", "load_adaptation", "main", "save_adaptation"]
+__all__ = ["ALGOS", "CLIError", "HelpFormatter", "build_parser", "load_adaptation", "main", "save_adaptation"]
 # options of `train` that are not MAESN constructor arguments (everything else in a config is)
 RUN_KEYS = (
     "algo",
@@ -535,6 +535,10 @@ class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
         ):
             return help_text
         return super()._get_help_string(action)
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, _DefaultsFormatter):
+    """For scripts (the examples): the description as written, every option's default shown once."""
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
