@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 TORCH_CPU ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint install clean gl docs
+.PHONY: demo test lint install clean gl docs dist
 
 install: $(STAMP)
 
@@ -42,6 +42,10 @@ $(DOCS_STAMP): pyproject.toml $(STAMP)
 
 docs: $(DOCS_STAMP)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+
+# A wheel and an sdist in dist/ (python -m build, in the dev extra).
+dist: $(STAMP)
+	$(PY) -m build --outdir dist .
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -25,6 +25,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 
 from maesn_sb3 import MAESN, TaskSet, make_meta_vec_env
+from maesn_sb3.cli import HelpFormatter
 
 ENV_ID = "maesn_sb3/PointNav2D-v0"
 HORIZON = 50
@@ -67,9 +68,7 @@ def ppo_adaptation(model: PPO | None, task: Any, args: argparse.Namespace, seed:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--timesteps", type=int, default=1_000_000, help="meta-training env steps per method")
     parser.add_argument("--tasks-per-iteration", type=int, default=20)
     parser.add_argument("--episodes", type=int, default=20, help="episodes per task and round")

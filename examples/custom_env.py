@@ -24,6 +24,7 @@ from gymnasium import spaces
 from gymnasium.utils.env_checker import check_env
 
 from maesn_sb3 import MAESN, TaskSet, check_task_env, make_meta_vec_env
+from maesn_sb3.cli import HelpFormatter
 
 
 class HiddenTarget1D(gym.Env):
@@ -88,9 +89,7 @@ def make_env(**kwargs: Any) -> gym.Env:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--timesteps", type=int, default=300_000, help="meta-training env steps")
     parser.add_argument("--episodes", type=int, default=20, help="episodes per task and phase / iteration")
     parser.add_argument("--adapt-iterations", type=int, default=3)

@@ -25,6 +25,7 @@ from stable_baselines3 import SAC
 from stable_baselines3.common.env_util import make_vec_env
 
 import maesn_sb3  # noqa: F401  (registers maesn_sb3/PointNav2D-v0)
+from maesn_sb3.cli import HelpFormatter
 from maesn_sb3.skills import DIAYNCallback, DIAYNReplayBuffer
 from wrappers import SkillActionWrapper, SkillDiscriminator, SkillWrapper
 
@@ -32,9 +33,7 @@ ENV_ID = "maesn_sb3/PointNav2D-v0"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--timesteps", type=int, default=20_000)
     parser.add_argument("--skills", type=int, default=6)
     parser.add_argument("--extrinsic-coef", type=float, default=0.0, help="0: pure DIAYN; > 0 mixes r_env in")

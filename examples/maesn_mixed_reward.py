@@ -23,6 +23,7 @@ import torch as th
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from maesn_sb3 import MAESN, MetaTaskVecEnv, TaskSet, make_meta_vec_env
+from maesn_sb3.cli import HelpFormatter
 from maesn_sb3.skills import SkillRewardCallback, VecSkillReward
 from wrappers import SkillDiscriminator, SkillWrapper
 
@@ -47,9 +48,7 @@ def make_mixed_env(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--skills", type=int, default=4)
     parser.add_argument("--intrinsic-coef", type=float, default=0.1, help="weight of the skill reward")
     parser.add_argument("--timesteps", type=int, default=1_000_000, help="MAESN meta-training env steps")

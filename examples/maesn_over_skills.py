@@ -23,6 +23,7 @@ from stable_baselines3 import SAC
 from stable_baselines3.common.env_util import make_vec_env
 
 from maesn_sb3 import MAESN, TaskSet, make_meta_vec_env
+from maesn_sb3.cli import HelpFormatter
 from maesn_sb3.skills import DIAYNCallback, DIAYNReplayBuffer, SkillActionVecEnv
 from wrappers import SkillDiscriminator, SkillWrapper
 
@@ -74,15 +75,18 @@ def make_skill_env(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--skills", type=int, default=10)
     parser.add_argument("--diayn-timesteps", type=int, default=30_000, help="SAC steps of skill pre-training")
     parser.add_argument("--skill-steps", type=int, default=10, help="env steps per skill action")
     parser.add_argument("--timesteps", type=int, default=100_000, help="MAESN meta-training skill actions")
     parser.add_argument("--n-tasks", type=int, default=20, help="tasks per meta-iteration")
-    parser.add_argument("--episodes", type=int, default=20, help="episodes per task and phase")
+    parser.add_argument(
+        "--episodes",
+        type=int,
+        default=20,
+        help="episodes per task: per phase of meta-training and per adaptation iteration",
+    )
     parser.add_argument("--test-tasks", type=int, default=10, help="held-out goals")
     parser.add_argument("--adapt-iterations", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
@@ -106,9 +110,12 @@ def main() -> None:
         f"meta-training, action space {model.action_space}"
     )
 
-    test_env = make_skill_env(low, tasks.test, 20, args.skill_steps, "sparse", args.seed + 1)
-    result = model.adapt(test_env, n_iterations=args.adapt_iterations, episodes_per_iteration=20)
-    print(f"3. adaptation to {len(tasks.test)} held-out goals, sparse reward, 20 episodes per iteration")
+    test_env = make_skill_env(low, tasks.test, args.episodes, args.skill_steps, "sparse", args.seed + 1)
+    result = model.adapt(test_env, n_iterations=args.adapt_iterations, episodes_per_iteration=args.episodes)
+    print(
+        f"3. adaptation to {len(tasks.test)} held-out goals, sparse reward, {args.episodes} episodes per "
+        "iteration"
+    )
     print(f"{'iteration':>9} {'skill actions':>13} {'success':>8} {'success (mean z)':>17}")
     for k in range(args.adapt_iterations + 1):
         print(f"{k:>9} {result.env_steps[k]:>13} {result.mean_success[k]:>8.2f} "

@@ -18,14 +18,13 @@ import torch as th
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
 from maesn_sb3 import MAESN, TaskSet, make_meta_vec_env
+from maesn_sb3.cli import HelpFormatter
 
 ENV_ID = "maesn_sb3/WheeledNav-v0"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--timesteps", type=int, default=400_000, help="meta-training env steps")
     parser.add_argument("--tasks-per-iteration", type=int, default=10)
     parser.add_argument("--episodes", type=int, default=10, help="episodes per task and phase / iteration")

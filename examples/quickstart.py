@@ -20,14 +20,13 @@ import numpy as np
 import torch as th
 
 from maesn_sb3 import MAESN, TaskSet, make_meta_vec_env
+from maesn_sb3.cli import HelpFormatter
 
 ENV_ID = "maesn_sb3/PointNav2D-v0"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--timesteps", type=int, default=1_500_000, help="meta-training env steps")
     parser.add_argument("--tasks-per-iteration", type=int, default=20, help="task slots per meta-iteration")
     parser.add_argument("--episodes", type=int, default=20, help="episodes per task and phase / iteration")

@@ -31,6 +31,7 @@ from stable_baselines3.common.vec_env import SubprocVecEnv
 
 import maesn_sb3
 from maesn_sb3 import TaskSet, make_meta_vec_env
+from maesn_sb3.cli import HelpFormatter
 
 ENV_ID = "maesn_sb3/WheeledNav-v0"
 
@@ -64,9 +65,7 @@ def render_strip(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--timesteps", type=int, default=100_000, help="PPO environment steps")
     parser.add_argument("--n-tasks", type=int, default=10, help="training tasks side by side")
     parser.add_argument("--envs-per-task", type=int, default=2)

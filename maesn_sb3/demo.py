@@ -89,18 +89,21 @@ def plot(model: MAESN, tasks: TaskSet, result: AdaptationResult, path: str, seed
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, (curve, explore) = plt.subplots(1, 2, figsize=(10, 4.2))
     iterations = np.arange(len(result.env_steps))
     curve.plot(iterations, result.mean_success, "o-", label="exploration episodes")
     curve.plot(iterations, result.eval_success.mean(axis=1), "s-", label="mean latent, mean action")
     curve.set(
-        xlabel="adaptation iteration",
+        xlabel="adaptation iteration (0: before any update)",
         ylabel="success rate",
         ylim=(-0.02, 1.02),
         title=f"held-out goals ({len(tasks.test)}), sparse reward",
     )
     curve.set_xticks(iterations)
+    curve.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(xmax=1.0))
+    curve.grid(alpha=0.3)
     curve.legend()
 
     goal = np.asarray(tasks.test[0]["goal"])
@@ -115,7 +118,10 @@ def plot(model: MAESN, tasks: TaskSet, result: AdaptationResult, path: str, seed
     explore.plot(*goal, "*", color="tab:green", ms=14, label="held-out goal")
     explore.plot([], [], color="tab:blue", label="latents from the prior")
     explore.set(
-        title="exploration: one path per latent", xlabel="x position", ylabel="y position", aspect="equal"
+        title="exploration on held-out goal 0: one path per latent",
+        xlabel="x position",
+        ylabel="y position",
+        aspect="equal",
     )
     explore.legend(fontsize=8, loc="lower left")
     fig.tight_layout()

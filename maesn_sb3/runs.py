@@ -32,8 +32,10 @@ __all__ = [
     "RunError",
     "algo_class",
     "check_env_id",
+    "env_takes",
     "find_run",
     "held_out_tasks",
+    "import_modules",
     "load_adaptation",
     "load_model",
     "make_run_env",
@@ -144,10 +146,30 @@ def load_adaptation(path: str | os.PathLike[str]) -> Any:
 
 
 # -- a run's env ---------------------------------------------------------------------------------
-def check_env_id(env_id: str) -> None:
-    """A :class:`RunError` naming close matches unless ``env_id`` is a registered gymnasium env."""
+def import_modules(modules: list[str] | tuple[str, ...]) -> None:
+    """Import each module (the user's, registering its task families), or a :class:`RunError`."""
+    import importlib
+    import sys
+
+    if os.getcwd() not in sys.path:  # a module in the working folder, as `python -m` would find it
+        sys.path.append(os.getcwd())
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            raise RunError(f"cannot import {module!r}: {error}") from error
+
+
+def check_env_id(env_id: str) -> str:
+    """``env_id`` without a ``module:`` prefix (Gymnasium's ``"module:EnvId"``: the module is imported
+    first, so that it registers its envs), or a :class:`RunError` naming close matches unless the id is
+    a registered gymnasium env."""
     import gymnasium as gym
 
+    module, sep, name = env_id.rpartition(":")
+    if sep:
+        import_modules([module])
+        env_id = name
     if env_id not in gym.registry:
         known = sorted(maesn_sb3.list_envs())
         close = difflib.get_close_matches(env_id, list(gym.registry), n=3)
@@ -155,8 +177,26 @@ def check_env_id(env_id: str) -> None:
         raise RunError(
             f"unknown env id {env_id!r}.{hint} maesn-sb3's task families: {', '.join(known)} "
             "(`maesn-sb3 envs` lists them; other envs must be registered with gymnasium and implement "
-            "sample_tasks/set_task/get_task)"
+            "sample_tasks/set_task/get_task; a module that registers one is imported by "
+            "`--env module:EnvId` or `--import module`)"
         )
+    return env_id
+
+
+def env_takes(env_id: str, name: str) -> bool:
+    """Whether the registered env ``env_id``'s constructor takes the keyword argument ``name``."""
+    import inspect
+
+    import gymnasium as gym
+    from gymnasium.envs.registration import load_env_creator
+
+    entry = gym.spec(env_id).entry_point
+    creator = load_env_creator(entry) if isinstance(entry, str) else entry
+    try:
+        parameters = inspect.signature(creator).parameters.values()
+    except (TypeError, ValueError):
+        return True  # no signature to read: let the env say
+    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
 
 
 def make_run_env(

@@ -13,7 +13,7 @@ import torch as th
 from stable_baselines3.common.callbacks import BaseCallback
 
 from maesn_sb3 import MAESN, MAML, RL2, AdaptationCurve, LSBaseline, MetaTaskVecEnv, MultiTaskPPO
-from tests.conftest import DictPoint, small_meta_env
+from tests.conftest import ENV_ID, DictPoint, small_meta_env
 from wrappers import RL2Wrapper
 
 HORIZON = 8  # the small env's episode length (tests/conftest.py)
@@ -144,3 +144,99 @@ def test_equal_budgets_give_equal_env_steps(spec: Spec) -> None:
 
 def test_every_algorithm_is_covered() -> None:
     assert sorted(SPECS) == sorted(cls.__name__ for cls in (MAESN, LSBaseline, MAML, RL2, MultiTaskPPO))
+
+
+META_ALGOS = pytest.mark.parametrize(
+    "spec",
+    [SPECS[name] for name in ("MAESN", "LSBaseline", "MAML", "RL2")],
+    ids=["MAESN", "LSBaseline", "MAML", "RL2"],
+)
+
+
+@META_ALGOS
+@pytest.mark.parametrize("as_env", [False, True], ids=["id", "task_env"])
+def test_an_env_id_or_a_task_env_builds_the_meta_env_with_the_documented_defaults(
+    spec: Spec, as_env: bool
+) -> None:
+    env = gym.make(ENV_ID) if as_env else ENV_ID
+    model = spec.cls(spec.policy, env, n_train_tasks=4, seed=0)
+    assert isinstance(model.env, MetaTaskVecEnv)
+    assert (model.env.n_tasks, model.env.envs_per_task) == (20, 20)
+    assert model.env.latent_dim == (2 if spec.cls in (MAESN, LSBaseline) else None)
+    if spec.recurrent:
+        assert all(model.env.env_is_wrapped(RL2Wrapper))
+
+
+def test_a_task_env_without_spec_is_refused_with_what_to_pass() -> None:
+    env = gym.make(ENV_ID).unwrapped
+    env.spec = None
+    with pytest.raises(TypeError, match="make_meta_vec_env"):
+        MAML("MlpPolicy", env, n_train_tasks=4)
+
+
+@pytest.mark.parametrize("cls", [MAESN, MAML], ids=["MAESN", "MAML"])
+def test_load_wraps_a_plain_task_env_as_adapt_does(cls: type, tmp_path) -> None:
+    spec = SPECS[cls.__name__]
+    spec.model().learn(spec.budget).save(tmp_path / "model.zip")
+    loaded = cls.load(tmp_path / "model.zip", env=gym.make(ENV_ID))
+    assert isinstance(loaded.env, MetaTaskVecEnv) and loaded.env.n_tasks == 1
+    with pytest.warns(UserWarning):
+        loaded.learn(HORIZON)
+
+
+def test_learn_below_one_meta_iteration_warns_and_sizes_the_progress_bar() -> None:
+    from stable_baselines3.common.callbacks import ProgressBarCallback
+
+    class Bar(ProgressBarCallback):
+        def _on_training_end(self) -> None:
+            self.total = self.pbar.total
+            super()._on_training_end()
+
+    model, bar = SPECS["MAESN"].model(), Bar()
+    with pytest.warns(UserWarning, match=r"one is [\d,]+ env steps"):
+        model.learn(10, callback=bar)
+    assert bar.total == model.num_timesteps > 10
+
+
+@pytest.mark.parametrize("cls", [MAESN, MAML], ids=["MAESN", "MAML"])
+def test_predict_after_a_multi_slot_adapt_uses_the_chosen_slot(cls: type) -> None:
+    spec = SPECS[cls.__name__]
+    model, env = spec.model(), spec.env(seed=1)
+    model.adapt(env, n_iterations=1, episodes_per_iteration=3, seed=0)
+    obs = env.reset()[:1]
+    if cls is MAESN:
+        obs = obs[:, : -model.latent_dim]  # an observation without its latent
+    with pytest.raises(ValueError, match="slot=k"):
+        model.predict(obs, deterministic=True)
+    per_slot = [model.predict(obs, deterministic=True, slot=k)[0] for k in range(env.n_tasks)]
+    assert not np.allclose(per_slot[0], per_slot[1])
+    model.predict_slot = 1
+    np.testing.assert_allclose(model.predict(obs, deterministic=True)[0], per_slot[1])
+    with pytest.raises(ValueError, match=r"slot must be an int in \[0, 2\)"):
+        model.predict(obs, slot=2)
+
+
+@pytest.mark.parametrize("cls", [MAESN, MAML], ids=["MAESN", "MAML"])
+def test_learn_and_adapt_run_torch_at_one_thread_and_restore_it(cls: type) -> None:
+    seen: list[int] = []
+
+    class Threads(BaseCallback):
+        def _on_step(self) -> bool:
+            seen.append(th.get_num_threads())
+            return True
+
+    before = th.get_num_threads()
+    th.set_num_threads(2)
+    try:
+        spec = SPECS[cls.__name__]
+        model = spec.model().learn(spec.budget, callback=Threads())
+        assert set(seen) == {1} and th.get_num_threads() == 2
+        seen.clear()
+        model.adapt(spec.env(seed=1), n_iterations=1, callback=Threads())
+        assert set(seen) == {1} and th.get_num_threads() == 2
+        model.n_torch_threads = None
+        seen.clear()
+        model.learn(spec.budget, callback=Threads())
+        assert set(seen) == {2}
+    finally:
+        th.set_num_threads(before)

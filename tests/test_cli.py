@@ -262,3 +262,65 @@ def test_a_run_config_with_an_unknown_algo_does_not_mention_a_missing_option(
     err = capsys.readouterr().err
     assert "the run's config.yaml key 'algo' must be one of maesn, lsbaseline, got 'maml'" in err
     assert "--algo" not in err
+
+
+CUSTOM_FAMILY = '''
+import gymnasium as gym
+from maesn_sb3.envs.point_nav import PointNav2DEnv
+
+
+class MyTask(PointNav2DEnv):
+    """A task family whose constructor takes no reward_type."""
+
+    def __init__(self, step_size: float = 0.1) -> None:
+        super().__init__(reward_type="sparse", step_size=step_size)
+
+
+gym.register("mypkg17/MyTask-v0", entry_point=MyTask, max_episode_steps=8)
+'''
+
+
+@pytest.mark.parametrize("how", ["module_colon_id", "import_option"])
+def test_a_custom_family_trains_from_the_cli(
+    how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = f"family17_{how}"
+    (tmp_path / f"{module}.py").write_text(CUSTOM_FAMILY.replace("mypkg17", module), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    env_id = f"{module}/MyTask-v0"
+    env = (
+        ["--env", f"{module}:{env_id}"] if how == "module_colon_id" else ["--env", env_id, "--import", module]
+    )
+    out = tmp_path / "run"
+    assert cli.main(["train", *TINY, *env, "--output", str(out), "--no-progress"]) == 0
+    assert yaml.safe_load((out / "config.yaml").read_text(encoding="utf-8"))["env_kwargs"] == {}
+    assert (
+        cli.main(["adapt", str(out), "--iterations", "1", "--envs-per-task", "2", "--no-progress", *env[2:]])
+        == 0
+    )
+
+
+def test_train_reward_type_none_passes_no_reward_type(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert cli.main(["train", *TINY, "--reward-type", "none", "--output", str(out), "--no-progress"]) == 0
+    assert yaml.safe_load((out / "config.yaml").read_text(encoding="utf-8"))["env_kwargs"] == {}
+
+
+@pytest.mark.parametrize("command", ["train", "adapt", "evaluate", "plot"])
+def test_help_shows_each_default_once(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main([command, "--help"])
+    options = capsys.readouterr().out.split("\n  -")[1:]
+    assert options and all(option.count("(default") <= 1 for option in options), options
+
+
+def test_progress_is_quiet_when_not_a_terminal_and_adapt_shows_its_work(
+    run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["evaluate", str(run), "--episodes", "2"]) == 0
+    assert cli.main(["adapt", str(run), "--iterations", "1", "--envs-per-task", "2"]) == 0
+    captured = capsys.readouterr()
+    assert "%|" not in captured.err and "it/s" not in captured.err
+    assert "3 test task(s) x 2 episodes x 2 iterations" in captured.out
+    assert "about" in captured.out and " s in all" in captured.out

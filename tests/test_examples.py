@@ -43,3 +43,15 @@ def test_example_runs(
 
 def test_every_example_of_this_suite_is_listed() -> None:
     assert set(TINY) <= {path.name for path in EXAMPLES.glob("*.py")}
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_example_help_shows_the_defaults_once(
+    name: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "argv", [name, "--help"])
+    with pytest.raises(SystemExit):
+        runpy.run_path(str(EXAMPLES / name), run_name="__main__")
+    options = capsys.readouterr().out.split("\n  -")[1:]
+    assert any("(default: " in option for option in options)
+    assert all(option.count("(default") <= 1 for option in options)

@@ -69,3 +69,44 @@ def test_the_project_alone_in_a_fresh_venv_makes_every_registered_env(tmp_path: 
         timeout=300,
     )
     assert bench.returncode == 0 and "--tier" in bench.stdout, bench.stderr[-3000:]
+
+
+QUICKSTART_TINY = ["--timesteps", "1000", "--tasks-per-iteration", "2", "--episodes", "4",
+                   "--test-tasks", "2", "--adapt-iterations", "1"]  # fmt: skip
+
+
+@pytest.mark.skipif(
+    os.environ.get("CI") != "true" and os.environ.get("MAESN_TEST_INSTALL") != "1",
+    reason="builds a wheel and an sdist (python -m build) and a fresh virtual environment (1-2 minutes): "
+    "runs in CI (CI=true) or with MAESN_TEST_INSTALL=1",
+)
+def test_the_built_wheel_installs_in_a_fresh_venv_and_runs_the_quickstart(tmp_path: Path) -> None:
+    source = tmp_path / "source"
+    shutil.copytree(
+        ROOT,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", "results"
+        ),
+    )
+    dist = tmp_path / "dist"
+    subprocess.run(
+        [sys.executable, "-m", "build", "--outdir", str(dist), str(source)], check=True, timeout=600
+    )
+    wheels, sdists = sorted(dist.glob("maesn_sb3-*.whl")), sorted(dist.glob("maesn_sb3-*.tar.gz"))
+    assert len(wheels) == 1 and len(sdists) == 1, sorted(dist.iterdir())
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    python = str(venv / "bin" / "python")
+    install = [python, "-m", "pip", "install", "--quiet"]
+    subprocess.run([*install, TORCH_CPU], check=True, timeout=600)
+    subprocess.run([*install, str(wheels[0])], check=True, timeout=600)
+    done = subprocess.run(
+        [python, str(source / "examples" / "quickstart.py"), *QUICKSTART_TINY],
+        cwd=tmp_path,  # not the checkout: the installed wheel is imported
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "held-out goal 0 with its adapted mean latent" in done.stdout

@@ -169,7 +169,9 @@ def test_progress_bar_runs():
 # -- bad input -----------------------------------------------------------------------------------
 def test_env_must_be_meta_task_vec_env_with_latent():
     with pytest.raises(TypeError, match="MetaTaskVecEnv"):
-        MAESN("MlpPolicy", gym.make(ENV_ID))
+        MAESN("MlpPolicy", DummyVecEnv([lambda: gym.make(ENV_ID)]))
+    with pytest.raises(TypeError, match=r"task API|sample_tasks"):
+        MAESN("MlpPolicy", gym.make("Pendulum-v1"))
     with pytest.raises(ValueError, match="LatentWrapper"):
         MAESN("MlpPolicy", small_env(latent_dim=None))
 

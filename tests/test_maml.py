@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch as th
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.vec_env import DummyVecEnv
 
 from maesn_sb3 import MAML, TaskSet, make_meta_vec_env
 from tests.conftest import ENV_ID, DictPoint, DiscretePoint
@@ -61,7 +62,7 @@ def test_bad_env_and_arguments():
     with pytest.raises(ValueError, match="LatentWrapper"):
         MAML("MlpPolicy", small_env(latent_dim=2))
     with pytest.raises(TypeError, match="MetaTaskVecEnv"):
-        MAML("MlpPolicy", gym.make(ENV_ID))
+        MAML("MlpPolicy", DummyVecEnv([lambda: gym.make(ENV_ID)]))
     for kwargs, name in (
         ({"inner_lr": 0}, "inner_lr"),
         ({"max_kl": -1}, "max_kl"),

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
+from stable_baselines3.common.vec_env import DummyVecEnv
 
 from maesn_sb3 import RL2, TaskSet, make_meta_vec_env
 from tests.conftest import DictPoint, DiscretePoint
@@ -141,7 +142,7 @@ def test_env_needs_the_trial_wrapper():
     with pytest.raises(ValueError, match="RL2Wrapper"):
         RL2("MlpLstmPolicy", make_meta_vec_env(ENV_ID, n_tasks=2, seed=0))
     with pytest.raises(TypeError, match="MetaTaskVecEnv"):
-        RL2("MlpLstmPolicy", RL2Wrapper(point()))
+        RL2("MlpLstmPolicy", DummyVecEnv([lambda: RL2Wrapper(point())]))
 
 
 def test_adapt_reports_each_episode_of_the_trials():

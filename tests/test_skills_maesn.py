@@ -382,3 +382,5 @@ def test_examples_run_with_tiny_budgets(script: str, flags: list[str]) -> None:
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
     assert "adaptation to 2 held-out goals" in out.stdout
+    if script == "maesn_over_skills.py":  # --episodes sets the adaptation's episodes too
+        assert "2 episodes per iteration" in out.stdout

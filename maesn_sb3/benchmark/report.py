@@ -68,11 +68,20 @@ def plot(rows: list[dict[str, Any]], config: Config, path: Path) -> None:
                 ax = axes[row, col]
                 ax.plot(x, means, "o-", ms=3, label=LABELS[m])
                 ax.fill_between(x, lows, highs, alpha=0.2)
+    from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
+
     for row, key in enumerate(("return", "success rate")):
-        axes[row, 0].set_ylabel(f"held-out {key} (sparse)")
-    for col, label in enumerate(("adaptation iteration", "env steps per task")):
-        axes[1, col].set_xlabel(label)
-    axes[0, 0].legend(fontsize=8)
+        axes[row, 0].set_ylabel(f"held-out {key} (sparse reward)")
+    axes[1, 0].yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
+    for col, label in enumerate(("adaptation iteration (0: before any update)", "env steps per task")):
+        for row in range(2):
+            axes[row, col].set_xlabel(label)
+            axes[row, col].grid(alpha=0.3)
+    for row in range(2):
+        axes[row, 0].xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes[row, 1].xaxis.set_major_locator(MaxNLocator(nbins=6))
+        axes[row, 1].xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:,.0f}"))
+    axes[0, 0].legend(fontsize=8, title="method", title_fontsize=8)
     fig.suptitle(
         f"{config.env_id}: adaptation to {config.n_test_tasks} held-out tasks, "
         f"{config.adapt_episodes} episodes per iteration (mean, 95 % bootstrap CI)"

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import io
 import os
 import pathlib
+import sys
 import time
 import warnings
 from abc import abstractmethod
@@ -18,7 +21,7 @@ import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList, ProgressBarCallback
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import check_for_correct_spaces, set_random_seed
@@ -35,21 +38,82 @@ from maesn_sb3.common.validators import (  # still importable from here, their o
     check_model_file,
     check_observation,
     check_seed,
+    check_slot,
     check_timesteps,
     check_unit_interval,
 )
 from maesn_sb3.tasks import TaskSet, check_task_env
-from maesn_sb3.vec_env import MetaTaskVecEnv
+from maesn_sb3.vec_env import MetaTaskVecEnv, make_meta_vec_env
 
-__all__ = ["AdaptationCurve", "MetaAlgorithm", "adaptation_env", "steps_per_task"]
+__all__ = [
+    "META_ENV_DEFAULTS",
+    "AdaptationCurve",
+    "MetaAlgorithm",
+    "adaptation_env",
+    "meta_env_from",
+    "steps_per_task",
+]
 
 SelfMetaAlgorithm = TypeVar("SelfMetaAlgorithm", bound="MetaAlgorithm")
 SelfCurve = TypeVar("SelfCurve", bound="AdaptationCurve")
 
 
+def user_stacklevel() -> int:
+    """The ``stacklevel`` for ``warnings.warn`` that points at the first caller outside this package."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 def steps_per_task(total_steps: int | np.ndarray, n_tasks: int) -> int | np.ndarray:
     """Env steps per task slot from the steps of ``n_tasks`` slots together (the adaptation curves' unit)."""
     return np.rint(np.asarray(total_steps) / n_tasks).astype(np.int64)
+
+
+@contextlib.contextmanager
+def torch_threads(n_threads: int | None) -> Any:
+    """Run the block with torch at ``n_threads`` intra-op threads, restoring the setting after (None:
+    leave torch's setting). The meta-algorithms' ``learn`` and ``adapt`` use 1: their networks are small,
+    and torch's default (one thread per core) fights the envs for the cores, 9x slower on a loaded
+    2-core machine (MAESN, PointNav2D, 40k steps: 16.3 s at torch's default, 1.8 s at one thread)."""
+    if n_threads is None:
+        yield
+        return
+    before = th.get_num_threads()
+    th.set_num_threads(n_threads)
+    try:
+        yield
+    finally:
+        th.set_num_threads(before)
+
+
+#: What an env id or a single task env passed to an algorithm's constructor becomes:
+#: ``make_meta_vec_env(env, n_tasks=20, envs_per_task=20, seed=seed)`` (MAESN and LSBaseline add
+#: ``latent_dim=2``, RL2 an ``RL2Wrapper`` with ``episodes_per_trial=2``). The README's quickstart uses
+#: the same sizes; build the env yourself with :func:`~maesn_sb3.make_meta_vec_env` for others.
+META_ENV_DEFAULTS: dict[str, int] = {"n_tasks": 20, "envs_per_task": 20}
+
+
+def meta_env_from(env: GymEnv | str | None, seed: int | None = None, **make_kwargs: Any) -> GymEnv | None:
+    """``env`` as the meta-algorithms take it, SB3-style: an env id (``"maesn_sb3/PointNav2D-v0"``, or
+    Gymnasium's ``"module:EnvId"``) or a single task env made by ``gymnasium.make`` becomes
+    ``make_meta_vec_env(id, **META_ENV_DEFAULTS, seed=seed, **make_kwargs)``; anything else (a
+    :class:`MetaTaskVecEnv`, None) is returned as it is, for the algorithm's own checks."""
+    if isinstance(env, str):
+        make: str | Callable[[], gym.Env] = env
+    elif isinstance(env, gym.Env):
+        check_task_env(env)
+        if env.spec is None:
+            raise TypeError(
+                f"env {type(env).__name__} has no spec to make more copies from: pass its registered id, or "
+                "build a MetaTaskVecEnv with maesn_sb3.make_meta_vec_env(make_env, n_tasks, envs_per_task)"
+            )
+        make = functools.partial(gym.make, env.spec)
+    else:
+        return env
+    return make_meta_vec_env(make, **{**META_ENV_DEFAULTS, **make_kwargs}, seed=seed)
 
 
 @dataclass
@@ -131,6 +195,11 @@ class MetaAlgorithm(BaseAlgorithm):
         "MultiInputPolicy": MultiInputPolicy,
     }
     uses_latent: ClassVar[bool] = False
+    #: torch's intra-op threads while ``learn`` and ``adapt`` run (restored after; None: torch's own
+    #: setting). 1 is fastest for these small networks (see :func:`torch_threads` for the measurement).
+    n_torch_threads: int | None = 1
+    #: extra ``make_meta_vec_env`` arguments for an env id given to the constructor (:func:`meta_env_from`)
+    _env_id_kwargs: ClassVar[dict[str, Any]] = {}
     env: MetaTaskVecEnv | None
 
     def __init__(
@@ -156,6 +225,7 @@ class MetaAlgorithm(BaseAlgorithm):
         seed: int | None,
         device: th.device | str,
     ) -> None:
+        env = meta_env_from(env, seed, **self._env_id_kwargs)
         if env is not None:
             self._check_env(env)
         super().__init__(
@@ -343,6 +413,23 @@ class MetaAlgorithm(BaseAlgorithm):
 
         Returns the adaptation env and the fields of an :class:`AdaptationCurve`.
         """
+        with torch_threads(self.n_torch_threads):
+            return self._adaptation_iterations(
+                env, n_iterations, episodes_per_iteration, seed, evaluate, callback, sample, step, record
+            )
+
+    def _adaptation_iterations(
+        self,
+        env: GymEnv,
+        n_iterations: int,
+        episodes_per_iteration: int | None,
+        seed: int | None,
+        evaluate: bool,
+        callback: MaybeCallback,
+        sample: Callable[[MetaTaskVecEnv, int, bool], EpisodeBatch],
+        step: Callable[[int, EpisodeBatch], None],
+        record: Callable[[], None] | None,
+    ) -> tuple[MetaTaskVecEnv, dict[str, np.ndarray | None]]:
         n_iterations = check_int("n_iterations", n_iterations, minimum=0)
         seed = self._check_seed(seed)
         meta = self._adaptation_env(env)
@@ -395,7 +482,22 @@ class MetaAlgorithm(BaseAlgorithm):
         reset_num_timesteps: bool = True,
         progress_bar: bool = False,
     ) -> SelfMetaAlgorithm:
-        """Meta-train for ``total_timesteps`` environment steps (whole meta-iterations)."""
+        """Meta-train for ``total_timesteps`` environment steps (whole meta-iterations), with torch at
+        :attr:`n_torch_threads` threads."""
+        with torch_threads(self.n_torch_threads):
+            return self._learn(
+                total_timesteps, callback, log_interval, tb_log_name, reset_num_timesteps, progress_bar
+            )
+
+    def _learn(
+        self: SelfMetaAlgorithm,
+        total_timesteps: int,
+        callback: MaybeCallback,
+        log_interval: int,
+        tb_log_name: str,
+        reset_num_timesteps: bool,
+        progress_bar: bool,
+    ) -> SelfMetaAlgorithm:
         total_timesteps = check_timesteps(total_timesteps)
         if self.env is None:
             raise ValueError("learn() needs an env: pass one to the constructor, set_env() or load()")
@@ -406,17 +508,52 @@ class MetaAlgorithm(BaseAlgorithm):
         if saved is not None:  # the first learn after load: continue the saved random streams
             self._restore_random_state(saved)
         callback.on_training_start(locals(), globals())
-        iteration = 0
+        iteration, start = 0, self.num_timesteps
         while self.num_timesteps < total_timesteps:
+            before = self.num_timesteps
             if not self._meta_iteration(callback):
                 break
             iteration += 1
+            self._size_progress_bar(callback, start, before, total_timesteps, iteration)
             self._update_current_progress_remaining(self.num_timesteps, total_timesteps)
             if log_interval and iteration % log_interval == 0:
                 self.logger.record("time/iterations", iteration, exclude="tensorboard")
                 self._dump_logs()
         callback.on_training_end()
         return self
+
+    def _size_progress_bar(
+        self, callback: BaseCallback, start: int, before: int, total_timesteps: int, iteration: int
+    ) -> None:
+        """After a meta-iteration of ``num_timesteps - before`` steps: warn when the request was smaller
+        than that one iteration, and size a progress bar to the steps that whole iterations will run."""
+        per_iteration = self.num_timesteps - before
+        if per_iteration <= 0:
+            return
+        remaining = max(total_timesteps - self.num_timesteps, 0)
+        will_run = self.num_timesteps + -(-remaining // per_iteration) * per_iteration
+        if iteration == 1 and total_timesteps - start < per_iteration:
+            warnings.warn(
+                f"learn() runs whole meta-iterations: one is {per_iteration:,} env steps here, more than the "
+                f"{total_timesteps - start:,} asked for, so {per_iteration:,} steps ran",
+                stacklevel=user_stacklevel(),
+            )
+        callbacks = callback.callbacks if isinstance(callback, CallbackList) else [callback]
+        for cb in callbacks:
+            bar = getattr(cb, "pbar", None) if isinstance(cb, ProgressBarCallback) else None
+            if bar is not None:
+                bar.total = will_run - start
+                if hasattr(bar, "_prog"):  # tqdm.rich draws its own total
+                    bar._prog.update(bar._task_id, total=bar.total)
+                bar.refresh()
+
+    #: the adapted task slot that ``predict`` uses for every observation (None: row ``i`` uses slot ``i``)
+    predict_slot: int | None = None
+
+    def _chosen_slot(self, slot: int | None, n_slots: int) -> int | None:
+        """The slot ``predict`` uses: ``slot``, else :attr:`predict_slot`, checked against ``n_slots``."""
+        slot = self.predict_slot if slot is None else slot
+        return None if slot is None else check_slot(slot, n_slots)
 
     # -- checks at the boundary -------------------------------------------------------------------------
     @staticmethod
@@ -453,7 +590,7 @@ class MetaAlgorithm(BaseAlgorithm):
             warnings.warn(
                 f"the model was saved with {len(env_states)} sub-envs and now has {self.env.num_envs}: "
                 "their random streams start from the env's seeds, so training does not continue exactly",
-                stacklevel=3,
+                stacklevel=user_stacklevel(),
             )
             return
         self.env.set_random_state(env_states)
@@ -509,13 +646,23 @@ class MetaAlgorithm(BaseAlgorithm):
     ) -> SelfMetaAlgorithm:
         """SB3's ``load``, after checking (without unpickling) that ``path`` holds a model of this class.
 
+        ``env`` may also be a single task env (``gymnasium.make(env_id)``): it is wrapped as :meth:`adapt`
+        wraps one (with the model's latent wrapper for MAESN) into a one-slot :class:`MetaTaskVecEnv`.
+
         A model zip holds pickled Python objects (SB3's format, plus the task set): loading one runs
         code from the file, so load only files you trust.
         """
         if isinstance(path, (str, os.PathLike)):
             path = check_model_file(path, cls)
-        model = super().load(path, env, device, custom_objects, print_system_info, force_reset, **kwargs)
+        single = isinstance(env, gym.Env) and not isinstance(env, VecEnv)
+        model = super().load(
+            path, None if single else env, device, custom_objects, print_system_info, force_reset, **kwargs
+        )
         model.__dict__.pop("_algorithm", None)
+        if single:
+            meta = model._adaptation_env(env)
+            model.n_envs = meta.num_envs  # as SB3's load(path, env) does for an env of another size
+            model.set_env(meta, force_reset)
         return model
 
     def _dump_logs(self) -> None:

@@ -33,6 +33,13 @@ def check_int(name: str, value: Any, minimum: int = 1) -> int:
     return int(value)
 
 
+def check_slot(slot: Any, n_slots: int) -> int:
+    """``slot`` as an index into ``n_slots`` adapted task slots, or a ``ValueError`` naming the range."""
+    if isinstance(slot, bool) or not isinstance(slot, (int, np.integer)) or not 0 <= slot < n_slots:
+        raise ValueError(f"slot must be an int in [0, {n_slots}) (the adapted task slots), got {slot!r}")
+    return int(slot)
+
+
 def check_float(name: str, value: Any, minimum: float | None = None, strict: bool = False) -> float:
     """``value`` as a finite float ``>= minimum`` (``> minimum`` if ``strict``), else a ``ValueError``."""
     try:

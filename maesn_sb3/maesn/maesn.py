@@ -71,7 +71,9 @@ class MAESN(MetaAlgorithm):
     :param policy: ``"MlpPolicy"``, ``"MultiInputPolicy"`` or an ``ActorCriticPolicy`` class.
     :param env: a :class:`~maesn_sb3.MetaTaskVecEnv` whose sub-envs carry a ``LatentWrapper``; its
         ``n_tasks`` is the number of tasks per meta-iteration and each phase samples ``episodes_per_task``
-        episodes per task.
+        episodes per task. An env id or a single task env also works, as in SB3: it becomes
+        ``make_meta_vec_env(env_id, n_tasks=20, envs_per_task=20, latent_dim=2, seed=seed)``
+        (:data:`~maesn_sb3.common.base.META_ENV_DEFAULTS`).
     :param task_set: the training tasks (``task_set.train``); None draws ``n_train_tasks`` from the env.
     :param n_train_tasks: number of training tasks drawn when ``task_set`` is None.
     :param episodes_per_task: episodes per task and phase; a multiple of ``env.envs_per_task``
@@ -113,6 +115,7 @@ class MAESN(MetaAlgorithm):
     """
 
     uses_latent: ClassVar[bool] = True
+    _env_id_kwargs: ClassVar[dict[str, Any]] = {"latent_dim": 2}
 
     def __init__(
         self,
@@ -172,7 +175,7 @@ class MAESN(MetaAlgorithm):
         )
         if baseline not in ("linear", "value"):
             raise ValueError(f"baseline must be 'linear' or 'value', got {baseline!r}")
-        self.latent_dim = env.latent_dim if env is not None else None
+        self.latent_dim = self.env.latent_dim if self.env is not None else None
         self.inner_lr = check_float("inner_lr", inner_lr, 0.0)
         self.learn_step_sizes = bool(learn_step_sizes)
         self.inner_steps = check_int("inner_steps", inner_steps)
@@ -572,6 +575,7 @@ class MAESN(MetaAlgorithm):
         observation: np.ndarray | dict[str, np.ndarray],
         episode_start: np.ndarray | None,
         deterministic: bool,
+        slot: int | None = None,
     ) -> np.ndarray | dict[str, np.ndarray]:
         """Append the held latent to observations that come without one."""
         if isinstance(observation, dict):
@@ -594,10 +598,14 @@ class MAESN(MetaAlgorithm):
             mean, std = np.zeros((1, self.latent_dim)), np.ones((1, self.latent_dim))
         else:
             mean, std = self.adapted_latent_mean, np.exp(self.adapted_latent_log_std)
+            chosen = self._chosen_slot(slot, len(mean))
+            if chosen is not None:
+                mean, std = mean[chosen : chosen + 1], std[chosen : chosen + 1]
         if len(mean) not in (1, n):
             raise ValueError(
-                f"the model holds {len(mean)} adapted latents; pass a batch of {len(mean)} observations or "
-                "observations that include their latent"
+                f"the model holds {len(mean)} adapted latents; pass slot=k (or set model.predict_slot = k) "
+                f"to use task slot k's for every observation, a batch of {len(mean)} observations (row i "
+                "uses slot i's), or observations that include their latent"
             )
         if deterministic:
             latents = np.broadcast_to(mean, (n, self.latent_dim))
@@ -619,16 +627,19 @@ class MAESN(MetaAlgorithm):
         state: tuple[np.ndarray, ...] | None = None,
         episode_start: np.ndarray | None = None,
         deterministic: bool = False,
+        slot: int | None = None,
     ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
         """SB3's ``predict``; observations without a latent get the adapted one (mean when deterministic).
 
-        Without adaptation the prior N(0, I) is used. In stochastic mode one latent is held per
+        Without adaptation the prior N(0, I) is used. After :meth:`adapt` on several task slots, ``slot=k``
+        (or ``model.predict_slot = k``) gives every observation slot ``k``'s latent; without it a batch of
+        one observation per slot uses row ``i``'s slot ``i``. In stochastic mode one latent is held per
         observation row and redrawn where ``episode_start`` is True.
         """
         n_with = self.observation_space.shape[-1] if isinstance(self.observation_space, spaces.Box) else 0
         sizes = (n_with, n_with - self.latent_dim)  # with or without the latent
         observation = self._check_observation(observation, sizes)
-        observation = self._with_latent(observation, episode_start, deterministic)
+        observation = self._with_latent(observation, episode_start, deterministic, slot)
         return self.policy.predict(observation, state, episode_start, deterministic)
 
 

@@ -71,6 +71,8 @@ class MAML(MetaAlgorithm):
 
     :param policy: ``"MlpPolicy"``, ``"MultiInputPolicy"`` or an ``ActorCriticPolicy`` class.
     :param env: a :class:`~maesn_sb3.MetaTaskVecEnv` without latent; ``n_tasks`` tasks per meta-iteration.
+        An env id or a single task env also works, as in SB3: it becomes
+        ``make_meta_vec_env(env_id, n_tasks=20, envs_per_task=20, seed=seed)``.
     :param task_set: the training tasks (``task_set.train``); None draws ``n_train_tasks`` from the env.
     :param n_train_tasks: number of training tasks drawn when ``task_set`` is None.
     :param episodes_per_task: episodes per task and phase, a multiple of ``env.envs_per_task``
@@ -391,22 +393,27 @@ class MAML(MetaAlgorithm):
         state: tuple[np.ndarray, ...] | None = None,
         episode_start: np.ndarray | None = None,
         deterministic: bool = False,
+        slot: int | None = None,
     ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
         """SB3's ``predict`` with the meta-learned weights, or the adapted ones after :meth:`adapt`.
 
         After adapting on one task slot every observation uses its weights; after adapting on ``n``
-        slots pass a batch of ``n`` observations (row ``i`` uses slot ``i``'s weights).
+        slots, ``slot=k`` (or ``model.predict_slot = k``) uses slot ``k``'s weights for every observation,
+        and without it pass a batch of ``n`` observations (row ``i`` uses slot ``i``'s weights).
         """
         observation = self._check_observation(observation)
         if self.adapted_policies is None:
             return self.policy.predict(observation, state, episode_start, deterministic)
-        if len(self.adapted_policies) == 1:
-            return self.adapted_policies[0].predict(observation, state, episode_start, deterministic)
+        chosen = self._chosen_slot(slot, len(self.adapted_policies))
+        if chosen is not None or len(self.adapted_policies) == 1:
+            policy = self.adapted_policies[chosen or 0]
+            return policy.predict(observation, state, episode_start, deterministic)
         rows = len(next(iter(observation.values()))) if isinstance(observation, dict) else len(observation)
         if rows != len(self.adapted_policies):
             raise ValueError(
-                f"the model holds {len(self.adapted_policies)} adapted policies; pass a batch of "
-                f"{len(self.adapted_policies)} observations, got {rows}"
+                f"the model holds {len(self.adapted_policies)} adapted policies; pass slot=k (or set "
+                f"model.predict_slot = k) to use task slot k's, or a batch of {len(self.adapted_policies)} "
+                f"observations (row i uses slot i's), got {rows}"
             )
         actions = [
             policy.predict(map_obs(lambda x, i=i: x[i], observation), None, None, deterministic)[0]

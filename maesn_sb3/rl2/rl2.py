@@ -12,7 +12,13 @@ from stable_baselines3.common.env_util import is_wrapped
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback
 from stable_baselines3.common.utils import set_random_seed
 
-from maesn_sb3.common.base import AdaptationCurve, adaptation_env, steps_per_task
+from maesn_sb3.common.base import (
+    AdaptationCurve,
+    adaptation_env,
+    meta_env_from,
+    steps_per_task,
+    torch_threads,
+)
 from maesn_sb3.common.callbacks import (
     find_meta_env,
     resampling_callbacks,
@@ -45,11 +51,16 @@ class RL2(RecurrentPPO):
         >>> model = RL2("MlpLstmPolicy", env, n_train_tasks=10, n_steps=100, seed=0).learn(400)
 
     :param policy: ``"MlpLstmPolicy"``, ``"MultiInputLstmPolicy"`` or a recurrent policy class.
-    :param env: the MetaTaskVecEnv described above.
+    :param env: the MetaTaskVecEnv described above. An env id or a single task env also works, as in SB3:
+        it becomes ``make_meta_vec_env(env_id, n_tasks=20, envs_per_task=20, seed=seed,
+        wrapper_class=RL2Wrapper, wrapper_kwargs={"episodes_per_trial": 2})``.
     :param task_set: the training tasks (``task_set.train``); None draws ``n_train_tasks`` from the env.
     :param n_train_tasks: number of training tasks drawn when ``task_set`` is None.
     :param kwargs: RecurrentPPO's arguments.
     """
+
+    #: torch's threads while ``learn`` runs (restored after; None: torch's own), as MetaAlgorithm's
+    n_torch_threads: int | None = 1
 
     def __init__(
         self,
@@ -60,6 +71,9 @@ class RL2(RecurrentPPO):
         _init_setup_model: bool = True,
         **kwargs: Any,
     ) -> None:
+        env = meta_env_from(
+            env, kwargs.get("seed"), wrapper_class=RL2Wrapper, wrapper_kwargs={"episodes_per_trial": 2}
+        )
         if env is not None:
             self._check_env(env)
         if task_set is not None and not isinstance(task_set, TaskSet):
@@ -95,14 +109,15 @@ class RL2(RecurrentPPO):
         reset_num_timesteps: bool = True,
         progress_bar: bool = False,
     ) -> SelfRL2:
-        return super().learn(
-            total_timesteps,
-            resampling_callbacks(self, callback),
-            log_interval,
-            tb_log_name,
-            reset_num_timesteps,
-            progress_bar,
-        )
+        with torch_threads(self.n_torch_threads):
+            return super().learn(
+                total_timesteps,
+                resampling_callbacks(self, callback),
+                log_interval,
+                tb_log_name,
+                reset_num_timesteps,
+                progress_bar,
+            )
 
     def _adaptation_env(self, env: GymEnv) -> MetaTaskVecEnv:
         def with_trials(single: gym.Env) -> gym.Env:

@@ -1,0 +1,70 @@
+"""A griffe extension for the API pages: the docstrings' Sphinx habits, rendered for mkdocstrings.
+
+- ``:class:`~pkg.Name``` (and ``:meth:``, ``:func:``, ``:attr:``, ``:data:``, ``:mod:``, ``:obj:``,
+  ``:exc:``) become cross-references (autorefs' optional ones: plain code where the target has no page);
+- ``>>>`` examples become fenced Python code blocks;
+- parameters whose names start with ``_`` (SB3's ``_init_setup_model``) leave the signatures.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import griffe
+
+ROLE = re.compile(r":(?:class|meth|func|attr|data|mod|obj|exc):`(~?)\.?([^`]+?)(?:\(\))?`")
+PROMPT = re.compile(r"^(\s*)(>>>|\.\.\.)( |$)")
+
+
+def _identifier(obj: griffe.Object, target: str) -> str:
+    """``target``'s full path: as written when dotted, else a member of ``obj``'s class or module."""
+    if "." in target:
+        return target
+    scope = obj if obj.is_class or obj.is_module else obj.parent
+    while scope is not None:
+        if target in scope.members:
+            return f"{scope.path}.{target}"
+        scope = scope.parent
+    return target
+
+
+def _roles(obj: griffe.Object, text: str) -> str:
+    def link(match: re.Match[str]) -> str:
+        short, target = match.groups()
+        label = target.split(".")[-1] if short else target
+        return f'<autoref identifier="{_identifier(obj, target)}" optional><code>{label}</code></autoref>'
+
+    return ROLE.sub(link, text)
+
+
+def _examples(text: str) -> str:
+    """Wrap each run of ``>>>``/``...`` lines in a fenced code block (prompts removed)."""
+    lines, out, block = text.splitlines(), [], []
+
+    def flush() -> None:
+        if block:
+            out.extend(["", "```python", *block, "```", ""])
+            block.clear()
+
+    for line in lines:
+        match = PROMPT.match(line)
+        if match:
+            block.append(line[match.end() :] if match.group(3) else "")
+        else:
+            flush()
+            out.append(line)
+    flush()
+    return "\n".join(out)
+
+
+class SphinxDocstrings(griffe.Extension):
+    """See the module's docstring."""
+
+    def on_object(self, *, obj: griffe.Object, **kwargs: Any) -> None:
+        if obj.docstring is not None:
+            obj.docstring.value = _roles(obj, _examples(obj.docstring.value))
+        if obj.is_function:
+            for parameter in list(obj.parameters):
+                if parameter.name.startswith("_"):
+                    del obj.parameters[parameter.name]
