@@ -68,15 +68,34 @@ def test_trpo_step_restores_the_parameters_when_the_line_search_raises():
     def loss_fn() -> th.Tensor:
         calls["n"] += 1
         if calls["n"] > 1:  # inside the line search, after a step was written into the parameters
-            raise ValueError("boom")
+            raise RuntimeError("boom")
         return (weight**2).sum()
 
     def kl_fn() -> th.Tensor:
         return ((weight - weight.detach()) ** 2).sum()
 
-    with pytest.raises(ValueError, match="boom"):
+    with pytest.raises(RuntimeError, match="boom"):
         trpo_step([weight], loss_fn, kl_fn, max_kl=0.01)
     th.testing.assert_close(weight.detach(), th.tensor([1.0, 2.0]))
+
+
+def test_a_line_search_trial_whose_distributions_torch_refuses_is_shrunk_not_fatal():
+    """A trial step so far off that torch refuses its distributions (``ValueError`` from NaN
+    parameters) is a rejected trial: the search shrinks the step and takes a sound one."""
+    weight = th.nn.Parameter(th.tensor([1.0, 2.0]))
+    start = weight.detach().clone()
+
+    def loss_fn() -> th.Tensor:
+        if (weight - start).norm() > 0.05:  # big trial steps: the distribution is invalid
+            th.distributions.Normal(th.tensor(float("nan")), th.tensor(1.0))
+        return (weight**2).sum()
+
+    def kl_fn() -> th.Tensor:
+        return ((weight - start) ** 2).sum()
+
+    stats = trpo_step([weight], loss_fn, kl_fn, max_kl=0.01)
+    assert stats.accepted and stats.line_search_steps > 1
+    assert (weight.detach() - start).norm() <= 0.05 and stats.loss_after < stats.loss_before
 
 
 def test_trpo_step_refuses_a_loss_that_is_not_finite():

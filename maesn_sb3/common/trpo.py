@@ -115,7 +115,10 @@ def _trpo_step(
     with th.no_grad():
         for step in range(line_search_max_iter):
             vector_to_parameters(old + full_step * line_search_shrinking_factor**step, params)
-            new_loss, kl = float(loss_fn()), float(kl_fn())
+            try:
+                new_loss, kl = float(loss_fn()), float(kl_fn())
+            except ValueError:  # a trial so far off that torch refuses its distributions (NaN): shrink
+                continue
             if new_loss < loss_before and kl <= max_kl:  # False for NaN: the step is not taken
                 return TRPOStats(loss_before, new_loss, kl, True, step + 1)
         vector_to_parameters(old, params)
