@@ -89,6 +89,17 @@ def torch_threads(n_threads: int | None) -> Any:
         th.set_num_threads(before)
 
 
+def in_model_torch_threads(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Run a model's method with torch at the model's ``n_torch_threads`` (see :func:`torch_threads`)."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with torch_threads(self.n_torch_threads):
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
 #: What an env id or a single task env passed to an algorithm's constructor becomes:
 #: ``make_meta_vec_env(env, n_tasks=20, envs_per_task=20, seed=seed)`` (MAESN and LSBaseline add
 #: ``latent_dim=2``, RL2 an ``RL2Wrapper`` with ``episodes_per_trial=2``). The README's quickstart uses
@@ -394,6 +405,7 @@ class MetaAlgorithm(BaseAlgorithm):
             env, self._check_env, self._wrap_task_env, self.observation_space, self.action_space
         )
 
+    @in_model_torch_threads
     def _adaptation_loop(
         self,
         env: GymEnv,
@@ -413,23 +425,6 @@ class MetaAlgorithm(BaseAlgorithm):
 
         Returns the adaptation env and the fields of an :class:`AdaptationCurve`.
         """
-        with torch_threads(self.n_torch_threads):
-            return self._adaptation_iterations(
-                env, n_iterations, episodes_per_iteration, seed, evaluate, callback, sample, step, record
-            )
-
-    def _adaptation_iterations(
-        self,
-        env: GymEnv,
-        n_iterations: int,
-        episodes_per_iteration: int | None,
-        seed: int | None,
-        evaluate: bool,
-        callback: MaybeCallback,
-        sample: Callable[[MetaTaskVecEnv, int, bool], EpisodeBatch],
-        step: Callable[[int, EpisodeBatch], None],
-        record: Callable[[], None] | None,
-    ) -> tuple[MetaTaskVecEnv, dict[str, np.ndarray | None]]:
         n_iterations = check_int("n_iterations", n_iterations, minimum=0)
         seed = self._check_seed(seed)
         meta = self._adaptation_env(env)
@@ -473,6 +468,7 @@ class MetaAlgorithm(BaseAlgorithm):
     def _meta_iteration(self, callback: BaseCallback) -> bool:
         """Run one meta-iteration; False when a callback stopped it."""
 
+    @in_model_torch_threads
     def learn(
         self: SelfMetaAlgorithm,
         total_timesteps: int,
@@ -484,20 +480,6 @@ class MetaAlgorithm(BaseAlgorithm):
     ) -> SelfMetaAlgorithm:
         """Meta-train for ``total_timesteps`` environment steps (whole meta-iterations), with torch at
         :attr:`n_torch_threads` threads."""
-        with torch_threads(self.n_torch_threads):
-            return self._learn(
-                total_timesteps, callback, log_interval, tb_log_name, reset_num_timesteps, progress_bar
-            )
-
-    def _learn(
-        self: SelfMetaAlgorithm,
-        total_timesteps: int,
-        callback: MaybeCallback,
-        log_interval: int,
-        tb_log_name: str,
-        reset_num_timesteps: bool,
-        progress_bar: bool,
-    ) -> SelfMetaAlgorithm:
         total_timesteps = check_timesteps(total_timesteps)
         if self.env is None:
             raise ValueError("learn() needs an env: pass one to the constructor, set_env() or load()")
