@@ -146,14 +146,7 @@ def test_every_algorithm_is_covered() -> None:
     assert sorted(SPECS) == sorted(cls.__name__ for cls in (MAESN, LSBaseline, MAML, RL2, MultiTaskPPO))
 
 
-META_ALGOS = pytest.mark.parametrize(
-    "spec",
-    [SPECS[name] for name in ("MAESN", "LSBaseline", "MAML", "RL2")],
-    ids=["MAESN", "LSBaseline", "MAML", "RL2"],
-)
-
-
-@META_ALGOS
+@pytest.mark.parametrize("spec", list(SPECS.values()), ids=list(SPECS))
 @pytest.mark.parametrize("as_env", [False, True], ids=["id", "task_env"])
 def test_an_env_id_or_a_task_env_builds_the_meta_env_with_the_documented_defaults(
     spec: Spec, as_env: bool
@@ -238,5 +231,24 @@ def test_learn_and_adapt_run_torch_at_one_thread_and_restore_it(cls: type) -> No
         seen.clear()
         model.learn(spec.budget, callback=Threads())
         assert set(seen) == {2}
+    finally:
+        th.set_num_threads(before)
+
+
+@pytest.mark.parametrize("cls", [RL2, MultiTaskPPO], ids=["RL2", "MultiTaskPPO"])
+def test_the_ppo_based_methods_learn_at_one_thread_and_restore_it(cls: type) -> None:
+    seen: list[int] = []
+
+    class Threads(BaseCallback):
+        def _on_step(self) -> bool:
+            seen.append(th.get_num_threads())
+            return True
+
+    before = th.get_num_threads()
+    th.set_num_threads(2)
+    try:
+        spec = SPECS[cls.__name__]
+        spec.model().learn(spec.budget, callback=Threads())
+        assert set(seen) == {1} and th.get_num_threads() == 2
     finally:
         th.set_num_threads(before)

@@ -18,7 +18,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from maesn_sb3.common.base import AdaptationCurve
+from maesn_sb3.common.base import AdaptationCurve, in_model_torch_threads, meta_env_from
 from maesn_sb3.common.callbacks import (
     find_meta_env,
     resampling_callbacks,
@@ -205,10 +205,15 @@ class MultiTaskPPO(PPO):
         >>> env = make_meta_vec_env("maesn_sb3/PointNav2D-v0", n_tasks=2, envs_per_task=2, tasks=tasks)
         >>> model = MultiTaskPPO("MlpPolicy", env, task_set=tasks, n_steps=50, seed=0).learn(400)
 
+    :param env: a :class:`~maesn_sb3.MetaTaskVecEnv`, or an env id or a single task env (made into one
+        with ``META_ENV_DEFAULTS``, as the meta-algorithms do).
     :param task_set: the training tasks (``task_set.train``); None draws ``n_train_tasks`` from the env.
     :param n_train_tasks: number of training tasks drawn when ``task_set`` is None.
     :param kwargs: PPO's arguments.
     """
+
+    #: torch's threads while ``learn`` runs (restored after; None: torch's own), as MetaAlgorithm's
+    n_torch_threads: int | None = 1
 
     def __init__(
         self,
@@ -219,6 +224,7 @@ class MultiTaskPPO(PPO):
         _init_setup_model: bool = True,
         **kwargs: Any,
     ) -> None:
+        env = meta_env_from(env, kwargs.get("seed"))
         if env is not None:
             find_meta_env(env)
         if task_set is not None and not isinstance(task_set, TaskSet):
@@ -231,6 +237,7 @@ class MultiTaskPPO(PPO):
             meta.reset()
             self.task_set = TaskSet(train=meta.sample_tasks(self.n_train_tasks), test=[])
 
+    @in_model_torch_threads
     def learn(
         self: SelfMultiTaskPPO,
         total_timesteps: int,

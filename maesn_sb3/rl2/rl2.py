@@ -15,9 +15,9 @@ from stable_baselines3.common.utils import set_random_seed
 from maesn_sb3.common.base import (
     AdaptationCurve,
     adaptation_env,
+    in_model_torch_threads,
     meta_env_from,
     steps_per_task,
-    torch_threads,
 )
 from maesn_sb3.common.callbacks import (
     find_meta_env,
@@ -100,6 +100,7 @@ class RL2(RecurrentPPO):
         self._check_env(env)
         super().set_env(env, force_reset)
 
+    @in_model_torch_threads
     def learn(
         self: SelfRL2,
         total_timesteps: int,
@@ -109,15 +110,14 @@ class RL2(RecurrentPPO):
         reset_num_timesteps: bool = True,
         progress_bar: bool = False,
     ) -> SelfRL2:
-        with torch_threads(self.n_torch_threads):
-            return super().learn(
-                total_timesteps,
-                resampling_callbacks(self, callback),
-                log_interval,
-                tb_log_name,
-                reset_num_timesteps,
-                progress_bar,
-            )
+        return super().learn(
+            total_timesteps,
+            resampling_callbacks(self, callback),
+            log_interval,
+            tb_log_name,
+            reset_num_timesteps,
+            progress_bar,
+        )
 
     def _adaptation_env(self, env: GymEnv) -> MetaTaskVecEnv:
         def with_trials(single: gym.Env) -> gym.Env:
