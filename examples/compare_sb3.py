@@ -73,7 +73,7 @@ def main() -> None:
     parser.add_argument("--tasks-per-iteration", type=int, default=20)
     parser.add_argument("--episodes", type=int, default=20, help="episodes per task and round")
     parser.add_argument("--test-tasks", type=int, default=5)
-    parser.add_argument("--adapt-iterations", type=int, default=5)
+    parser.add_argument("--adapt-iterations", type=int, default=5, help="latent updates per held-out task")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     th.set_num_threads(1)

@@ -92,7 +92,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--timesteps", type=int, default=300_000, help="meta-training env steps")
     parser.add_argument("--episodes", type=int, default=20, help="episodes per task and phase / iteration")
-    parser.add_argument("--adapt-iterations", type=int, default=3)
+    parser.add_argument("--adapt-iterations", type=int, default=3, help="latent updates per held-out task")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     th.set_num_threads(1)

@@ -88,7 +88,7 @@ def main() -> None:
         help="episodes per task: per phase of meta-training and per adaptation iteration",
     )
     parser.add_argument("--test-tasks", type=int, default=10, help="held-out goals")
-    parser.add_argument("--adapt-iterations", type=int, default=5)
+    parser.add_argument("--adapt-iterations", type=int, default=5, help="latent updates per held-out task")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     th.set_num_threads(1)

@@ -29,7 +29,7 @@ def main() -> None:
     parser.add_argument("--tasks-per-iteration", type=int, default=10)
     parser.add_argument("--episodes", type=int, default=10, help="episodes per task and phase / iteration")
     parser.add_argument("--test-tasks", type=int, default=5)
-    parser.add_argument("--adapt-iterations", type=int, default=3)
+    parser.add_argument("--adapt-iterations", type=int, default=3, help="latent updates per held-out task")
     parser.add_argument("--vec-env", choices=("dummy", "subproc"), default="dummy")
     parser.add_argument("--output-dir", default="wheeled_output")
     parser.add_argument("--seed", type=int, default=0)
