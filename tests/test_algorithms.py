@@ -209,46 +209,44 @@ def test_predict_after_a_multi_slot_adapt_uses_the_chosen_slot(cls: type) -> Non
         model.predict(obs, slot=2)
 
 
-@pytest.mark.parametrize("cls", [MAESN, MAML], ids=["MAESN", "MAML"])
-def test_learn_and_adapt_run_torch_at_one_thread_and_restore_it(cls: type) -> None:
-    seen: list[int] = []
+class ThreadsSeen(BaseCallback):
+    """Records torch's thread count at every step."""
 
-    class Threads(BaseCallback):
-        def _on_step(self) -> bool:
-            seen.append(th.get_num_threads())
-            return True
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[int] = set()
 
+    def _on_step(self) -> bool:
+        self.seen.add(th.get_num_threads())
+        return True
+
+
+@pytest.fixture
+def two_torch_threads():
     before = th.get_num_threads()
     th.set_num_threads(2)
-    try:
-        spec = SPECS[cls.__name__]
-        model = spec.model().learn(spec.budget, callback=Threads())
-        assert set(seen) == {1} and th.get_num_threads() == 2
-        seen.clear()
-        model.adapt(spec.env(seed=1), n_iterations=1, callback=Threads())
-        assert set(seen) == {1} and th.get_num_threads() == 2
-        model.n_torch_threads = None
-        seen.clear()
-        model.learn(spec.budget, callback=Threads())
-        assert set(seen) == {2}
-    finally:
-        th.set_num_threads(before)
+    yield
+    th.set_num_threads(before)
+
+
+@pytest.mark.parametrize("cls", [MAESN, MAML], ids=["MAESN", "MAML"])
+def test_learn_and_adapt_run_torch_at_one_thread_and_restore_it(cls: type, two_torch_threads) -> None:
+    spec = SPECS[cls.__name__]
+    threads = ThreadsSeen()
+    model = spec.model().learn(spec.budget, callback=threads)
+    assert threads.seen == {1} and th.get_num_threads() == 2
+    threads = ThreadsSeen()
+    model.adapt(spec.env(seed=1), n_iterations=1, callback=threads)
+    assert threads.seen == {1} and th.get_num_threads() == 2
+    model.n_torch_threads = None
+    threads = ThreadsSeen()
+    model.learn(spec.budget, callback=threads)
+    assert threads.seen == {2}
 
 
 @pytest.mark.parametrize("cls", [RL2, MultiTaskPPO], ids=["RL2", "MultiTaskPPO"])
-def test_the_ppo_based_methods_learn_at_one_thread_and_restore_it(cls: type) -> None:
-    seen: list[int] = []
-
-    class Threads(BaseCallback):
-        def _on_step(self) -> bool:
-            seen.append(th.get_num_threads())
-            return True
-
-    before = th.get_num_threads()
-    th.set_num_threads(2)
-    try:
-        spec = SPECS[cls.__name__]
-        spec.model().learn(spec.budget, callback=Threads())
-        assert set(seen) == {1} and th.get_num_threads() == 2
-    finally:
-        th.set_num_threads(before)
+def test_the_ppo_based_methods_learn_at_one_thread_and_restore_it(cls: type, two_torch_threads) -> None:
+    spec = SPECS[cls.__name__]
+    threads = ThreadsSeen()
+    spec.model().learn(spec.budget, callback=threads)
+    assert threads.seen == {1} and th.get_num_threads() == 2

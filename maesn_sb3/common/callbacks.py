@@ -10,6 +10,7 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList, Conve
 from stable_baselines3.common.type_aliases import MaybeCallback
 from stable_baselines3.common.vec_env import VecEnv, unwrap_vec_wrapper
 
+from maesn_sb3.tasks import TaskSet
 from maesn_sb3.vec_env import MetaTaskVecEnv
 
 __all__ = ["TaskResamplingCallback", "find_meta_env", "resampling_callbacks", "task_seed", "with_callback"]
@@ -75,6 +76,20 @@ def with_callback(first: BaseCallback, callback: MaybeCallback) -> CallbackList:
     if not isinstance(callback, BaseCallback):
         callback = ConvertCallback(callback)
     return CallbackList([first, callback])
+
+
+def check_task_set(task_set: TaskSet | None) -> None:
+    """A ``task_set`` argument must be a :class:`~maesn_sb3.TaskSet` or None."""
+    if task_set is not None and not isinstance(task_set, TaskSet):
+        raise TypeError(f"task_set must be a TaskSet or None, got {type(task_set).__name__}")
+
+
+def draw_task_set(model: Any) -> TaskSet:
+    """``model.n_train_tasks`` training tasks drawn from its env (the seeds consumed first, so the draw
+    reproduces), for an SB3 algorithm over a task set built without one."""
+    meta = find_meta_env(model.env)
+    meta.reset()
+    return TaskSet(train=meta.sample_tasks(model.n_train_tasks), test=[])
 
 
 def resampling_callbacks(model: Any, callback: MaybeCallback) -> CallbackList:

@@ -20,6 +20,8 @@ from maesn_sb3.common.base import (
     steps_per_task,
 )
 from maesn_sb3.common.callbacks import (
+    check_task_set,
+    draw_task_set,
     find_meta_env,
     resampling_callbacks,
 )
@@ -76,15 +78,12 @@ class RL2(RecurrentPPO):
         )
         if env is not None:
             self._check_env(env)
-        if task_set is not None and not isinstance(task_set, TaskSet):
-            raise TypeError(f"task_set must be a TaskSet or None, got {type(task_set).__name__}")
+        check_task_set(task_set)
         self.n_train_tasks = check_int("n_train_tasks", n_train_tasks)
         super().__init__(policy, env, _init_setup_model=_init_setup_model, **kwargs)
         self.task_set = task_set
         if _init_setup_model and task_set is None:
-            meta = find_meta_env(self.env)
-            meta.reset()
-            self.task_set = TaskSet(train=meta.sample_tasks(self.n_train_tasks), test=[])
+            self.task_set = draw_task_set(self)
 
     @staticmethod
     def _check_env(env: GymEnv) -> MetaTaskVecEnv:
