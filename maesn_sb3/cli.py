@@ -358,6 +358,18 @@ def _adapt_output(args: argparse.Namespace) -> Path | None:
     return output if output.suffix == ".npz" else output.with_name(output.name + ".npz")
 
 
+def _adapt_estimate(env: Any, n_episodes: int, speed: float | None) -> str:
+    """The work up front: the env steps, and their time at the training run's logged env steps/s
+    (adaptation's latent steps cost less than meta-training's updates; its batch may be narrower)."""
+    steps = n_episodes * env.horizon
+    if speed is None:
+        return f" ({steps:,} env steps)"
+    return (
+        f" ({steps:,} env steps): about {steps / speed:.0f} s at the "
+        f"{speed:,.0f} env steps/s of meta-training"
+    )
+
+
 def cmd_adapt(args: argparse.Namespace) -> int:
     episodes = args.envs_per_task if args.episodes is None else args.episodes
     if episodes % args.envs_per_task:
@@ -366,7 +378,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         )
     output = _adapt_output(args) or runs.find_run(args.run)[0] / ADAPT_FILE
     _check_writable(output, "--output" if args.output else "the run folder's curve")
-    _, model_path, model, env_id, env_kwargs, tasks, env = _model_on_tasks(
+    folder, model_path, model, env_id, env_kwargs, tasks, env = _model_on_tasks(
         args, args.envs_per_task, ADAPT_TASKS
     )
     from stable_baselines3.common.callbacks import BaseCallback
@@ -375,7 +387,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     print(
         f"adapting {model_path} on {len(tasks)} {args.split} task(s) x {episodes} episodes x "
         f"{args.iterations + 1} iterations (before and after each of {args.iterations} updates): "
-        f"{n_episodes:,} episodes",
+        f"{n_episodes:,} episodes{_adapt_estimate(env, n_episodes, runs.training_speed(folder))}",
         flush=True,
     )
     bar = _Bar(args.iterations + 1, "adapting", _show_progress(args))

@@ -43,6 +43,7 @@ __all__ = [
     "read_yaml",
     "save_adaptation",
     "save_config",
+    "training_speed",
 ]
 
 ALGOS = {"maesn": "MAESN", "lsbaseline": "LSBaseline"}
@@ -107,6 +108,19 @@ def find_run(path: str | os.PathLike[str]) -> tuple[Path, Path, dict[str, Any]]:
             f"no model at {str(model_path)!r}: pass a run folder written by `maesn-sb3 train` or a model .zip"
         )
     return folder, model_path, read_config(folder)
+
+
+def training_speed(folder: str | os.PathLike[str]) -> float | None:
+    """The meta-training env steps/s a run last logged (``time/fps`` in ``logs/progress.csv``), if any."""
+    import csv
+
+    path = Path(folder) / LOGS_DIR / "progress.csv"
+    if not path.is_file():
+        return None
+    with path.open(newline="", encoding="utf-8") as file:
+        speeds = [row.get("time/fps") for row in csv.DictReader(file)]
+    speeds = [float(speed) for speed in speeds if speed]
+    return speeds[-1] if speeds and speeds[-1] > 0 else None
 
 
 def load_model(model_path: str | os.PathLike[str], config: dict[str, Any], device: str = "cpu") -> Any:

@@ -323,4 +323,5 @@ def test_progress_is_quiet_when_not_a_terminal_and_adapt_shows_its_work(
     captured = capsys.readouterr()
     assert "%|" not in captured.err and "it/s" not in captured.err
     assert "3 test task(s) x 2 episodes x 2 iterations" in captured.out
-    assert "about" in captured.out and " s in all" in captured.out
+    assert " env steps): about " in captured.out and " env steps/s of meta-training" in captured.out
+    assert " s in all" in captured.out  # and refined after the first iteration
