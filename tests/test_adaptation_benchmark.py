@@ -131,6 +131,28 @@ def test_iqm_and_bootstrap():
     assert bench.bootstrap_ci(scores, seed=1) == bench.bootstrap_ci(scores, seed=1)
 
 
+def test_probability_of_improvement_and_performance_profile_by_hand():
+    from maesn_sb3.benchmark.stats import (
+        improvement_ci,
+        performance_profile,
+        probability_of_improvement,
+    )
+
+    # task 0: of the 2 x 3 pairs only 0.6 > 0.4 (twice) wins: 2/6; task 1: 0.5 ties 0.5 in every pair: 1/2
+    x = np.array([[0.2, 0.5], [0.6, 0.5]])
+    y = np.array([[0.4, 0.5], [0.4, 0.5], [0.8, 0.5]])
+    assert probability_of_improvement(x, y) == pytest.approx((2 / 6 + 1 / 2) / 2)
+    assert probability_of_improvement(y, x) == pytest.approx((4 / 6 + 1 / 2) / 2)  # P(X>Y) + P(Y>X) = 1
+    assert probability_of_improvement(np.ones((3, 4)), np.zeros((3, 4))) == 1.0
+    low, high = improvement_ci(x, y)
+    assert 0.25 <= low <= probability_of_improvement(x, y) <= high <= 0.75
+    with pytest.raises(ValueError, match="same tasks"):
+        probability_of_improvement(x, y[:, :1])
+    fraction, low, high = performance_profile(x, np.array([0.0, 0.3, 0.55, 1.0]))
+    np.testing.assert_allclose(fraction, [1.0, 0.75, 0.25, 0.0])  # runs above each threshold
+    assert np.all(low <= fraction) and np.all(fraction <= high)
+
+
 # -- the benchmark end to end ---------------------------------------------------------------------
 def test_benchmark_runs_resumes_and_reports(tmp_path, capsys):
     bench = load_benchmark()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 METHODS = ("maesn", "lsbaseline", "maml", "rl2", "mtppo", "scratch")
@@ -36,6 +37,9 @@ class Config:
     inner_reward_key: str | None = None  # MAESN's and MAML's inner step on info[key] (e.g. "sparse_reward")
     natural_gradient: bool = True  # MAESN's and the latent-space baseline's latent steps (False: vanilla)
     latent_gradient: str = "reparameterization"  # MAESN's outer latent gradient (or "score_function")
+    vectorization: str = (
+        "dummy"  # make_meta_vec_env's backend ("native": the family's batch; RL^2 keeps dummy)
+    )
 
 
 TIERS: dict[str, dict[str, Any]] = {
@@ -55,19 +59,25 @@ TIERS: dict[str, dict[str, Any]] = {
             "mtppo": 400_000,
         },
     },
-    # MuJoCo families: the reference trains 500 meta-iterations x 20 tasks x 50 episodes (~10^8 steps).
-    # Measured on WheeledNav (10 tasks x 10 envs, 1 core each): MAESN ~15k, MAML ~9k, PPO ~18k env
-    # steps/s, RecurrentPPO ~1k. These budgets take ~4 core-hours per (family, seed) on WheeledNav,
-    # so 3 families x 3 seeds fit a day on an 8-core workstation (AntGoal steps cost about twice as much).
+    # MuJoCo families: the reference trains 500 meta-iterations x 20 tasks x 50 episodes (~10^8 steps
+    # per family). This tier fits a 2-core machine: 2M meta-training steps (2 % of the reference) for
+    # MAESN, the latent-space baseline, MAML and multi-task PPO, 1M for RL^2 (RecurrentPPO trains
+    # through a per-step Python loop at ~1k env steps/s), 10 tasks x 10 episodes per meta-iteration
+    # (200 iterations' worth of the reference's batch would not fit), natively batched envs. About
+    # 1.5 core-hours per (family, seed) on WheeledNav; AntGoal's steps cost about twice as much.
+    # `--budget-scale` gives the budget curve (e.g. 4 for 8M, written to a folder of its own).
     "paper": {
         "env_id": "maesn_sb3/WheeledNav-v0",
         "n_test_tasks": 10,
+        "n_tasks": 10,
+        "envs_per_task": 10,
+        "vectorization": "native",
         "budgets": {
-            "maesn": 30_000_000,
-            "lsbaseline": 30_000_000,
-            "maml": 30_000_000,
-            "rl2": 5_000_000,
-            "mtppo": 20_000_000,
+            "maesn": 2_000_000,
+            "lsbaseline": 2_000_000,
+            "maml": 2_000_000,
+            "rl2": 1_000_000,
+            "mtppo": 2_000_000,
         },
     },
 }
@@ -82,8 +92,15 @@ def _horizon(env_id: str) -> int:
     return int(gym.spec(env_id).max_episode_steps)
 
 
-def run_cell(config: Config, method: str, seed: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Meta-train ``method`` with ``seed`` (dense reward), adapt on the held-out tasks (sparse reward)."""
+def run_cell(
+    config: Config, method: str, seed: int, figure_dir: Path | None = None
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Meta-train ``method`` with ``seed`` (dense reward), adapt on the held-out tasks (sparse reward).
+
+    With ``figure_dir``, a MAESN cell also writes the paper's exploration figure for the first
+    held-out task there (``exploration_maesn_seed<seed>.png``: episodes under latents from the prior
+    beside action noise alone, and the adapted latent's path), from the model it just trained.
+    """
     import torch as th
 
     th.set_num_threads(1)
@@ -105,6 +122,8 @@ def run_cell(config: Config, method: str, seed: int) -> tuple[list[dict[str, Any
         else {}
     )
 
+    vectorization = "dummy" if rl2 else config.vectorization  # the native batch takes no wrapper_class
+
     def train_env() -> Any:
         envs = config.rl2_envs_per_task if method == "rl2" else config.envs_per_task
         return make_meta_vec_env(
@@ -115,6 +134,7 @@ def run_cell(config: Config, method: str, seed: int) -> tuple[list[dict[str, Any
             tasks=tasks,
             latent_dim=latent,
             env_kwargs=dense,
+            vectorization=vectorization,
             **rl2,
         )
 
@@ -183,6 +203,8 @@ def run_cell(config: Config, method: str, seed: int) -> tuple[list[dict[str, Any
         tasks=tasks.test,
         latent_dim=latent,
         env_kwargs=sparse,
+        # PPO fine-tuning trains one SB3 model per task slot, on slices of a DummyVecEnv
+        vectorization="dummy" if method in ("mtppo", "scratch") else vectorization,
         **rl2,
     )
     adapt = {
@@ -198,6 +220,8 @@ def run_cell(config: Config, method: str, seed: int) -> tuple[list[dict[str, Any
     else:
         result = model.adapt(test_env, **adapt)
     adapt_seconds = time.perf_counter() - start
+    if figure_dir is not None and method == "maesn":
+        _exploration_figure(model, config, tasks.test[0], result, seed, figure_dir)
     rows = [
         {
             "method": method,
@@ -219,6 +243,31 @@ def run_cell(config: Config, method: str, seed: int) -> tuple[list[dict[str, Any
         "adapt_seconds": round(adapt_seconds, 2),
     }
     return rows, info
+
+
+def _exploration_figure(
+    model: Any, config: Config, task: Any, adaptation: Any, seed: int, folder: Path
+) -> None:
+    import gymnasium as gym
+
+    from maesn_sb3.plotting import plot_exploration
+
+    radius = getattr(gym.make(config.env_id).unwrapped, "goal_radius", None)
+    figure = plot_exploration(
+        model,
+        config.env_id,
+        task=task,
+        adaptation=adaptation,
+        seed=seed,
+        goal_radius=radius,
+        env_kwargs={"reward_type": "sparse"},
+    )
+    figure.suptitle(
+        f"{config.env_id}, held-out task 0: MAESN (seed {seed}) after {model.num_timesteps:,} meta-training "
+        "steps; positions are the first two observation entries"
+    )
+    figure.tight_layout()
+    figure.savefig(Path(folder) / f"exploration_maesn_seed{seed}.png", dpi=80)
 
 
 # -- speed: env steps/s of meta-training, side by side ---------------------------------------------
@@ -243,6 +292,7 @@ def measure_speed(config: Config) -> dict[str, float]:
             tasks=tasks,
             latent_dim=latent,
             env_kwargs={"reward_type": "dense"},
+            vectorization=config.vectorization,
         )
 
     makers = {

@@ -10,7 +10,14 @@ import numpy as np
 
 from maesn_sb3.benchmark.cells import LABELS, METHODS, Config
 from maesn_sb3.benchmark.results import cell_rows, read_csv
-from maesn_sb3.benchmark.stats import bootstrap_ci, iqm, score_matrix
+from maesn_sb3.benchmark.stats import (
+    bootstrap_ci,
+    improvement_ci,
+    iqm,
+    performance_profile,
+    probability_of_improvement,
+    score_matrix,
+)
 
 
 def table(rows: list[dict[str, Any]], training: list[dict[str, Any]], config: Config) -> str:
@@ -39,6 +46,58 @@ def table(rows: list[dict[str, Any]], training: list[dict[str, Any]], config: Co
             f"{mean_success:.2f} | {steps[m]:,} |"
         )
     return "\n".join(lines)
+
+
+def improvements(rows: list[dict[str, Any]], config: Config) -> str:
+    """P(MAESN > method) on held-out success at the last iteration, with 95 % bootstrap CIs."""
+    last = config.adapt_iterations
+    methods = [m for m in METHODS if m != "maesn" and any(r["method"] == m for r in rows)]
+    if not methods or not any(r["method"] == "maesn" for r in rows):
+        return ""
+    maesn = score_matrix(rows, "maesn", last, "success")
+    lines = [
+        f"Probability of improvement, P(MAESN > method) on held-out success at iteration {last} "
+        "(per task over all pairs of seeds, ties one half; 0.5 = no difference):",
+        "",
+        "| method | P(MAESN > method) |",
+        "|---|---|",
+    ]
+    for m in methods:
+        other = score_matrix(rows, m, last, "success")
+        low, high = improvement_ci(maesn, other)
+        lines.append(
+            f"| {LABELS[m]} | {probability_of_improvement(maesn, other):.2f} [{low:.2f}, {high:.2f}] |"
+        )
+    return "\n".join(lines)
+
+
+def plot_profiles(rows: list[dict[str, Any]], config: Config, path: Path) -> None:
+    """Performance profiles: the fraction of (seed, task) runs above each success rate, per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import PercentFormatter
+
+    last = config.adapt_iterations
+    thresholds = np.linspace(0.0, 1.0, 101)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for ax, iteration in zip(axes, (0, last), strict=True):
+        for m in [m for m in METHODS if any(r["method"] == m for r in rows)]:
+            fraction, low, high = performance_profile(score_matrix(rows, m, iteration, "success"), thresholds)
+            ax.plot(thresholds, fraction, label=LABELS[m])
+            ax.fill_between(thresholds, low, high, alpha=0.2)
+        ax.set_title(f"iteration {iteration}" + (" (before any update)" if iteration == 0 else ""))
+        ax.set_xlabel("held-out success rate tau")
+        ax.xaxis.set_major_formatter(PercentFormatter(xmax=1.0))
+        ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("fraction of (seed, task) runs with success > tau")
+    axes[1].legend(fontsize=8, title="method", title_fontsize=8)
+    fig.suptitle(f"{config.env_id}: performance profiles (95 % bootstrap bands)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
 
 
 def plot(rows: list[dict[str, Any]], config: Config, path: Path) -> None:
@@ -107,9 +166,13 @@ def report(config: Config, output: Path) -> str:
             + f"{config.n_tasks} tasks x {config.envs_per_task} envs, one run): "
             + ", ".join(f"{k} {v:,.0f}" for k, v in speed.items())
         )
+    poi = improvements(rows, config)
+    if poi:
+        text += "\n\n" + poi
     (output / "adaptation.md").write_text(text + "\n")
     try:
         plot(rows, config, output / "adaptation.png")
+        plot_profiles(rows, config, output / "profiles.png")
     except ImportError:
         text += "\n(matplotlib missing: no plot)"
     return text

@@ -11,6 +11,9 @@ from typing import Any
 
 from maesn_sb3.benchmark.cells import Config
 
+# The paper tier's results, committed (CSVs, tables, figures; no models) so a run resumes anywhere.
+PAPER_RESULTS = Path("benchmarks/results/paper")
+
 
 def read_csv(path: Path) -> list[dict[str, Any]]:
     """The complete rows of a CSV; a torn last line (a kill during its write) is left out."""

@@ -30,7 +30,23 @@ import numpy as np
 from maesn_sb3.benchmark.cells import FIELDS, METHODS, TIERS, Config, measure_speed, run_cell
 from maesn_sb3.benchmark.pool import make_pool
 from maesn_sb3.benchmark.report import report
-from maesn_sb3.benchmark.results import _check_output, append_csv, cell_rows, read_csv, repair_csv
+from maesn_sb3.benchmark.results import (
+    PAPER_RESULTS,
+    _check_output,
+    append_csv,
+    cell_rows,
+    read_csv,
+    repair_csv,
+)
+
+
+def _default_output(tier: str, env_id: str, budget_scale: float) -> Path:
+    """``benchmarks/results/paper/<family>[_<scale>x]`` (committed, so a run resumes on any machine) for
+    the paper tier, ``benchmarks/results/adaptation_<tier>_<family>`` for the others."""
+    family = env_id.split("/")[-1].split(":")[-1]
+    if tier == "paper":
+        return PAPER_RESULTS / (family if budget_scale == 1 else f"{family}_{budget_scale:g}x")
+    return Path("benchmarks/results") / f"adaptation_{tier}_{family}"
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
@@ -122,9 +138,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     if args.latent_gradient is not None:
         tier["latent_gradient"] = args.latent_gradient
     config = Config(**tier)
-    output = (
-        args.output or Path("benchmarks/results") / f"adaptation_{args.tier}_{config.env_id.split('/')[-1]}"
-    )
+    output = args.output or _default_output(args.tier, config.env_id, args.budget_scale)
     problem = _check_output(output)
     if problem:
         parser.error(problem)
@@ -161,7 +175,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     print(f"{len(done)} cells already done, {len(cells)} to run in {output}", flush=True)
     failures: list[tuple[str, int, BaseException]] = []
     with make_pool(args.workers) as pool:
-        futures = {pool.submit(run_cell, config, m, s): (m, s) for m, s in cells}
+        futures = {pool.submit(run_cell, config, m, s, output): (m, s) for m, s in cells}
         for future in as_completed(futures):
             method, seed = futures[future]
             try:
