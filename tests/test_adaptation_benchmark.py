@@ -215,6 +215,43 @@ def test_benchmark_runs_resumes_and_reports(tmp_path, capsys):
         bench.main(other)
 
 
+def test_skill_variants_count_every_env_step(tmp_path):
+    """MAESN over skills and with a mixed reward: DIAYN's steps count in meta-training, and adaptation
+    gets the same env steps per task as every other method (a skill action is 10 env steps)."""
+    bench = load_benchmark()
+    out = tmp_path / "run"
+    args = [
+        "--tier", "quick", "--methods", "skills", "mixed", "--seeds", "0", "--test-tasks", "2",
+        "--adapt-iterations", "1", "--adapt-episodes", "4", "--budget", "skills=8000", "mixed=8000",
+        "--diayn-steps", "1200", "--speed-steps", "0", "--workers", "1", "--output", str(out),
+    ]  # fmt: skip
+    assert bench.main(args) == 0
+    rows = read_rows(out / "adaptation.csv")
+    steps = {(r["method"], r["iteration"]) for r in rows if r["env_steps"] == str(2 * 4 * 50)}
+    assert steps == {("skills", "1"), ("mixed", "1")}
+    training = {r["method"]: int(r["train_steps"]) for r in read_rows(out / "training.csv")}
+    assert training["skills"] >= 8000 + 1200 and training["mixed"] >= 8000
+    table = (out / "adaptation.md").read_text()
+    assert (
+        "| MAESN over DIAYN skills | 1 |" in table and "| MAESN, mixed reward (task + skill) | 1 |" in table
+    )
+
+
+def test_a_run_begun_before_a_setting_was_added_resumes(tmp_path, capsys):
+    import json
+
+    bench = load_benchmark()
+    out = tmp_path / "run"
+    args = quick_args(out, "--methods", "scratch", "--seeds", "0")
+    assert bench.main(args) == 0
+    saved = json.loads((out / "config.json").read_text())
+    del saved["diayn_steps"]  # as written by an older version
+    (out / "config.json").write_text(json.dumps(saved))
+    capsys.readouterr()
+    assert bench.main(args) == 0
+    assert "1 cells already done, 0 to run" in capsys.readouterr().out
+
+
 # -- runs that survive failures (issue 16) ------------------------------------------------------------------
 def quick_args(out, *extra):
     return [

@@ -7,9 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-METHODS = ("maesn", "lsbaseline", "maml", "rl2", "mtppo", "scratch")
+from maesn_sb3.benchmark.skills import EnvStepCounter, mixed_discriminator, skill_meta_env, train_skills
+
+METHODS = ("maesn", "skills", "mixed", "lsbaseline", "maml", "rl2", "mtppo", "scratch")
 LABELS = {
     "maesn": "MAESN",
+    "skills": "MAESN over DIAYN skills",
+    "mixed": "MAESN, mixed reward (task + skill)",
     "lsbaseline": "latent-space baseline",
     "maml": "MAML (TRPO)",
     "rl2": "RL^2 (RecurrentPPO)",
@@ -37,9 +41,16 @@ class Config:
     inner_reward_key: str | None = None  # MAESN's and MAML's inner step on info[key] (e.g. "sparse_reward")
     natural_gradient: bool = True  # MAESN's and the latent-space baseline's latent steps (False: vanilla)
     latent_gradient: str = "reparameterization"  # MAESN's outer latent gradient (or "score_function")
-    vectorization: str = (
-        "dummy"  # make_meta_vec_env's backend ("native": the family's batch; RL^2 keeps dummy)
-    )
+    # the skill variants (maesn_sb3.benchmark.skills): DIAYN pre-training env steps (counted in the
+    # variant's meta-training steps), skills, env steps per skill action, the mixed variant's skills
+    # and skill-reward weight
+    diayn_steps: int = 200_000
+    n_skills: int = 10
+    skill_steps: int = 10
+    mixed_skills: int = 4
+    intrinsic_coef: float = 0.1
+    # make_meta_vec_env's backend ("native": the family's batch; RL^2 and PPO fine-tuning keep dummy)
+    vectorization: str = "dummy"
 
 
 TIERS: dict[str, dict[str, Any]] = {
@@ -78,6 +89,8 @@ TIERS: dict[str, dict[str, Any]] = {
             "maml": 2_000_000,
             "rl2": 1_000_000,
             "mtppo": 2_000_000,
+            "skills": 2_000_000,  # plus diayn_steps of DIAYN pre-training
+            "mixed": 2_000_000,
         },
     },
 }
@@ -188,32 +201,44 @@ def run_cell(
             n_steps=horizon,
             batch_size=horizon * config.n_tasks * config.envs_per_task // 4,
         ).learn(budget)
+    elif method in ("skills", "mixed"):
+        model, skill_context, train_steps = _train_over_skills(config, method, seed, tasks, budget)
     elif method == "scratch":
         model = None
     else:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     train_seconds = time.perf_counter() - start
-    train_steps = 0 if model is None else model.num_timesteps
+    if method not in ("skills", "mixed"):
+        train_steps = 0 if model is None else model.num_timesteps
 
-    test_env = make_meta_vec_env(
-        config.env_id,
-        n_tasks=config.n_test_tasks,
-        envs_per_task=config.adapt_episodes,
-        seed=10_000 + seed,
-        tasks=tasks.test,
-        latent_dim=latent,
-        env_kwargs=sparse,
-        # PPO fine-tuning trains one SB3 model per task slot, on slices of a DummyVecEnv
-        vectorization="dummy" if method in ("mtppo", "scratch") else vectorization,
-        **rl2,
-    )
+    if method in ("skills", "mixed"):
+        test_env = skill_meta_env(
+            method, config.env_id, tasks.test, config.adapt_episodes, "sparse", 10_000 + seed, skill_context
+        )
+    else:
+        test_env = make_meta_vec_env(
+            config.env_id,
+            n_tasks=config.n_test_tasks,
+            envs_per_task=config.adapt_episodes,
+            seed=10_000 + seed,
+            tasks=tasks.test,
+            latent_dim=latent,
+            env_kwargs=sparse,
+            # PPO fine-tuning trains one SB3 model per task slot, on slices of a DummyVecEnv
+            vectorization="dummy" if method in ("mtppo", "scratch") else vectorization,
+            **rl2,
+        )
     adapt = {
         "n_iterations": config.adapt_iterations,
         "episodes_per_iteration": config.adapt_episodes,
         "seed": seed,
     }
     start = time.perf_counter()
-    if method in ("maesn", "lsbaseline"):
+    counter = None
+    if method == "skills":  # a skill action is several env steps: count them in the Monitors
+        counter = EnvStepCounter(test_env)
+        result = model.adapt(test_env, evaluate=False, callback=counter, **adapt)
+    elif method in ("maesn", "lsbaseline", "mixed"):
         result = model.adapt(test_env, evaluate=False, **adapt)
     elif method == "scratch":
         result = ppo_from_scratch(test_env, **adapt)
@@ -228,7 +253,9 @@ def run_cell(
             "seed": seed,
             "task": task,
             "iteration": k,
-            "env_steps": int(result.env_steps[k]),
+            "env_steps": int(result.env_steps[k])
+            if counter is None
+            else counter.steps[k] // config.n_test_tasks,
             "return": float(result.returns[k, task]),
             "success": float(result.success[k, task]),
         }
@@ -243,6 +270,46 @@ def run_cell(
         "adapt_seconds": round(adapt_seconds, 2),
     }
     return rows, info
+
+
+def _train_over_skills(
+    config: Config, method: str, seed: int, tasks: Any, budget: int
+) -> tuple[Any, dict[str, Any], int]:
+    """Meta-train a skill variant; the model, its env context (for adaptation) and its env steps,
+    DIAYN's pre-training included."""
+    from maesn_sb3 import MAESN
+    from maesn_sb3.skills import SkillRewardCallback
+
+    context: dict[str, Any] = {
+        "skill_steps": config.skill_steps,
+        "mixed_skills": config.mixed_skills,
+        "intrinsic_coef": config.intrinsic_coef,
+        "sum_info_keys": (config.inner_reward_key,) if config.inner_reward_key else (),
+    }
+    pretrain = 0
+    if method == "skills":
+        context["low"], _ = train_skills(config.env_id, config.n_skills, config.diayn_steps, seed)
+        pretrain = config.diayn_steps
+    else:
+        context["disc"] = mixed_discriminator(config.env_id, config.mixed_skills, seed)
+    env = skill_meta_env(
+        method, config.env_id, tasks.train[: config.n_tasks], config.envs_per_task, "dense", seed, context
+    )
+    model = MAESN(
+        "MlpPolicy",
+        env,
+        task_set=tasks,
+        seed=seed,
+        inner_reward_key=config.inner_reward_key,
+        natural_gradient=config.natural_gradient,
+        latent_gradient=config.latent_gradient,
+    )
+    # MAESN counts the high level's steps: a skill action is skill_steps env steps
+    model.learn(
+        budget // config.skill_steps if method == "skills" else budget,
+        callback=SkillRewardCallback() if method == "mixed" else None,
+    )
+    return model, context, pretrain + int(sum(env.env_method("get_total_steps")))
 
 
 def _exploration_figure(
@@ -266,8 +333,7 @@ def _exploration_figure(
         f"{config.env_id}, held-out task 0: MAESN (seed {seed}) after {model.num_timesteps:,} meta-training "
         "steps; positions are the first two observation entries"
     )
-    figure.tight_layout()
-    figure.savefig(Path(folder) / f"exploration_maesn_seed{seed}.png", dpi=80)
+    figure.savefig(Path(folder) / f"exploration_maesn_seed{seed}.png", dpi=80, bbox_inches="tight")
 
 
 # -- speed: env steps/s of meta-training, side by side ---------------------------------------------

@@ -56,7 +56,13 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     )
     parser.add_argument("--tier", choices=sorted(TIERS), default="quick")
     parser.add_argument("--env", default=None, help="task family (default: the tier's)")
-    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        choices=METHODS,
+        default=None,
+        help="default: every method the tier has a budget for, and PPO from scratch",
+    )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--test-tasks", type=int, default=None)
     parser.add_argument("--n-tasks", type=int, default=None, help="tasks per meta-iteration")
@@ -73,6 +79,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     )
     parser.add_argument(
         "--speed-steps", type=int, default=None, help="steps per method for speed.json (0: skip)"
+    )
+    parser.add_argument(
+        "--diayn-steps", type=int, default=None, help="DIAYN pre-training env steps of the skills variant"
     )
     parser.add_argument(
         "--inner-reward-key",
@@ -107,6 +116,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         ("adapt_iterations", "adapt_iterations", 0),
         ("adapt_episodes", "adapt_episodes", 1),
         ("speed_steps", "speed_steps", 0),
+        ("diayn_steps", "diayn_steps", 1),
     ):
         value = getattr(args, flag)
         if value is not None:
@@ -118,10 +128,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     tier["budgets"] = {m: max(1, int(b * args.budget_scale)) for m, b in tier["budgets"].items()}
     for item in args.budget:
         method, _, steps = item.partition("=")
-        if method not in tier["budgets"] or not steps.isdigit() or int(steps) < 1:
-            parser.error(
-                f"--budget takes METHOD=STEPS with METHOD in {sorted(tier['budgets'])}, got {item!r}"
-            )
+        trained = [m for m in METHODS if m != "scratch"]
+        if method not in trained or not steps.isdigit() or int(steps) < 1:
+            parser.error(f"--budget takes METHOD=STEPS with METHOD in {trained}, got {item!r}")
         tier["budgets"][method] = int(steps)
     if args.inner_reward_key is not None:
         tier["inner_reward_key"] = args.inner_reward_key or None
@@ -144,7 +153,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         parser.error(problem)
     saved = output / "config.json"
     if saved.exists():
-        previous = json.loads(saved.read_text())
+        # a setting added to Config since the run began reads as its default
+        previous = {**asdict(Config(env_id=config.env_id)), **json.loads(saved.read_text())}
         if previous != asdict(config):
             parser.error(f"{output} holds a run with another config ({saved}); pick another --output")
     else:
@@ -170,8 +180,18 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     if (output / "training.csv").exists():
         repair_csv(output / "training.csv", training, info_fields)
     done = set(finished)
-    slow_first = ("maml", "rl2", "maesn", "lsbaseline", "mtppo", "scratch")  # packs the workers better
-    cells = [(m, s) for s in args.seeds for m in slow_first if m in args.methods and (m, s) not in done]
+    methods = args.methods or [m for m in METHODS if m in config.budgets or m == "scratch"]
+    slow_first = (
+        "maml",
+        "rl2",
+        "skills",
+        "maesn",
+        "mixed",
+        "lsbaseline",
+        "mtppo",
+        "scratch",
+    )  # packs workers
+    cells = [(m, s) for s in args.seeds for m in slow_first if m in methods and (m, s) not in done]
     print(f"{len(done)} cells already done, {len(cells)} to run in {output}", flush=True)
     failures: list[tuple[str, int, BaseException]] = []
     with make_pool(args.workers) as pool:
