@@ -67,95 +67,26 @@ import time
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch as th
-from stable_baselines3 import SAC
-from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from maesn_sb3 import MAESN, MetaTaskVecEnv, TaskSet, make_meta_vec_env
-from maesn_sb3.skills import (
-    DIAYNCallback,
-    DIAYNReplayBuffer,
-    SkillActionVecEnv,
-    SkillRewardCallback,
-    VecSkillReward,
-)
-from wrappers import SkillDiscriminator, SkillWrapper
+from maesn_sb3.benchmark.skills import EnvStepCounter, mixed_discriminator, skill_meta_env, train_skills
+from maesn_sb3.skills import SkillRewardCallback
 
 ENV_ID = "maesn_sb3/PointNav2D-v0"
 VARIANTS = ("maesn", "skills", "mixed")
 
 
-class EnvStepCounter(BaseCallback):
-    """Records, at every adaptation iteration, the env steps the Monitors of ``env`` have counted."""
-
-    def __init__(self, env: VecEnv) -> None:
-        super().__init__()
-        self.env = env
-        self.start = self.total()
-        self.steps: list[int] = []
-
-    def total(self) -> int:
-        return int(sum(self.env.env_method("get_total_steps")))
-
-    def _on_step(self) -> bool:
-        self.steps.append(self.total() - self.start)
-        return True
-
-
-def train_skills(n_skills: int, timesteps: int, seed: int) -> tuple[SAC, float]:
-    """DIAYN with SAC (skill reward only, discriminator on x-y); returns the model and its accuracy."""
-    venv = make_vec_env(
-        ENV_ID, n_envs=4, seed=seed, wrapper_class=SkillWrapper, wrapper_kwargs={"n_skills": n_skills}
-    )
-    disc = SkillDiscriminator(
-        venv.observation_space, n_skills, features=[0, 1], net_arch=(64, 64), learning_rate=1e-3, seed=seed
-    )
-    model = SAC(
-        "MlpPolicy", venv, learning_starts=1000, batch_size=128, learning_rate=1e-3, ent_coef=0.1,
-        train_freq=4, policy_kwargs={"net_arch": [64, 64]}, seed=seed, replay_buffer_class=DIAYNReplayBuffer,
-        replay_buffer_kwargs={"discriminator": disc, "extrinsic_coef": 0.0},
-    )  # fmt: skip
-    model.learn(timesteps, callback=DIAYNCallback())
-    env = SkillWrapper(gym.make(ENV_ID), n_skills=n_skills)
-    states = []
-    for skill in range(n_skills):
-        obs, _ = env.reset(seed=seed, options={"skill": skill})
-        for _ in range(50):
-            obs, *_ = env.step(model.predict(obs, deterministic=True)[0])
-            states.append(obs)
-    return model, disc.accuracy(np.array(states))
-
-
 def build_env(
     variant: str, tasks: list, envs_per_task: int, reward_type: str, seed: int, ctx: dict[str, Any]
 ) -> MetaTaskVecEnv:
-    common: dict[str, Any] = dict(
-        n_tasks=len(tasks), envs_per_task=envs_per_task, seed=seed, tasks=tasks, latent_dim=2,
-        env_kwargs={"reward_type": reward_type},
-    )  # fmt: skip
-    if variant == "skills":
-        kwargs = {"model": ctx["low"], "skill_steps": ctx["skill_steps"]}
-        return make_meta_vec_env(ENV_ID, vec_env_cls=SkillActionVecEnv, vec_env_kwargs=kwargs, **common)
-    if variant == "mixed":
-        skill_kwargs = {"n_skills": ctx["mixed_skills"]}
-        if reward_type == "sparse":  # adaptation: the task reward alone
-            return make_meta_vec_env(
-                ENV_ID, wrapper_class=SkillWrapper, wrapper_kwargs=skill_kwargs, **common
-            )
-
-        def backend(env_fns: list) -> VecEnv:
-            return VecSkillReward(
-                DummyVecEnv(env_fns), ctx["disc"], intrinsic_coef=ctx["intrinsic_coef"], seed=seed
-            )
-
+    if variant == "maesn":
         return make_meta_vec_env(
-            ENV_ID, wrapper_class=SkillWrapper, wrapper_kwargs=skill_kwargs, vec_env_cls=backend, **common
-        )
-    return make_meta_vec_env(ENV_ID, **common)
+            ENV_ID, n_tasks=len(tasks), envs_per_task=envs_per_task, seed=seed, tasks=tasks, latent_dim=2,
+            env_kwargs={"reward_type": reward_type},
+        )  # fmt: skip
+    return skill_meta_env(variant, ENV_ID, tasks, envs_per_task, reward_type, seed, ctx)
 
 
 def run_variant(variant: str, tasks: TaskSet, args: argparse.Namespace, seed: int) -> dict[str, Any]:
@@ -167,14 +98,11 @@ def run_variant(variant: str, tasks: TaskSet, args: argparse.Namespace, seed: in
     out: dict[str, Any] = {}
     start = time.perf_counter()
     if variant == "skills":
-        ctx["low"], out["diayn_accuracy"] = train_skills(args.skills, args.diayn_timesteps, seed)
+        ctx["low"], out["diayn_accuracy"] = train_skills(ENV_ID, args.skills, args.diayn_timesteps, seed)
         out["diayn_env_steps"] = args.diayn_timesteps
         out["diayn_seconds"] = round(time.perf_counter() - start, 1)
     if variant == "mixed":
-        space = SkillWrapper(gym.make(ENV_ID), n_skills=args.mixed_skills).observation_space
-        ctx["disc"] = SkillDiscriminator(
-            space, args.mixed_skills, features=[0, 1], net_arch=(64, 64), learning_rate=1e-3, seed=seed
-        )
+        ctx["disc"] = mixed_discriminator(ENV_ID, args.mixed_skills, seed)
     env = build_env(variant, tasks.train[: args.n_tasks], args.episodes, "dense", seed, ctx)
     model = MAESN("MlpPolicy", env, task_set=tasks, seed=seed, natural_gradient=args.natural_gradient)
     start = time.perf_counter()
