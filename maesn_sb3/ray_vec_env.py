@@ -70,8 +70,11 @@ class _EnvWorker:
         self.venv = make_venv()
         self.meta: Any = None
 
-    def pid(self) -> int:
-        return os.getpid()
+    def where(self) -> tuple[str, int]:
+        """The Ray node id and the process id of this worker."""
+        import ray
+
+        return ray.get_runtime_context().get_node_id(), os.getpid()
 
     def spaces(self) -> tuple[gym.Space, gym.Space, int]:
         return self.venv.observation_space, self.venv.action_space, self.venv.num_envs
@@ -129,9 +132,11 @@ class _EnvWorker:
         deterministic: bool,
         reward_key: str | None,
         noise_seeds: np.ndarray,
-    ) -> list[tuple[EpisodeBatch, list[tuple[np.ndarray, dict[int, dict]]]]]:
+    ) -> tuple[list[tuple[EpisodeBatch, list[tuple[np.ndarray, dict[int, dict]]]]], float]:
         """Play ``n_rounds`` rounds on this worker's slots ``slots[0] .. slots[1] - 1``: per round, the
-        batch and, per step, the done flags and the infos of the envs whose episode ended."""
+        batch and, per step, the done flags and the infos of the envs whose episode ended; and the
+        seconds that took."""
+        start = time.perf_counter()
         from maesn_sb3.common.rollouts import collect_episodes
         from maesn_sb3.vec_env import MetaTaskVecEnv
 
@@ -161,7 +166,7 @@ class _EnvWorker:
                 noise_seeds[round_index : round_index + 1],
             )
             rounds.append((batch, steps))
-        return rounds
+        return rounds, time.perf_counter() - start
 
     def close(self) -> None:
         self.venv.close()
@@ -260,6 +265,11 @@ class RayVecEnv(VecEnv):
         ]
         self._actor_class = ray.remote(num_cpus=num_cpus_per_worker)(_EnvWorker)
         self._seed: int | None = None
+        #: sums over :meth:`collect_episodes` calls (reset it at will): ``calls``; seconds to send the
+        #: policy and requests (``broadcast_s``), until every worker finished (``remote_s``), of the
+        #: slowest worker's own collection (``worker_s``), to fetch the episodes (``return_s``) and
+        #: lay them out (``assemble_s``); ``policy_bytes`` and ``episode_bytes`` (the arrays) moved
+        self.collection_stats: dict[str, float] = {}
         self.closed = False
         self.actors: list[Any] = []
         try:
@@ -345,9 +355,13 @@ class RayVecEnv(VecEnv):
                 out[position] = value
         return out
 
+    def worker_locations(self) -> list[tuple[str, int]]:
+        """Each worker's Ray node id and process id."""
+        return self._get([actor.where.remote() for actor in self.actors], "reading its location")
+
     def worker_pids(self) -> list[int]:
         """The process id of every worker (to watch or, in tests, to kill them)."""
-        return self._get([actor.pid.remote() for actor in self.actors], "reading its process id")
+        return [pid for _, pid in self.worker_locations()]
 
     # -- VecEnv -------------------------------------------------------------------------------------
     def seed(self, seed: int | None = None) -> Sequence[int | None]:
@@ -473,13 +487,10 @@ class RayVecEnv(VecEnv):
                 f"{meta.envs_per_task}: make the env with make_meta_vec_env(..., vectorization='ray')"
             )
         ray = import_ray()
-        self.last_collection = stats = {"broadcast_s": 0.0, "collect_s": 0.0, "return_s": 0.0}
+        timings = {}
         for attempt in range(self.max_retries + 1):
             start = time.perf_counter()
             policy_ref = ray.put(policy)
-            stats["broadcast_s"] += time.perf_counter() - start
-            stats["policy_bytes"] = _nbytes(policy)
-            start = time.perf_counter()
             refs = [
                 actor.collect.remote(
                     policy_ref,
@@ -493,20 +504,29 @@ class RayVecEnv(VecEnv):
                 )
                 for actor, g in zip(self.actors, self.groups, strict=True)
             ]
+            timings["broadcast_s"] = time.perf_counter() - start
             try:
-                ray.wait(refs, num_returns=len(refs))  # every worker done: what is left is the return
-                stats["collect_s"] += time.perf_counter() - start
+                ray.wait(refs, num_returns=len(refs))
+                timings["remote_s"] = time.perf_counter() - start - timings["broadcast_s"]
                 start = time.perf_counter()
                 answers = self._get(refs, "collecting episodes")
-                stats["return_s"] += time.perf_counter() - start
+                timings["return_s"] = time.perf_counter() - start
                 break
             except RayWorkerError as error:
                 if attempt == self.max_retries:
                     raise
                 warnings.warn(f"{error}; running the round again on a new worker", stacklevel=2)
                 self._restart(error.worker, meta)
-        stats["episode_bytes"] = _nbytes(answers)
-        return _assemble(meta, answers, n_rounds, on_step)
+        start = time.perf_counter()
+        batch, completed = _assemble(meta, [rounds for rounds, _ in answers], n_rounds, on_step)
+        timings["assemble_s"] = time.perf_counter() - start
+        timings["worker_s"] = max(seconds for _, seconds in answers)
+        timings["policy_bytes"] = _nbytes(policy)
+        timings["episode_bytes"] = sum(_array_bytes(batch) for rounds, _ in answers for batch, _ in rounds)
+        for key, value in timings.items():
+            self.collection_stats[key] = self.collection_stats.get(key, 0) + value
+        self.collection_stats["calls"] = self.collection_stats.get("calls", 0) + 1
+        return batch, completed
 
     def _restart(self, worker: int, meta: MetaTaskVecEnv) -> None:
         """A fresh actor for ``worker``, seeded as the first one and given the slots' tasks and latent
@@ -533,6 +553,15 @@ def _rows(obs: VecEnvObs) -> list[Any]:
         keys = list(obs)
         return [{key: obs[key][i] for key in keys} for i in range(len(obs[keys[0]]))]
     return list(obs)
+
+
+def _array_bytes(batch: EpisodeBatch) -> int:
+    """The bytes of a batch's arrays."""
+    arrays = [getattr(batch, field) for field in ("actions", "rewards", "mask", "task_slot", "success")]
+    arrays += [batch.info_rewards, batch.latents]
+    obs = batch.observations
+    arrays += list(obs.values()) if isinstance(obs, dict) else [obs]
+    return sum(array.nbytes for array in arrays if array is not None)
 
 
 def _nbytes(value: Any) -> int:

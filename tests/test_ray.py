@@ -14,7 +14,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from maesn_sb3 import MAESN, MAML, LSBaseline, TaskSet, make_meta_vec_env
+from maesn_sb3 import MAESN, MAML, LSBaseline, TaskSet, cli, make_meta_vec_env
 from tests.ray_helpers import dying_point_nav, require_ray, ship_by_value, wait_ended
 
 ray = require_ray()
@@ -67,8 +67,9 @@ def test_ray_collection_gives_the_local_batch(algo: type) -> None:
         assert completed
         batches.append(batch)
         if vectorization == "ray":
-            stats = env.venv.last_collection
-            assert stats["policy_bytes"] > 0 and stats["episode_bytes"] > 0
+            stats = env.venv.collection_stats
+            assert stats["calls"] == 1 and stats["policy_bytes"] > 0
+            assert stats["episode_bytes"] >= batch.rewards.nbytes + batch.actions.nbytes
         env.close()
     assert_same_batch(*batches)
 
@@ -164,3 +165,29 @@ def test_missing_cpus_and_bad_worker_counts_are_refused_before_any_work() -> Non
     with pytest.raises(ValueError, match="ray_workers=2 needs vectorization='ray'"):
         make_meta_vec_env(ENV_ID, n_tasks=2, seed=0, ray_workers=2)
     assert ray.available_resources().get("CPU") == 2  # nothing left holding a CPU
+
+
+def test_cli_train_on_ray(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``maesn-sb3 train ... --ray-address ADDRESS --workers N`` collects on the cluster (here the one this
+    process joined); a worker count the task slots cannot fill is a usage error."""
+    common = ["train", "--timesteps", "96", "--n-tasks", "2", "--envs-per-task", "3", "--n-train-tasks", "2"]
+    common += ["--n-test-tasks", "0", "--env-kwarg", "max_episode_steps=8", "--no-progress"]
+    address = ray.get_runtime_context().gcs_address
+    output = tmp_path / "run"
+    assert cli.main([*common, "--ray-address", address, "--workers", "2", "--output", str(output)]) == 0
+    assert MAESN.load(output / "model.zip").num_timesteps == 96
+    assert cli.main([*common, "--workers", "3", "--output", str(tmp_path / "bad")]) == 2
+    assert "--workers must be in [1, --n-tasks = 2]" in capsys.readouterr().err
+
+
+def test_benchmark_cells_run_as_ray_tasks(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``benchmarks/adaptation.py --ray-address`` runs each (method, seed) cell as one Ray task."""
+    from maesn_sb3.benchmark import main as benchmark
+
+    args = ["--tier", "quick", "--methods", "scratch", "--seeds", "0", "1", "--test-tasks", "2"]
+    args += ["--adapt-iterations", "1", "--adapt-episodes", "20", "--budget-scale", "0.004"]
+    args += ["--speed-steps", "0", "--output", str(tmp_path / "run")]
+    assert benchmark([*args, "--ray-address", ray.get_runtime_context().gcs_address]) == 0
+    assert "0 cells already done, 2 to run" in capsys.readouterr().out
+    rows = (tmp_path / "run" / "training.csv").read_text().splitlines()
+    assert sorted(row.split(",")[:2] for row in rows[1:]) == [["scratch", "0"], ["scratch", "1"]]
