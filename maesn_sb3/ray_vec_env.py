@@ -14,6 +14,7 @@ Ray is an optional dependency: ``pip install "maesn-sb3[ray]"``.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 import warnings
@@ -115,8 +116,7 @@ class _EnvWorker:
         """The sub-envs' generator states, or (``states`` given) set them."""
         from maesn_sb3.vec_env import MetaTaskVecEnv
 
-        meta = MetaTaskVecEnv.__new__(MetaTaskVecEnv)  # only its generator helpers, on the local envs
-        meta.venv, meta.num_envs = self.venv, self.venv.num_envs
+        meta = self.meta or MetaTaskVecEnv(self.venv, self.venv.num_envs)
         if states is None:
             return meta.get_random_state()
         meta.set_random_state(states)
@@ -136,10 +136,10 @@ class _EnvWorker:
         """Play ``n_rounds`` rounds on this worker's slots ``slots[0] .. slots[1] - 1``: per round, the
         batch and, per step, the done flags and the infos of the envs whose episode ended; and the
         seconds that took."""
-        start = time.perf_counter()
         from maesn_sb3.common.rollouts import collect_episodes
         from maesn_sb3.vec_env import MetaTaskVecEnv
 
+        start = time.perf_counter()
         if self.meta is None or self.meta.envs_per_task != envs_per_task:
             n_slots = slots[1] - slots[0]
             self.meta = MetaTaskVecEnv(self.venv, n_slots, envs_per_task, success_key=success_key)
@@ -257,10 +257,10 @@ class RayVecEnv(VecEnv):
             _Group(range(part[0] * group_size, (part[-1] + 1) * group_size), range(part[0], part[-1] + 1))
             for part in np.array_split(np.arange(n_groups), n_workers)
         ]
-        self._builders = [
-            (lambda g=g: _dummy_vec_env(env_fns[g.envs.start : g.envs.stop]))
+        self._builders = [  # each worker receives its own envs' makers only
+            functools.partial(_dummy_vec_env, list(env_fns[g.envs.start : g.envs.stop]))
             if env_fns is not None
-            else (lambda g=g: make_group(g.envs.start, g.envs.stop))
+            else functools.partial(make_group, g.envs.start, g.envs.stop)
             for g in self.groups
         ]
         self._actor_class = ray.remote(num_cpus=num_cpus_per_worker)(_EnvWorker)

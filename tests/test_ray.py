@@ -74,7 +74,7 @@ def test_ray_collection_gives_the_local_batch(algo: type) -> None:
     assert_same_batch(*batches)
 
 
-@pytest.mark.parametrize("algo", [MAESN, LSBaseline, MAML])
+@pytest.mark.parametrize("algo", [LSBaseline, MAML])
 def test_meta_training_on_ray_keeps_working(algo: type, tmp_path) -> None:
     """learn, callbacks (num_timesteps, the info buffer: as in a local run), save and load work on the
     Ray backend."""
