@@ -32,7 +32,7 @@ import torch as th
 
 from maesn_sb3 import MAESN, make_meta_vec_env
 
-TIMINGS = ("broadcast_s", "remote_s", "worker_s", "return_s", "assemble_s")
+TIMINGS = ("broadcast_s", "remote_s", "worker_s", "return_s", "assemble_s", "control_s")
 
 
 def run(mode: str, args: argparse.Namespace) -> dict[str, float]:
@@ -69,6 +69,8 @@ def run(mode: str, args: argparse.Namespace) -> dict[str, float]:
         stats = ray_env.collection_stats
         result.update({key: value / args.iterations for key, value in stats.items()})
         result["calls"] = stats["calls"] / args.iterations
+        for key in TIMINGS:
+            result.setdefault(key, 0.0)
         collection = sum(result[key] for key in TIMINGS if key != "worker_s")
         result["overhead_s"] = collection - result["worker_s"]
         result["update_s"] = result["iteration_s"] - collection

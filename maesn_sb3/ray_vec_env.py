@@ -27,7 +27,6 @@ import numpy as np
 import torch as th
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
-from stable_baselines3.common.vec_env.subproc_vec_env import _stack_obs
 
 if TYPE_CHECKING:
     from maesn_sb3.common.rollouts import EpisodeBatch
@@ -268,7 +267,8 @@ class RayVecEnv(VecEnv):
         #: sums over :meth:`collect_episodes` calls (reset it at will): ``calls``; seconds to send the
         #: policy and requests (``broadcast_s``), until every worker finished (``remote_s``), of the
         #: slowest worker's own collection (``worker_s``), to fetch the episodes (``return_s``) and
-        #: lay them out (``assemble_s``); ``policy_bytes`` and ``episode_bytes`` (the arrays) moved
+        #: lay them out (``assemble_s``); ``policy_bytes`` and ``episode_bytes`` (the arrays) moved;
+        #: ``control_s``: seconds of ``env_method``/``get_attr``/``set_attr`` calls (tasks, latents)
         self.collection_stats: dict[str, float] = {}
         self.closed = False
         self.actors: list[Any] = []
@@ -346,9 +346,13 @@ class RayVecEnv(VecEnv):
         return [(worker, *out[worker]) for worker in sorted(out)]
 
     def _call(self, method: str, indices: VecEnvIndices, doing: str, *args: Any) -> list[Any]:
+        start = time.perf_counter()
         targets = self._targets(indices)
         refs = [getattr(self.actors[w], method).remote(*args, local) for w, _, local in targets]
         answers = self._get(refs, doing, [w for w, _, _ in targets])
+        self.collection_stats["control_s"] = (
+            self.collection_stats.get("control_s", 0) + time.perf_counter() - start
+        )
         out: list[Any] = [None] * sum(len(p) for _, p, _ in targets)
         for (_, positions, _), answer in zip(targets, answers, strict=True):
             for position, value in zip(positions, answer, strict=True):
@@ -391,9 +395,8 @@ class RayVecEnv(VecEnv):
 
     def reset(self) -> VecEnvObs:
         answers = self._get([actor.reset.remote() for actor in self.actors], "resetting")
-        obs = [o for answer in answers for o in _rows(answer[0])]
         self.reset_infos = [info for answer in answers for info in answer[1]]
-        return _stack_obs(obs, self.observation_space)
+        return _concat_obs([answer[0] for answer in answers])
 
     def step_async(self, actions: np.ndarray) -> None:
         self._pending = [
@@ -404,7 +407,7 @@ class RayVecEnv(VecEnv):
     def step_wait(self) -> VecEnvStepReturn:
         pending, self._pending = self._pending, None
         answers = self._get(pending, "stepping")
-        obs = _stack_obs([o for answer in answers for o in _rows(answer[0])], self.observation_space)
+        obs = _concat_obs([answer[0] for answer in answers])
         rewards = np.concatenate([answer[1] for answer in answers])
         dones = np.concatenate([answer[2] for answer in answers])
         infos = [info for answer in answers for info in answer[3]]
@@ -548,11 +551,11 @@ class RayVecEnv(VecEnv):
             meta.set_latent_distributions(*meta.latent_distributions)
 
 
-def _rows(obs: VecEnvObs) -> list[Any]:
-    if isinstance(obs, dict):
-        keys = list(obs)
-        return [{key: obs[key][i] for key in keys} for i in range(len(obs[keys[0]]))]
-    return list(obs)
+def _concat_obs(parts: list[VecEnvObs]) -> VecEnvObs:
+    """The workers' observations, one after the other."""
+    if isinstance(parts[0], dict):
+        return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+    return np.concatenate(parts)
 
 
 def _array_bytes(batch: EpisodeBatch) -> int:
