@@ -245,6 +245,29 @@ def _set_reward_type(env_id: str, env_kwargs: dict[str, Any], reward_type: str |
         env_kwargs["reward_type"] = default
 
 
+def _ray_backend(args: argparse.Namespace, n_tasks: int) -> dict[str, Any]:
+    """``make_meta_vec_env``'s arguments for ``--ray-address``/``--workers`` (none without them), after
+    joining the Ray cluster at ``--ray-address``."""
+    if args.ray_address is None and args.workers is None:
+        return {}
+    if args.workers is not None and not 1 <= args.workers <= n_tasks:
+        raise CLIError(
+            f"--workers must be in [1, --n-tasks = {n_tasks}] (whole task slots each), got {args.workers}"
+        )
+    from maesn_sb3.ray_vec_env import import_ray
+
+    try:
+        ray = import_ray()
+    except ImportError as error:
+        raise CLIError(str(error)) from error
+    if not ray.is_initialized():
+        try:
+            ray.init(address=args.ray_address, include_dashboard=False, logging_level="warning")
+        except ConnectionError as error:
+            raise CLIError(f"--ray-address {args.ray_address!r}: {error}") from error
+    return {"vectorization": "ray", "ray_workers": args.workers}
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from stable_baselines3.common.logger import configure
 
@@ -294,6 +317,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         seed=config["seed"],
         tasks=tasks,
         env_kwargs=config["env_kwargs"],
+        **_ray_backend(args, config["n_tasks"]),
     )
     try:
         model = cls(
@@ -666,6 +690,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads", type=int, default=1, help="torch threads (default: 1, fastest for small nets)"
     )
     train.add_argument("--verbose", type=int, default=0, choices=(0, 1), help="1: print SB3's training table")
+    train.add_argument(
+        "--ray-address",
+        help="collect episodes on this Ray cluster (auto: the one `ray start` joined this machine to; "
+        'needs pip install "maesn-sb3[ray]")',
+    )
+    train.add_argument(
+        "--workers",
+        type=int,
+        help="Ray workers collecting episodes, each a group of whole task slots (default with "
+        "--ray-address: one per free CPU; alone: a local Ray instance)",
+    )
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     train.set_defaults(func=cmd_train)
 

@@ -332,6 +332,8 @@ class MetaTaskVecEnv(VecEnvWrapper):
         self._slot_of_env = self.task_indices.tolist()  # python ints for infos
         self.has_latent = all(venv.env_is_wrapped(LatentWrapper))
         self.latent_dim: int | None = venv.get_attr("latent_dim", [0])[0] if self.has_latent else None
+        #: the last ``(means, stds)`` given to :meth:`set_latent_distributions` (None: none yet)
+        self.latent_distributions: tuple[np.ndarray, np.ndarray] | None = None
         if tasks is None:
             self._tasks = [
                 venv.env_method("get_task", indices=[i])[0]
@@ -437,6 +439,8 @@ class MetaTaskVecEnv(VecEnvWrapper):
 
     def get_random_state(self) -> list[dict[str, Any]]:
         """The state of every sub-env's generator (see :meth:`set_random_state`)."""
+        if hasattr(type(self.venv), "get_random_state"):  # a backend whose envs live elsewhere (Ray)
+            return self.venv.get_random_state()
         return [copy.deepcopy(generator.bit_generator.state) for generator in self._generators()]
 
     def set_random_state(self, states: Sequence[dict[str, Any]]) -> None:
@@ -446,6 +450,9 @@ class MetaTaskVecEnv(VecEnvWrapper):
             raise ValueError(
                 f"states must hold num_envs = {self.num_envs} generator states, got {len(states)}"
             )
+        if hasattr(type(self.venv), "set_random_state"):  # a backend whose envs live elsewhere (Ray)
+            self.venv.set_random_state(states)
+            return
         generators = self._generators()
         for index, (generator, state) in enumerate(zip(generators, states, strict=True)):
             generator.bit_generator.state = state
@@ -490,6 +497,7 @@ class MetaTaskVecEnv(VecEnvWrapper):
             self.venv.env_method(
                 "set_latent_distribution", means[slot], stds[slot], indices=self.env_indices_of(slot).tolist()
             )
+        self.latent_distributions = (means, stds)
 
     # -- pickling (SB3's VecEnvWrapper keeps an unpicklable copy of its class attributes) --------
     def __getstate__(self) -> dict[str, Any]:
@@ -540,6 +548,7 @@ def make_meta_vec_env(
     wrapper_kwargs: dict[str, Any] | None = None,
     success_key: str = "success",
     vectorization: str | None = None,
+    ray_workers: int | None = None,
 ) -> MetaTaskVecEnv:
     """Create a monitored :class:`MetaTaskVecEnv`, in the style of SB3's ``make_vec_env``.
 
@@ -568,7 +577,13 @@ def make_meta_vec_env(
         ``"subproc"`` (``SubprocVecEnv``) or ``"native"``: the env id's batched family (its
         ``vector_entry_point``) behind a :class:`~maesn_sb3.vector_adapter.VectorEnvAdapter`, with a
         :class:`~wrappers.LatentVectorWrapper` when ``latent_dim`` is set and SB3's ``VecMonitor``
-        (one file in ``monitor_dir``). ``vec_env_cls`` alone still picks dummy or subproc.
+        (one file in ``monitor_dir``). ``vec_env_cls`` alone still picks dummy or subproc. ``"ray"``:
+        the task slots split across ``ray_workers`` Ray actors (:class:`~maesn_sb3.ray_vec_env.RayVecEnv`,
+        whose keyword arguments ``vec_env_kwargs`` holds, e.g. ``max_retries``), each running its
+        slots natively batched where the family has a batch, else as a ``DummyVecEnv``; the
+        meta-algorithms then collect whole episodes on the actors.
+    :param ray_workers: the Ray actors of ``vectorization="ray"`` (None: one per free CPU, at most one
+        per task slot).
     """
     vectorization = _check_vectorization(vectorization, vec_env_cls)
     for name, value in (("n_tasks", n_tasks), ("envs_per_task", envs_per_task)):
@@ -578,6 +593,8 @@ def make_meta_vec_env(
         isinstance(latent_dim, bool) or not isinstance(latent_dim, (int, np.integer)) or latent_dim < 1
     ):
         raise ValueError(f"latent_dim must be None or an int >= 1, got {latent_dim!r}")
+    if ray_workers is not None and vectorization != "ray":
+        raise ValueError(f"ray_workers={ray_workers!r} needs vectorization='ray', got {vectorization!r}")
     env_kwargs = dict(env_kwargs or {})
     if isinstance(tasks, TaskSet):
         if len(tasks.train) < n_tasks:
@@ -608,6 +625,16 @@ def make_meta_vec_env(
             },
         )
         return MetaTaskVecEnv(venv, n_tasks, envs_per_task, tasks=tasks, success_key=success_key)
+    if vectorization == "ray":
+        from maesn_sb3.ray_vec_env import RayVecEnv
+
+        ray_kwargs = {"n_workers": ray_workers, "group_size": envs_per_task, **(vec_env_kwargs or {})}
+        plain = not (wrapper_class or wrapper_kwargs or monitor_kwargs)
+        if plain and isinstance(env_id, str) and gym.spec(env_id).vector_entry_point is not None:
+            make_group = functools.partial(_native_group, env_id, seed, latent_dim, env_kwargs, monitor_dir)
+            venv = RayVecEnv(None, make_group=make_group, n_envs=n_tasks * envs_per_task, **ray_kwargs)
+            return MetaTaskVecEnv(venv, n_tasks, envs_per_task, tasks=tasks, success_key=success_key)
+        vec_env_cls, vec_env_kwargs = RayVecEnv, ray_kwargs
     if vectorization == "subproc":
         vec_env_cls = SubprocVecEnv
 
@@ -634,7 +661,27 @@ def make_meta_vec_env(
     return MetaTaskVecEnv(venv, n_tasks, envs_per_task, tasks=tasks, success_key=success_key)
 
 
-VECTORIZATIONS = ("dummy", "subproc", "native")
+def _native_group(
+    env_id: str,
+    seed: int | None,
+    latent_dim: int | None,
+    env_kwargs: dict[str, Any],
+    monitor_dir: str | None,
+    start: int,
+    stop: int,
+) -> VecEnv:
+    """Sub-envs ``start .. stop - 1`` as one native batch (on a Ray worker), seeded as in the whole batch."""
+    return make_native_vec_env(
+        env_id,
+        n_envs=stop - start,
+        seed=None if seed is None else seed + start,
+        latent_dim=latent_dim,
+        env_kwargs=env_kwargs,
+        monitor_dir=None if monitor_dir is None else f"{monitor_dir}/envs_{start}-{stop - 1}",
+    )
+
+
+VECTORIZATIONS = ("dummy", "subproc", "native", "ray")
 
 
 def _check_vectorization(vectorization: str | None, vec_env_cls: type | None) -> str:

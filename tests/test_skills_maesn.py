@@ -349,7 +349,7 @@ def test_maesn_skill_reward_discriminator_accuracy_rises() -> None:
 
     model.learn(8_000)
     before = accuracy()
-    model.learn(48_000, reset_num_timesteps=False)
+    model.learn(96_000, reset_num_timesteps=False)
     after = accuracy()
     print(f"discriminator accuracy on the policy's states: {before:.2f} -> {after:.2f} (chance 0.25)")
     assert after >= 0.7 and after > before + 0.2

@@ -163,9 +163,9 @@ def test_infos_per_env_types_and_masks() -> None:
             "needs a registered env id with a vector_entry_point",
         ),
         (
-            {"vectorization": "ray"},
+            {"vectorization": "threads"},
             ValueError,
-            r"vectorization must be one of \('dummy', 'subproc', 'native'\)",
+            r"vectorization must be one of \('dummy', 'subproc', 'native', 'ray'\)",
         ),
         ({"vec_env_cls": SubprocVecEnv}, ValueError, "vec_env_cls=SubprocVecEnv contradicts vectorization"),
         ({"wrapper_class": gym.wrappers.ClipAction}, ValueError, "'native' does not take wrapper_class"),

@@ -18,12 +18,16 @@ env steps, return, success), ``training.csv`` (meta-training steps and time per 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import json
 import sys
 import time
-from concurrent.futures import as_completed
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, as_completed
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -47,6 +51,38 @@ def _default_output(tier: str, env_id: str, budget_scale: float) -> Path:
     if tier == "paper":
         return PAPER_RESULTS / (family if budget_scale == 1 else f"{family}_{budget_scale:g}x")
     return Path("benchmarks/results") / f"adaptation_{tier}_{family}"
+
+
+@contextlib.contextmanager
+def _cell_runner(
+    workers: int, ray_address: str | None, parser: argparse.ArgumentParser
+) -> Iterator[Callable[..., Future]]:
+    """``submit(config, method, seed)``, a future of :func:`run_cell`: in a process pool of ``workers``, or
+    as one Ray task per cell on the cluster at ``ray_address``."""
+    if ray_address is None:
+        with make_pool(workers) as pool:
+            yield functools.partial(pool.submit, run_cell)
+        return
+    from maesn_sb3.ray_vec_env import import_ray
+
+    try:
+        ray = import_ray()
+    except ImportError as error:
+        parser.error(f"--ray-address: {error}")
+    if not ray.is_initialized():
+        ray.init(address=ray_address, include_dashboard=False, logging_level="warning")
+    remote_cell = ray.remote(num_cpus=1, max_retries=0)(run_cell)
+    refs = []
+
+    def submit(*args: Any) -> Future:
+        refs.append(remote_cell.remote(*args))
+        return refs[-1].future()
+
+    try:
+        yield submit
+    finally:
+        for ref in refs:  # an interrupted run leaves no cell running on the cluster
+            ray.cancel(ref, force=True)
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
@@ -100,6 +136,12 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         help="MAESN's outer latent gradient (default: MAESN's)",
     )
     parser.add_argument("--workers", type=int, default=2, help="cells run in parallel (processes)")
+    parser.add_argument(
+        "--ray-address",
+        default=None,
+        help="run the cells on this Ray cluster, one Ray task (one CPU) each, instead of --workers "
+        'processes (auto: the cluster `ray start` joined; needs pip install "maesn-sb3[ray]")',
+    )
     parser.add_argument(
         "--output", type=Path, default=None, help="default: benchmarks/results/adaptation_<tier>_<env>"
     )
@@ -181,21 +223,14 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         repair_csv(output / "training.csv", training, info_fields)
     done = set(finished)
     methods = args.methods or [m for m in METHODS if m in config.budgets or m == "scratch"]
-    slow_first = (
-        "maml",
-        "rl2",
-        "skills",
-        "maesn",
-        "mixed",
-        "lsbaseline",
-        "mtppo",
-        "scratch",
-    )  # packs workers
+    # the slowest first: packs the workers better
+    slow_first = ("maml", "rl2", "skills", "maesn", "mixed", "lsbaseline", "mtppo", "scratch")
     cells = [(m, s) for s in args.seeds for m in slow_first if m in methods and (m, s) not in done]
     print(f"{len(done)} cells already done, {len(cells)} to run in {output}", flush=True)
     failures: list[tuple[str, int, BaseException]] = []
-    with make_pool(args.workers) as pool:
-        futures = {pool.submit(run_cell, config, m, s, output): (m, s) for m, s in cells}
+    figures = output if args.ray_address is None else None  # a Ray cell runs on another machine's disk
+    with _cell_runner(args.workers, args.ray_address, parser) as submit:
+        futures = {submit(config, m, s, figures): (m, s) for m, s in cells}
         for future in as_completed(futures):
             method, seed = futures[future]
             try:

@@ -9,7 +9,13 @@ from typing import Any
 import numpy as np
 import torch as th
 from gymnasium import spaces
+from stable_baselines3.common.distributions import (
+    CategoricalDistribution,
+    DiagGaussianDistribution,
+    Distribution,
+)
 from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.preprocessing import get_action_dim
 from stable_baselines3.common.utils import obs_as_tensor
 
 from maesn_sb3.vec_env import MetaTaskVecEnv
@@ -113,6 +119,39 @@ def _pad_time(array: np.ndarray, length: int) -> np.ndarray:
     return np.concatenate([array, pad], axis=0)
 
 
+def draw_noise_seeds(n_rounds: int, n_tasks: int) -> np.ndarray:
+    """One seed per round and task slot for the action noise, drawn from torch's global generator (so
+    ``torch.manual_seed`` and the saved random state govern them)."""
+    return th.randint(0, 2**62, (n_rounds, n_tasks), dtype=th.int64).numpy()
+
+
+def slot_noise(action_space: spaces.Space, seeds: np.ndarray, envs_per_task: int, horizon: int) -> th.Tensor:
+    """The action noise of one round, ``(horizon, len(seeds) * envs_per_task, ...)``: slot ``k``'s envs
+    draw from a generator seeded with ``seeds[k]``, so any group of slots gets the same noise wherever it
+    runs (a local or a Ray worker): standard normals for Box actions, uniforms for Discrete ones."""
+    box = isinstance(action_space, spaces.Box)
+    shape = (horizon, envs_per_task, *((get_action_dim(action_space),) if box else ()))
+    draw = th.randn if box else th.rand
+    parts = [draw(shape, generator=th.Generator().manual_seed(int(seed))) for seed in seeds]
+    return th.cat(parts, dim=1)
+
+
+def sample_actions(distribution: Distribution, noise: th.Tensor, deterministic: bool) -> th.Tensor:
+    """Actions of ``distribution`` from the given ``noise`` (see :func:`slot_noise`): the mean plus the
+    standard deviation times the noise (diagonal Gaussian), the inverse CDF at the noise (categorical);
+    other distributions sample from torch's global generator."""
+    if deterministic:
+        return distribution.get_actions(deterministic=True)
+    if type(distribution) is DiagGaussianDistribution:
+        normal = distribution.distribution
+        return normal.mean + normal.stddev * noise.to(normal.mean.device)
+    if type(distribution) is CategoricalDistribution:
+        probs = distribution.distribution.probs
+        below = probs.cumsum(-1) < noise.to(probs.device)[:, None]
+        return below.sum(-1).clamp(max=probs.shape[-1] - 1)
+    return distribution.get_actions()
+
+
 def collect_episodes(
     venv: MetaTaskVecEnv,
     policy: BasePolicy,
@@ -120,25 +159,35 @@ def collect_episodes(
     deterministic: bool = False,
     on_step: Callable[[dict[str, Any]], bool] | None = None,
     reward_key: str | None = None,
+    noise_seeds: np.ndarray | None = None,
 ) -> tuple[EpisodeBatch, bool]:
     """Run ``n_rounds`` rounds; in each, every sub-env plays exactly one episode from a fresh reset.
 
     The env is reset at the start of every round, so each episode draws its latent from the
-    distribution in force when the round starts.
+    distribution in force when the round starts. A backend that collects episodes itself (the Ray
+    backend, :class:`~maesn_sb3.ray_vec_env.RayVecEnv`) is handed the whole call and returns the same batch.
 
     :param on_step: called after every vectorised step with ``{"infos", "dones", "n_steps"}``;
         returning False stops collection early (the partial batch is then returned with False).
     :param reward_key: also record ``info[reward_key]`` of every step (e.g. a second reward).
+    :param noise_seeds: the action noise's seeds, ``(n_rounds, n_tasks)`` (None: drawn by
+        :func:`draw_noise_seeds`).
     :return: the batch and whether collection ran to the end.
     """
+    if noise_seeds is None:
+        noise_seeds = draw_noise_seeds(n_rounds, venv.n_tasks)
+    backend_collect = getattr(venv.venv, "collect_episodes", None)
+    if backend_collect is not None:
+        return backend_collect(venv, policy, n_rounds, deterministic, on_step, reward_key, noise_seeds)
     n_envs = venv.num_envs
     horizon = venv.horizon  # raises if episodes could run forever
     is_box = isinstance(policy.action_space, spaces.Box)
     low, high = (policy.action_space.low, policy.action_space.high) if is_box else (None, None)
-    rounds: list[tuple[Obs, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+    rounds: list[Round] = []
     latents: list[np.ndarray] = []
     completed = True
-    for _ in range(n_rounds):
+    for round_index in range(n_rounds):
+        noise = slot_noise(policy.action_space, noise_seeds[round_index], venv.envs_per_task, horizon)
         obs = venv.reset()
         check_finite_step(venv, obs, None, 0)
         if venv.has_latent:
@@ -148,9 +197,8 @@ def collect_episodes(
         steps_obs, steps_actions, steps_rewards, steps_mask, steps_info = [], [], [], [], []
         while active.any():
             with th.no_grad():
-                actions = policy.get_distribution(obs_as_tensor(obs, policy.device)).get_actions(
-                    deterministic=deterministic
-                )
+                distribution = policy.get_distribution(obs_as_tensor(obs, policy.device))
+                actions = sample_actions(distribution, noise[len(steps_rewards)], deterministic)
             actions = actions.cpu().numpy()
             env_actions = np.clip(actions, low, high) if is_box else actions
             next_obs, rewards, dones, infos = venv.step(env_actions)
@@ -196,6 +244,19 @@ def collect_episodes(
         )
         if not completed:
             break
+    batch = batch_from_rounds(rounds, venv.task_indices, latents)
+    return batch, completed
+
+
+#: one round of :func:`collect_episodes`: observations, actions, rewards, mask (each ``(T, n_envs, ...)``),
+#: success ``(n_envs,)`` and the info rewards (None without a ``reward_key``)
+Round = tuple[Obs, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]
+
+
+def batch_from_rounds(
+    rounds: list[Round], task_indices: np.ndarray, latents: list[np.ndarray]
+) -> EpisodeBatch:
+    """The :class:`EpisodeBatch` of collection rounds, each padded in time to the longest, in order."""
     length = max(r[3].shape[0] for r in rounds)
 
     def join(index: int) -> Any:
@@ -206,14 +267,13 @@ def collect_episodes(
             return {k: np.concatenate([_pad_time(p[k], length) for p in parts], axis=1) for k in parts[0]}
         return np.concatenate([_pad_time(p, length) for p in parts], axis=1)
 
-    batch = EpisodeBatch(
+    return EpisodeBatch(
         observations=join(0),
         actions=join(1),
         rewards=join(2),
         mask=join(3),
-        task_slot=np.tile(venv.task_indices, len(rounds)),
+        task_slot=np.tile(task_indices, len(rounds)),
         success=np.concatenate([r[4] for r in rounds]),
-        info_rewards=join(5) if reward_key is not None else None,
-        latents=np.concatenate(latents) if latents else None,
+        info_rewards=join(5) if rounds[0][5] is not None else None,
+        latents=np.concatenate(latents[: len(rounds)]) if latents else None,
     )
-    return batch, completed

@@ -41,16 +41,42 @@ class _ActorHead(nn.Module):
         return self.policy.action_net(self.policy.mlp_extractor.forward_actor(features))
 
 
+def _slot_distribution(
+    head: _ActorHead, action_space: spaces.Space, params: Params, obs: th.Tensor | dict[str, th.Tensor]
+) -> Distribution:
+    """Action distributions with per-slot parameters ``params[name]: (n_slots, *shape)`` on
+    observations grouped by slot ``(n_slots, n, ...)``, flattened to ``n_slots * n`` rows (SB3's
+    distributions sum log-probabilities over axis 1)."""
+    names = {f"policy.{name}": value for name, value in params.items()}
+
+    def call(slot_params: Params, slot_obs: Any) -> th.Tensor:
+        return th.func.functional_call(head, slot_params, (slot_obs,))
+
+    output = th.func.vmap(call)(names, obs)
+    distribution = make_proba_distribution(action_space)
+    if isinstance(action_space, spaces.Box):
+        log_std = params["log_std"][:, None, :].expand_as(output)
+        return distribution.proba_distribution(output.flatten(0, 1), log_std.flatten(0, 1))
+    return distribution.proba_distribution(output.flatten(0, 1))
+
+
 class _SlotPolicy:
-    """Acts with one set of (adapted) actor parameters per task slot: what ``collect_episodes`` needs."""
+    """Acts with one set of (adapted) actor parameters per task slot: what ``collect_episodes`` needs.
+    Picklable, so that a Ray worker receives it once per round and acts for its slots (:meth:`for_slots`)."""
 
     def __init__(self, model: MAML, params: Params, envs_per_task: int) -> None:
-        self.model, self.params, self.envs_per_task = model, params, envs_per_task
+        self.head, self.params, self.envs_per_task = model._head, params, envs_per_task
         self.action_space, self.device = model.action_space, model.device
 
     def get_distribution(self, obs: th.Tensor | dict[str, th.Tensor]) -> Distribution:
         grouped = map_obs(lambda x: x.reshape(-1, self.envs_per_task, *x.shape[1:]), obs)
-        return self.model._distribution(self.params, grouped)
+        return _slot_distribution(self.head, self.action_space, self.params, grouped)
+
+    def for_slots(self, start: int, stop: int) -> _SlotPolicy:
+        """The policy of slots ``start .. stop - 1`` only."""
+        part = copy.copy(self)
+        part.params = {name: value[start:stop] for name, value in self.params.items()}
+        return part
 
 
 class MAML(MetaAlgorithm):
@@ -174,20 +200,8 @@ class MAML(MetaAlgorithm):
 
     # -- functional policy ----------------------------------------------------------------------
     def _distribution(self, params: Params, obs: th.Tensor | dict[str, th.Tensor]) -> Distribution:
-        """Action distributions with per-slot parameters ``params[name]: (n_slots, *shape)`` on
-        observations grouped by slot ``(n_slots, n, ...)``, flattened to ``n_slots * n`` rows (SB3's
-        distributions sum log-probabilities over axis 1)."""
-        names = {f"policy.{name}": value for name, value in params.items()}
-
-        def head(slot_params: Params, slot_obs: Any) -> th.Tensor:
-            return th.func.functional_call(self._head, slot_params, (slot_obs,))
-
-        output = th.func.vmap(head)(names, obs)
-        distribution = make_proba_distribution(self.action_space)
-        if isinstance(self.action_space, spaces.Box):
-            log_std = params["log_std"][:, None, :].expand_as(output)
-            return distribution.proba_distribution(output.flatten(0, 1), log_std.flatten(0, 1))
-        return distribution.proba_distribution(output.flatten(0, 1))
+        """The action distributions of per-slot ``params`` on observations grouped by slot."""
+        return _slot_distribution(self._head, self.action_space, params, obs)
 
     def _stacked(self, n_slots: int, params: Params | None = None) -> Params:
         params = self.actor_parameters() if params is None else params
