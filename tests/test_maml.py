@@ -220,7 +220,8 @@ def test_fisher_subsample_draws_valid_steps_and_averages_over_them(fraction):
     mask = (th.rand(3, 10, generator=generator) < 0.7).float()
     obs = th.arange(30, dtype=th.float32).reshape(3, 10, 1).expand(3, 10, 2).contiguous()  # step ids
     params = {k: v.detach() for k, v in model._stacked(3).items()}
-    data, old = model._fisher_subsample({"obs": obs, "mask": mask}, params)
+    grouped = {"obs": obs, "mask": mask}
+    data, old = model._fisher_subsample(grouped, params, model._distribution(params, obs))
     n_valid = int(mask.sum())
     chosen = data["obs"][..., 0][data["mask"].bool()].long()
     assert len(chosen) == max(1, round(fraction * n_valid)) and len(set(chosen.tolist())) == len(chosen)

@@ -55,7 +55,7 @@ def distribution_tensors(
     return [getattr(inner, name) for name in names], rebuild
 
 
-def fisher_rows(rng: np.random.Generator, n_steps: int, fraction: float) -> np.ndarray | None:
+def draw_fisher_rows(rng: np.random.Generator, n_steps: int, fraction: float) -> np.ndarray | None:
     """Sorted indices of ``round(fraction * n_steps)`` steps (at least one) drawn without replacement
     for the Fisher-vector products (rllab's ``subsample_factor``); None (every step) for ``fraction`` 1."""
     if fraction >= 1:

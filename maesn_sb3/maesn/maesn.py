@@ -22,7 +22,7 @@ from stable_baselines3.common.utils import obs_as_tensor
 from maesn_sb3.common.advantages import discounted_returns, gae_advantages, normalize_per_task
 from maesn_sb3.common.base import AdaptationCurve, MetaAlgorithm
 from maesn_sb3.common.rollouts import EpisodeBatch, map_obs, state_features
-from maesn_sb3.common.trpo import KLTerms, action_kl, distribution_tensors, fisher_rows
+from maesn_sb3.common.trpo import KLTerms, action_kl, distribution_tensors, draw_fisher_rows
 from maesn_sb3.common.validators import check_float, check_int, check_unit_interval
 from maesn_sb3.maesn.policies import TaskLatents, gaussian_log_prob, latent_kl
 from maesn_sb3.tasks import TaskSet
@@ -453,7 +453,7 @@ class MAESN(MetaAlgorithm):
         self, index: th.Tensor, inner_batches: Sequence[tuple[th.Tensor, th.Tensor]], post: EpisodeBatch
     ) -> None:
         """TRPO on the post-update episodes, through the inner step into latents and step sizes."""
-        rows = fisher_rows(self._fisher_rng, int(post.mask.sum()), self.fisher_subsample)
+        rows = draw_fisher_rows(self._fisher_rng, int(post.mask.sum()), self.fisher_subsample)
         rows = None if rows is None else th.as_tensor(rows, device=self.device)
         loss_fn, kl_fn, fisher_terms_fn = self._outer_objective(index, inner_batches, post, rows)
 

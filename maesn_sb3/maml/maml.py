@@ -18,7 +18,7 @@ from torch import nn
 from maesn_sb3.common.advantages import discounted_returns, gae_advantages
 from maesn_sb3.common.base import AdaptationCurve, MetaAlgorithm
 from maesn_sb3.common.rollouts import EpisodeBatch, map_obs, state_features
-from maesn_sb3.common.trpo import KLTerms, action_kl, distribution_tensors, fisher_rows
+from maesn_sb3.common.trpo import KLTerms, action_kl, distribution_tensors, draw_fisher_rows
 from maesn_sb3.common.validators import check_float, check_unit_interval
 from maesn_sb3.tasks import TaskSet
 from maesn_sb3.vec_env import MetaTaskVecEnv
@@ -349,26 +349,27 @@ class MAML(MetaAlgorithm):
             outputs, kl_of = kl_terms(post, old)
             return kl_of(outputs)
 
-        fisher_data, fisher_old = self._fisher_subsample(post, old_params)
+        fisher_data, fisher_old = self._fisher_subsample(post, old_params, old)
         self._trpo_update(params.values(), loss_fn, kl_fn, lambda: kl_terms(fisher_data, fisher_old))
 
     def _fisher_subsample(
-        self, post: dict[str, Any], old_params: Params
+        self, post: dict[str, Any], old_params: Params, old: Distribution
     ) -> tuple[dict[str, Any], Distribution]:
         """The grouped steps of the Fisher-vector products (a uniform draw of ``fisher_subsample`` of
         the valid steps, each slot's padded to the largest slot's count and masked) and their old
         distributions."""
-        if self.fisher_subsample < 1:
-            valid = post["mask"].nonzero()  # (slot, step) pairs in order
-            chosen = valid[th.as_tensor(fisher_rows(self._fisher_rng, len(valid), self.fisher_subsample))]
-            slot, step = chosen.unbind(1)
-            counts = th.bincount(slot, minlength=len(post["mask"]))
-            column = th.arange(len(chosen), device=slot.device) - (th.cumsum(counts, 0) - counts)[slot]
-            width = int(counts.max())
-            index = slot.new_zeros(len(counts), width).index_put_((slot, column), step)
-            sub_mask = post["mask"].new_zeros(len(counts), width).index_put_((slot, column), th.ones(()))
-            rows = th.arange(len(counts), device=slot.device)[:, None]
-            post = {"obs": map_obs(lambda x: x[rows, index], post["obs"]), "mask": sub_mask}
+        if self.fisher_subsample == 1:
+            return post, old
+        valid = post["mask"].nonzero()  # (slot, step) pairs in order
+        chosen = valid[th.as_tensor(draw_fisher_rows(self._fisher_rng, len(valid), self.fisher_subsample))]
+        slot, step = chosen.unbind(1)
+        counts = th.bincount(slot, minlength=len(post["mask"]))
+        column = th.arange(len(chosen), device=slot.device) - (th.cumsum(counts, 0) - counts)[slot]
+        width = int(counts.max())
+        index = slot.new_zeros(len(counts), width).index_put_((slot, column), step)
+        sub_mask = post["mask"].new_zeros(len(counts), width).index_put_((slot, column), th.ones(()))
+        rows = th.arange(len(counts), device=slot.device)[:, None]
+        post = {"obs": map_obs(lambda x: x[rows, index], post["obs"]), "mask": sub_mask}
         with th.no_grad():
             return post, self._distribution(old_params, post["obs"])
 
