@@ -16,7 +16,12 @@ Sections:
    its latent wrapper stepped as a Gymnasium vector env (no SB3 adapter), same threads, wall clock
    (threads make CPU time meaningless), interleaved; the MuJoCo ones at 1 and 2 threads. Targets:
    native >= 0.8x bare, >= 3x dummy on PointNav2D, AntGoal 2 threads >= 1.6x 1 thread (idle machine).
-5. ``memory``: resident memory per env of ``make_meta_vec_env("maesn_sb3/AntGoal-v0", ...)`` at
+5. ``layers``: where PointNav2D's native step spends its time: microseconds per step of
+   ``--native-envs`` envs (CPU clock, medians of interleaved rounds), adding one layer at a time
+   from the family's own numpy step (``_step_envs``) through the Gymnasium ``VectorEnv``'s
+   bookkeeping, :class:`wrappers.LatentVectorWrapper`, the SB3 adapter (one info dict per env),
+   ``VecMonitor`` and :class:`maesn_sb3.MetaTaskVecEnv`.
+6. ``memory``: resident memory per env of ``make_meta_vec_env("maesn_sb3/AntGoal-v0", ...)`` at
    ``--native-envs`` envs, native vs dummy, each built, reset and stepped in a fresh subprocess
    (RSS after minus RSS before building; target: native below dummy).
 
@@ -39,6 +44,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import time
 from collections.abc import Callable
 from typing import Any
@@ -354,6 +360,50 @@ def native_section(args: argparse.Namespace) -> list[dict[str, Any]]:
     return results
 
 
+def layers_section(args: argparse.Namespace) -> list[dict[str, Any]]:
+    meta = maesn_sb3.make_meta_vec_env(
+        POINT_ID, 20, args.native_envs // 20, latent_dim=2, seed=args.seed, vectorization="native"
+    )
+    meta.reset()
+    monitor = meta.venv
+    adapter = monitor.venv
+    latent = adapter.env
+    family = latent.unwrapped
+    actions = np.random.default_rng(args.seed).uniform(-1, 1, (meta.num_envs, 2)).astype(np.float32)
+
+    def vec_step(venv: VecEnv) -> Callable[[], Any]:
+        def step() -> Any:
+            venv.step_async(actions)
+            return venv.step_wait()
+
+        return step
+
+    layers = {
+        "family's numpy step (_step_envs)": lambda: family._step_envs(actions),
+        "+ Gymnasium VectorEnv.step": lambda: family.step(actions),
+        "+ LatentVectorWrapper": lambda: latent.step(actions),
+        "+ SB3 adapter (info dicts per env)": vec_step(adapter),
+        "+ VecMonitor": vec_step(monitor),
+        "+ MetaTaskVecEnv": vec_step(meta),
+    }
+    steps, clock = max(10, int(500 * args.scale)), CLOCKS["cpu"]
+
+    def timer(step: Callable[[], Any]) -> Callable[[], float]:
+        def run() -> float:
+            start = clock()
+            for _ in range(steps):
+                step()
+            return 1e6 * (clock() - start) / steps
+
+        return run
+
+    micros = interleaved({name: timer(step) for name, step in layers.items()}, args.repeats)
+    print(f"PointNav2D's native step, {meta.num_envs} envs: microseconds per step (median, CPU clock)")
+    for name, values in micros.items():
+        print(f"  {name:<40} {statistics.median(values):8.1f}")
+    return [{"layer": name, "us_per_step": statistics.median(v)} for name, v in micros.items()]
+
+
 _MEMORY_PROBE = """
 import sys, numpy as np, maesn_sb3
 
@@ -400,6 +450,7 @@ SECTIONS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
     "vec": vec_section,
     "mujoco": mujoco_section,
     "native": native_section,
+    "layers": layers_section,
     "memory": memory_section,
 }
 

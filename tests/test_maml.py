@@ -12,6 +12,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from maesn_sb3 import MAML, TaskSet, make_meta_vec_env
+from maesn_sb3.common.trpo import action_kl
 from tests.conftest import ENV_ID, DictPoint, DiscretePoint
 from tests.conftest import small_meta_env as small_env
 
@@ -184,3 +185,52 @@ def test_meta_training_improves_post_update_return():
     after = adapted_return()
     print(f"held-out post-update return (dense): {before:.1f} -> {after:.1f}")
     assert after > before + 5
+
+
+def test_fisher_subsample_is_validated_saved_and_reproducible(tmp_path):
+    from stable_baselines3.common.logger import configure
+
+    for bad in (0.0, 1.5, "half"):
+        with pytest.raises((ValueError, TypeError), match="fisher_subsample"):
+            small_model(fisher_subsample=bad)
+
+    def run() -> tuple[MAML, np.ndarray]:
+        model = small_model(fisher_subsample=0.25)
+        model.set_logger(configure(str(tmp_path / "log"), ["csv"]))
+        model.learn(300)
+        progress = np.genfromtxt(tmp_path / "log" / "progress.csv", delimiter=",", names=True)
+        return model, np.atleast_1d(progress["traintrpo_kl"])
+
+    first, kls = run()
+    assert np.all(kls <= first.max_kl + 1e-9)  # the line search checks the KL on every step
+    second, _ = run()
+    for a, b in zip(first.policy.parameters(), second.policy.parameters(), strict=True):
+        th.testing.assert_close(a, b)
+    first.save(tmp_path / "maml")
+    assert MAML.load(tmp_path / "maml", env=small_env()).fisher_subsample == 0.25
+
+
+@pytest.mark.parametrize("fraction", [0.3, 1.0])
+def test_fisher_subsample_draws_valid_steps_and_averages_over_them(fraction):
+    """The subsample holds round(fraction * valid steps) distinct valid steps of the right slots, and
+    its KL is their mean: after the action log-std moves by ``delta`` every step's KL is
+    ``A (delta + exp(-2 delta) / 2 - 1/2)``, so the subsample's KL must equal that too."""
+    model = small_model(fisher_subsample=fraction)
+    generator = th.Generator().manual_seed(0)
+    mask = (th.rand(3, 10, generator=generator) < 0.7).float()
+    obs = th.arange(30, dtype=th.float32).reshape(3, 10, 1).expand(3, 10, 2).contiguous()  # step ids
+    params = {k: v.detach() for k, v in model._stacked(3).items()}
+    grouped = {"obs": obs, "mask": mask}
+    data, old = model._fisher_subsample(grouped, params, model._distribution(params, obs))
+    n_valid = int(mask.sum())
+    chosen = data["obs"][..., 0][data["mask"].bool()].long()
+    assert len(chosen) == max(1, round(fraction * n_valid)) and len(set(chosen.tolist())) == len(chosen)
+    assert mask.flatten()[chosen].all()  # valid steps only, each from its own slot
+    assert th.equal(chosen // 10, data["mask"].nonzero()[:, 0])
+    delta = 0.4
+    with th.no_grad():
+        model.policy.log_std += delta
+        kl = action_kl(old, model._distribution(model._stacked(3), data["obs"]))
+    weights = data["mask"].flatten() / data["mask"].sum()
+    expected = 2 * (delta + np.exp(-2 * delta) / 2 - 0.5)
+    assert float((kl * weights).sum()) == pytest.approx(expected, rel=1e-5)

@@ -30,7 +30,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 from maesn_sb3.common.advantages import LinearFeatureBaseline
 from maesn_sb3.common.policies import MlpPolicy, MultiInputPolicy
 from maesn_sb3.common.rollouts import EpisodeBatch, collect_episodes
-from maesn_sb3.common.trpo import TRPOStats, trpo_step
+from maesn_sb3.common.trpo import KLTerms, TRPOStats, trpo_step
 from maesn_sb3.common.validators import (  # still importable from here, their old home
     check_episodes,
     check_float,
@@ -366,7 +366,7 @@ class MetaAlgorithm(BaseAlgorithm):
         params: Sequence[th.Tensor],
         loss_fn: Callable[[], th.Tensor],
         kl_fn: Callable[[], th.Tensor],
-        fisher_kl_fn: Callable[[], th.Tensor] | None = None,
+        fisher_terms_fn: Callable[[], KLTerms] | None = None,
     ) -> TRPOStats:
         """One TRPO step on ``params`` with the model's trust-region settings, logged."""
         stats = trpo_step(
@@ -378,7 +378,7 @@ class MetaAlgorithm(BaseAlgorithm):
             self.cg_damping,
             self.line_search_shrinking_factor,
             self.line_search_max_iter,
-            fisher_kl_fn,
+            fisher_terms_fn,
         )
         self._n_updates += 1
         log = self.logger.record

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch as th
-from sb3_contrib.common.utils import conjugate_gradient_solver
 from stable_baselines3.common.distributions import Distribution, kl_divergence
+from torch.distributions import Categorical, Normal
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
+
+#: A KL in Gauss-Newton form: the tensors it depends on the parameters through (evaluated at the
+#: step's start) and the KL as a function of tensors of their shapes.
+KLTerms = tuple[list[th.Tensor], Callable[[Sequence[th.Tensor]], th.Tensor]]
 
 
 @dataclass
@@ -28,11 +34,109 @@ def action_kl(old: Distribution, new: Distribution) -> th.Tensor:
     return kl.sum(-1) if kl.dim() > 1 else kl
 
 
+def distribution_tensors(
+    distribution: Distribution,
+) -> tuple[list[th.Tensor], Callable[[Sequence[th.Tensor]], Distribution]]:
+    """The tensors an SB3 action distribution is built from (a diagonal Gaussian's means and stds, a
+    categorical's logits) and a function that rebuilds it from tensors of the same shapes."""
+    inner = distribution.distribution
+    if isinstance(inner, Normal):
+        names = ("loc", "scale")
+    elif isinstance(inner, Categorical):
+        names = ("logits",)
+    else:
+        raise TypeError(f"no Gauss-Newton form for {type(distribution).__name__} ({type(inner).__name__})")
+
+    def rebuild(tensors: Sequence[th.Tensor]) -> Distribution:
+        rebuilt = copy.copy(distribution)
+        rebuilt.distribution = type(inner)(**dict(zip(names, tensors, strict=True)), validate_args=False)
+        return rebuilt
+
+    return [getattr(inner, name) for name in names], rebuild
+
+
+def draw_fisher_rows(rng: np.random.Generator, n_steps: int, fraction: float) -> np.ndarray | None:
+    """Sorted indices of ``round(fraction * n_steps)`` steps (at least one) drawn without replacement
+    for the Fisher-vector products (rllab's ``subsample_factor``); None (every step) for ``fraction`` 1."""
+    if fraction >= 1:
+        return None
+    return np.sort(rng.choice(n_steps, max(1, round(fraction * n_steps)), replace=False))
+
+
 def _flat_grad(output: th.Tensor, params: Sequence[th.Tensor], create_graph: bool = False) -> th.Tensor:
     grads = th.autograd.grad(output, params, create_graph=create_graph, retain_graph=True, allow_unused=True)
+    return _flat(grads, params)
+
+
+def _flat(grads: Sequence[th.Tensor | None], like: Sequence[th.Tensor]) -> th.Tensor:
     return th.cat(
-        [(th.zeros_like(p) if g is None else g).reshape(-1) for g, p in zip(grads, params, strict=True)]
+        [(th.zeros_like(p) if g is None else g).reshape(-1) for g, p in zip(grads, like, strict=True)]
     )
+
+
+def kl_hessian_vector_product(params: Sequence[th.Tensor], kl: th.Tensor) -> Callable[[th.Tensor], th.Tensor]:
+    """``v -> H v`` with ``H`` the Hessian of ``kl`` in ``params`` (double backward; any graph)."""
+    kl_grad = _flat_grad(kl, params, create_graph=True)
+    return lambda vector: _flat_grad(kl_grad @ vector, params)
+
+
+def gauss_newton_vector_product(
+    params: Sequence[th.Tensor], terms: KLTerms
+) -> Callable[[th.Tensor], th.Tensor]:
+    """``v -> J^T M J v``: the KL's Hessian in Gauss-Newton form, ``J`` the Jacobian of the KL's
+    tensors ``y`` in ``params`` and ``M`` the KL's Hessian in ``y`` (the Fisher information of the
+    distributions' own parameters; elementwise, hence cheap). Equal to the Hessian of the KL at the
+    parameters where the KL is at its minimum (its gradient in ``y`` vanishes), i.e. TRPO's Fisher.
+
+    Both graphs are built once: ``J v`` is the derivative of ``J^T u`` in ``u`` (the double-backward
+    form of a Jacobian-vector product) and ``J^T w`` a backward pass, against a double backward
+    through the KL's gradient for :func:`kl_hessian_vector_product`.
+    """
+    outputs, kl_of = terms
+    leaves = [y.detach().requires_grad_(True) for y in outputs]
+    kl_grad = th.autograd.grad(kl_of(leaves), leaves, create_graph=True)
+    active = [i for i, y in enumerate(outputs) if y.requires_grad]  # the others are constants
+    outputs, kl_grad = [outputs[i] for i in active], [kl_grad[i] for i in active]
+    leaves = [leaves[i] for i in active]
+    probes = [th.zeros_like(y, requires_grad=True) for y in outputs]
+    vjp = th.autograd.grad(outputs, params, probes, create_graph=True, allow_unused=True)  # u -> J^T u
+    used = [i for i, g in enumerate(vjp) if g is not None and g.requires_grad]
+    sizes = [p.numel() for p in params]
+
+    def product(vector: th.Tensor) -> th.Tensor:
+        chunks = vector.split(sizes)
+        tangents = [chunks[i].view_as(params[i]) for i in used]
+        jv = th.autograd.grad([vjp[i] for i in used], probes, tangents, retain_graph=True, allow_unused=True)
+        mjv = th.autograd.grad(kl_grad, leaves, _zeros_for_none(jv, probes), retain_graph=True)
+        return _flat(th.autograd.grad(outputs, params, mjv, retain_graph=True, allow_unused=True), params)
+
+    return product
+
+
+def _zeros_for_none(grads: Sequence[th.Tensor | None], like: Sequence[th.Tensor]) -> list[th.Tensor]:
+    return [th.zeros_like(p) if g is None else g for g, p in zip(grads, like, strict=True)]
+
+
+def conjugate_gradient(
+    matrix_vector: Callable[[th.Tensor], th.Tensor], b: th.Tensor, max_iter: int, residual_tol: float = 1e-10
+) -> th.Tensor:
+    """Solve ``A x = b`` by conjugate gradient from ``x = 0``, as rllab's ``krylov.cg`` (the reference's):
+    ``max_iter`` products with ``A`` at most (sb3-contrib's solver starts from a random ``x``, which
+    costs one product more and a draw from torch's global generator)."""
+    x = th.zeros_like(b)
+    residual, direction = b.clone(), b.clone()
+    residual_norm = residual @ residual
+    for _ in range(max_iter):
+        if residual_norm < residual_tol:
+            break
+        product = matrix_vector(direction)
+        alpha = residual_norm / (direction @ product)
+        x += alpha * direction
+        residual -= alpha * product
+        new_norm = residual @ residual
+        direction = residual + (new_norm / residual_norm) * direction
+        residual_norm = new_norm
+    return x
 
 
 def trpo_step(
@@ -44,7 +148,7 @@ def trpo_step(
     cg_damping: float = 1e-5,
     line_search_shrinking_factor: float = 0.8,
     line_search_max_iter: int = 15,
-    fisher_kl_fn: Callable[[], th.Tensor] | None = None,
+    fisher_terms_fn: Callable[[], KLTerms] | None = None,
 ) -> TRPOStats:
     """Minimise ``loss_fn`` under ``kl_fn() <= max_kl`` with a conjugate-gradient natural step.
 
@@ -53,9 +157,10 @@ def trpo_step(
     on its Hessian (sb3-contrib's solver), scaled to the KL limit, then shrunk by a backtracking line
     search until the loss improves and the KL limit holds. Parameters are restored if no step does,
     and on any exception; a loss or gradient that is not finite raises ``FloatingPointError``.
-    ``fisher_kl_fn`` (default ``kl_fn``) gives the KL whose Hessian the Fisher-vector products use,
-    e.g. on a subsample of the batch (rllab's ``subsample_factor``); the line search always checks
-    ``kl_fn``.
+    ``fisher_terms_fn`` gives the KL whose Hessian the Fisher-vector products use in Gauss-Newton
+    form (:func:`gauss_newton_vector_product`; the same matrix, cheaper), possibly on a subsample of
+    the batch (rllab's ``subsample_factor``); without it they double-backward through ``kl_fn``
+    (:func:`kl_hessian_vector_product`). The line search always checks ``kl_fn``.
     """
     params = list(params)
     old = parameters_to_vector(params).detach().clone()
@@ -65,7 +170,7 @@ def trpo_step(
             old,
             loss_fn,
             kl_fn,
-            fisher_kl_fn or kl_fn,
+            fisher_terms_fn,
             max_kl,
             cg_max_steps,
             cg_damping,
@@ -92,7 +197,7 @@ def _trpo_step(
     old: th.Tensor,
     loss_fn: Callable[[], th.Tensor],
     kl_fn: Callable[[], th.Tensor],
-    fisher_kl_fn: Callable[[], th.Tensor],
+    fisher_terms_fn: Callable[[], KLTerms] | None,
     max_kl: float,
     cg_max_steps: int,
     cg_damping: float,
@@ -103,12 +208,15 @@ def _trpo_step(
     _check_finite("loss", loss)
     loss_grad = _flat_grad(loss, params)
     _check_finite("loss gradient", loss_grad)
-    kl_grad = _flat_grad(fisher_kl_fn(), params, create_graph=True)
+    if fisher_terms_fn is None:
+        kl_product = kl_hessian_vector_product(params, kl_fn())
+    else:
+        kl_product = gauss_newton_vector_product(params, fisher_terms_fn())
 
     def fisher_vector(vector: th.Tensor) -> th.Tensor:
-        return _flat_grad(kl_grad @ vector, params) + cg_damping * vector
+        return kl_product(vector) + cg_damping * vector
 
-    direction = conjugate_gradient_solver(fisher_vector, -loss_grad, max_iter=cg_max_steps)
+    direction = conjugate_gradient(fisher_vector, -loss_grad, cg_max_steps)
     curvature = (direction @ fisher_vector(direction)).clamp_min(1e-12)
     full_step = th.sqrt(2 * max_kl / curvature) * direction
     loss_before = loss.item()

@@ -22,7 +22,7 @@ from stable_baselines3.common.utils import obs_as_tensor
 from maesn_sb3.common.advantages import discounted_returns, gae_advantages, normalize_per_task
 from maesn_sb3.common.base import AdaptationCurve, MetaAlgorithm
 from maesn_sb3.common.rollouts import EpisodeBatch, map_obs, state_features
-from maesn_sb3.common.trpo import action_kl
+from maesn_sb3.common.trpo import KLTerms, action_kl, distribution_tensors, draw_fisher_rows
 from maesn_sb3.common.validators import check_float, check_int, check_unit_interval
 from maesn_sb3.maesn.policies import TaskLatents, gaussian_log_prob, latent_kl
 from maesn_sb3.tasks import TaskSet
@@ -352,9 +352,9 @@ class MAESN(MetaAlgorithm):
         inner_batches: Sequence[tuple[th.Tensor, th.Tensor]],
         post: EpisodeBatch,
         fisher_rows: th.Tensor | None = None,
-    ) -> tuple[Callable[[], th.Tensor], Callable[[], th.Tensor], Callable[[], th.Tensor]]:
-        """The outer loss, the trust region's mean KL, and that KL on the steps ``fisher_rows`` only
-        (None: all; for the Fisher-vector products), on the post-update episodes.
+    ) -> tuple[Callable[[], th.Tensor], Callable[[], th.Tensor], Callable[[], KLTerms]]:
+        """The outer loss, the trust region's mean KL, and that KL in Gauss-Newton form on the steps
+        ``fisher_rows`` only (None: all; for the Fisher-vector products), on the post-update episodes.
 
         Each task contributes the mean over its steps of ``ratio * A`` (the reference's per-task mean).
         ``latent_gradient="reparameterization"`` (the reference's): the episode's latent is rebuilt as
@@ -424,36 +424,44 @@ class MAESN(MetaAlgorithm):
                 fisher_obs = policy_obs(old_mean, old_log_std, fisher_rows)
                 fisher_old = copy.copy(self.policy.get_distribution(fisher_obs))
 
-        def mean_kl(old: Distribution, rows: th.Tensor | None) -> th.Tensor:
+        def kl_terms(old: Distribution, rows: th.Tensor | None) -> KLTerms:
+            """The mean KL in Gauss-Newton form: the action distributions' tensors (and, for the
+            score-function form, the post-update latent distributions) and the KL of them."""
             mean, log_std = self._post(index, inner_batches)
-            kl = action_kl(old, self.policy.get_distribution(policy_obs(mean, log_std, rows))).mean()
-            if not reparameterize:
-                kl = (
-                    kl
-                    + latent_kl(old_mean[slot], old_log_std[slot], mean[slot], log_std[slot]).sum() / n_steps
-                )
-            return kl
+            tensors, rebuild = distribution_tensors(
+                self.policy.get_distribution(policy_obs(mean, log_std, rows))
+            )
+            n_actions = len(tensors)
 
-        return loss_fn, lambda: mean_kl(old_distribution, None), lambda: mean_kl(fisher_old, fisher_rows)
+            def kl_of(outputs: Sequence[th.Tensor]) -> th.Tensor:
+                kl = action_kl(old, rebuild(outputs[:n_actions])).mean()
+                if not reparameterize:
+                    new_mean, new_log_std = outputs[n_actions:]
+                    latent = latent_kl(old_mean[slot], old_log_std[slot], new_mean[slot], new_log_std[slot])
+                    kl = kl + latent.sum() / n_steps
+                return kl
+
+            return (tensors if reparameterize else [*tensors, mean, log_std]), kl_of
+
+        def kl_fn() -> th.Tensor:
+            outputs, kl_of = kl_terms(old_distribution, None)
+            return kl_of(outputs)
+
+        return loss_fn, kl_fn, lambda: kl_terms(fisher_old, fisher_rows)
 
     def _outer_update(
         self, index: th.Tensor, inner_batches: Sequence[tuple[th.Tensor, th.Tensor]], post: EpisodeBatch
     ) -> None:
         """TRPO on the post-update episodes, through the inner step into latents and step sizes."""
-        rows = None
-        if self.fisher_subsample < 1:
-            n_steps = int(post.mask.sum())
-            size = max(1, round(self.fisher_subsample * n_steps))
-            rows = th.as_tensor(
-                np.sort(self._fisher_rng.choice(n_steps, size, replace=False)), device=self.device
-            )
-        loss_fn, kl_fn, fisher_kl_fn = self._outer_objective(index, inner_batches, post, rows)
+        rows = draw_fisher_rows(self._fisher_rng, int(post.mask.sum()), self.fisher_subsample)
+        rows = None if rows is None else th.as_tensor(rows, device=self.device)
+        loss_fn, kl_fn, fisher_terms_fn = self._outer_objective(index, inner_batches, post, rows)
 
         params = [*self._actor_parameters(), self.latents.means, self.latents.log_stds]
         if self.learn_step_sizes:
             params += [self.latents.step_size_mean, self.latents.step_size_log_std]
         before = [p.detach().clone() for p in params]
-        self._trpo_update(params, loss_fn, kl_fn, fisher_kl_fn)
+        self._trpo_update(params, loss_fn, kl_fn, fisher_terms_fn)
         if self.baseline == "value":
             mask = post.mask.astype(bool)
             returns = discounted_returns(post.rewards, post.mask, self.gamma)

@@ -18,8 +18,8 @@ from torch import nn
 from maesn_sb3.common.advantages import discounted_returns, gae_advantages
 from maesn_sb3.common.base import AdaptationCurve, MetaAlgorithm
 from maesn_sb3.common.rollouts import EpisodeBatch, map_obs, state_features
-from maesn_sb3.common.trpo import action_kl
-from maesn_sb3.common.validators import check_float
+from maesn_sb3.common.trpo import KLTerms, action_kl, distribution_tensors, draw_fisher_rows
+from maesn_sb3.common.validators import check_float, check_unit_interval
 from maesn_sb3.tasks import TaskSet
 from maesn_sb3.vec_env import MetaTaskVecEnv
 
@@ -112,6 +112,9 @@ class MAML(MetaAlgorithm):
     :param cg_damping: damping of the Fisher-vector products.
     :param line_search_shrinking_factor: step shrink factor of the backtracking line search.
     :param line_search_max_iter: maximum line-search steps.
+    :param fisher_subsample: fraction of the post-update steps (drawn afresh each update) whose KL
+        gives TRPO's Fisher-vector products (rllab's ``subsample_factor``); the line search checks
+        the KL on every step. 1: all steps, exact; smaller values make the update cheaper.
     :param adapt_lr: step size of :meth:`adapt` (None: ``inner_lr``).
     :param inner_reward_key: take the inner step's rewards from ``info[inner_reward_key]`` during
         meta-training (e.g. ``"sparse_reward"``, so that the inner step learns from the signal it gets
@@ -140,6 +143,7 @@ class MAML(MetaAlgorithm):
         cg_damping: float = 1e-5,
         line_search_shrinking_factor: float = 0.8,
         line_search_max_iter: int = 15,
+        fisher_subsample: float = 1.0,
         adapt_lr: float | None = None,
         inner_reward_key: str | None = None,
         stats_window_size: int = 100,
@@ -174,6 +178,7 @@ class MAML(MetaAlgorithm):
         )
         self.inner_lr = check_float("inner_lr", inner_lr, 0.0, strict=True)
         self.first_order = bool(first_order)
+        self.fisher_subsample = check_unit_interval("fisher_subsample", fisher_subsample, open_low=True)
         self.adapt_lr = None if adapt_lr is None else check_float("adapt_lr", adapt_lr, 0.0, strict=True)
         self.adapted_policies: list[BasePolicy] | None = None
         if _init_setup_model:
@@ -183,6 +188,8 @@ class MAML(MetaAlgorithm):
     def _setup_model(self) -> None:
         self._setup_meta_model()
         self._head = _ActorHead(self.policy)
+        if getattr(self, "_fisher_rng", None) is None:
+            self._fisher_rng = np.random.default_rng(None if self.seed is None else self.seed + 2)
 
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "_head", "adapted_policies"]
@@ -334,7 +341,7 @@ class MAML(MetaAlgorithm):
                 with th.enable_grad():  # the line search runs under no_grad; the inner step needs a graph
                     return self._inner_step(self._stacked(n_slots), pre, self.inner_lr, create_graph=True)
 
-        mask, adv, n_valid = post["mask"], post["advantages"], post["mask"].sum()
+        adv, n_valid = post["advantages"], post["mask"].sum()
         old_params = {k: v.detach() for k, v in adapted().items()}
         with th.no_grad():
             old = self._distribution(old_params, post["obs"])
@@ -344,11 +351,41 @@ class MAML(MetaAlgorithm):
             log_prob = self._log_prob(adapted(), post)
             return -(th.exp(log_prob - old_log_prob) * adv).sum() / n_valid
 
-        def kl_fn() -> th.Tensor:
-            kl = action_kl(old, self._distribution(adapted(), post["obs"])).reshape(mask.shape)
-            return (kl * mask).sum() / n_valid
+        def kl_terms(data: dict[str, Any], old: Distribution) -> KLTerms:
+            """The KL in Gauss-Newton form: the action distributions' tensors and the KL of them."""
+            tensors, rebuild = distribution_tensors(self._distribution(adapted(), data["obs"]))
+            weights = data["mask"] / data["mask"].sum()
+            return tensors, lambda outputs: (
+                action_kl(old, rebuild(outputs)).reshape(weights.shape) * weights
+            ).sum()
 
-        self._trpo_update(params.values(), loss_fn, kl_fn)
+        def kl_fn() -> th.Tensor:
+            outputs, kl_of = kl_terms(post, old)
+            return kl_of(outputs)
+
+        fisher_data, fisher_old = self._fisher_subsample(post, old_params, old)
+        self._trpo_update(params.values(), loss_fn, kl_fn, lambda: kl_terms(fisher_data, fisher_old))
+
+    def _fisher_subsample(
+        self, post: dict[str, Any], old_params: Params, old: Distribution
+    ) -> tuple[dict[str, Any], Distribution]:
+        """The grouped steps of the Fisher-vector products (a uniform draw of ``fisher_subsample`` of
+        the valid steps, each slot's padded to the largest slot's count and masked) and their old
+        distributions."""
+        if self.fisher_subsample == 1:
+            return post, old
+        valid = post["mask"].nonzero()  # (slot, step) pairs in order
+        chosen = valid[th.as_tensor(draw_fisher_rows(self._fisher_rng, len(valid), self.fisher_subsample))]
+        slot, step = chosen.unbind(1)
+        counts = th.bincount(slot, minlength=len(post["mask"]))
+        column = th.arange(len(chosen), device=slot.device) - (th.cumsum(counts, 0) - counts)[slot]
+        width = int(counts.max())
+        index = slot.new_zeros(len(counts), width).index_put_((slot, column), step)
+        sub_mask = post["mask"].new_zeros(len(counts), width).index_put_((slot, column), th.ones(()))
+        rows = th.arange(len(counts), device=slot.device)[:, None]
+        post = {"obs": map_obs(lambda x: x[rows, index], post["obs"]), "mask": sub_mask}
+        with th.no_grad():
+            return post, self._distribution(old_params, post["obs"])
 
     # -- adaptation -----------------------------------------------------------------------------
     def adapt(

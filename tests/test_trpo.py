@@ -1,0 +1,162 @@
+"""TRPO's Fisher-vector products and conjugate gradient against closed forms.
+
+A linear policy's Fisher is known analytically: for action means ``W x`` and a state-independent
+log-std ``s`` (diagonal Gaussian), the mean KL's Hessian at the old parameters is
+``mean_n x_n x_n^T (x) diag(1 / sigma^2)`` on ``W`` and ``2 I`` on ``s``; for logits ``W x`` (categorical)
+it is ``mean_n x_n x_n^T (x) (diag(p_n) - p_n p_n^T)``.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch as th
+from stable_baselines3.common.distributions import CategoricalDistribution, DiagGaussianDistribution
+
+from maesn_sb3 import MAESN, MAML, LSBaseline, make_meta_vec_env
+from maesn_sb3.common.trpo import (
+    action_kl,
+    conjugate_gradient,
+    distribution_tensors,
+    gauss_newton_vector_product,
+    kl_hessian_vector_product,
+    trpo_step,
+)
+from tests.conftest import DiscretePoint
+
+N, D, A = 64, 3, 2
+
+
+def linear_problem(kind: str, seed: int = 0) -> tuple[list[th.Tensor], object, object, th.Tensor]:
+    """Parameters, the KL (closure), its Gauss-Newton terms (closure) and the closed-form Fisher."""
+    generator = th.Generator().manual_seed(seed)
+    x = th.randn(N, D, generator=generator, dtype=th.float64)
+    weight = th.randn(A, D, generator=generator, dtype=th.float64, requires_grad=True)
+    if kind == "gaussian":
+        log_std = (0.3 * th.randn(A, generator=generator, dtype=th.float64)).requires_grad_(True)
+        params = [weight, log_std]
+
+        def distribution() -> DiagGaussianDistribution:
+            return DiagGaussianDistribution(A).proba_distribution(x @ weight.T, log_std)
+
+        precision = th.exp(-2 * log_std.detach())
+        fisher_weight = th.einsum("nd,ne,a,ab->adbe", x, x, precision, th.eye(A, dtype=th.float64)) / N
+        fisher = th.block_diag(fisher_weight.reshape(A * D, A * D), 2 * th.eye(A, dtype=th.float64))
+    else:
+        params = [weight]
+
+        def distribution() -> CategoricalDistribution:
+            return CategoricalDistribution(A).proba_distribution(x @ weight.T)
+
+        p = th.softmax(x @ weight.detach().T, -1)
+        curvature = th.diag_embed(p) - p[:, :, None] * p[:, None, :]
+        fisher = th.einsum("nd,ne,nab->adbe", x, x, curvature).reshape(A * D, A * D) / N
+    with th.no_grad():
+        old = copy.copy(distribution())
+
+    def kl_fn() -> th.Tensor:
+        return action_kl(old, distribution()).mean()
+
+    def terms_fn() -> tuple:
+        tensors, rebuild = distribution_tensors(distribution())
+        return tensors, lambda outputs: action_kl(old, rebuild(outputs)).mean()
+
+    return params, kl_fn, terms_fn, fisher
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "categorical"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_fisher_vector_products_match_the_closed_form_fisher(kind: str, seed: int) -> None:
+    params, kl_fn, terms_fn, fisher = linear_problem(kind, seed)
+    gauss_newton = gauss_newton_vector_product(params, terms_fn())
+    double_backward = kl_hessian_vector_product(params, kl_fn())
+    for k in range(3):
+        vector = th.randn(fisher.shape[0], generator=th.Generator().manual_seed(k), dtype=th.float64)
+        th.testing.assert_close(gauss_newton(vector), fisher @ vector)
+        th.testing.assert_close(double_backward(vector), fisher @ vector)
+
+
+def test_the_two_products_differ_away_from_the_kl_minimum() -> None:
+    """Where the KL's gradient in the distributions' tensors is not zero (here after the stds moved)
+    its Hessian has a second term the Gauss-Newton form leaves out: the equality of the two products
+    at the step's start (below) is a check, not a tautology of the implementation."""
+    params, kl_fn, terms_fn, fisher = linear_problem("gaussian")
+    with th.no_grad():
+        params[1] += 0.5
+    vector = th.ones(fisher.shape[0], dtype=th.float64)
+    gauss_newton = gauss_newton_vector_product(params, terms_fn())(vector)
+    assert not th.allclose(gauss_newton, kl_hessian_vector_product(params, kl_fn())(vector))
+
+
+def test_conjugate_gradient_solves_a_small_system_exactly() -> None:
+    generator = th.Generator().manual_seed(0)
+    root = th.randn(6, 6, generator=generator, dtype=th.float64)
+    matrix, b = (
+        root @ root.T + 0.1 * th.eye(6, dtype=th.float64),
+        th.randn(6, generator=generator, dtype=th.float64),
+    )
+    calls = []
+
+    def product(vector: th.Tensor) -> th.Tensor:
+        calls.append(1)
+        return matrix @ vector
+
+    th.testing.assert_close(conjugate_gradient(product, b, max_iter=6), th.linalg.solve(matrix, b))
+    assert len(calls) == 6  # one product per iteration, none for the start (x = 0)
+    assert th.equal(conjugate_gradient(product, th.zeros(6, dtype=th.float64), max_iter=6), th.zeros(6))
+
+
+def point_env(**kwargs: object) -> object:
+    return make_meta_vec_env("maesn_sb3/PointNav2D-v0", n_tasks=2, envs_per_task=3, seed=0,
+                             env_kwargs={"max_episode_steps": 6}, **kwargs)  # fmt: skip
+
+
+def first_step(model: object, monkeypatch: pytest.MonkeyPatch) -> dict:
+    """The arguments of the model's first TRPO step, its parameters put back where the step started."""
+    import maesn_sb3.common.base as base
+
+    captured: dict = {}
+
+    def capture(params, loss_fn, kl_fn, *args):
+        params = list(params)
+        captured.update(params=params, kl_fn=kl_fn, terms_fn=args[-1])
+        captured["start"] = [p.detach().clone() for p in params]
+        return trpo_step(params, loss_fn, kl_fn, *args)
+
+    monkeypatch.setattr(base, "trpo_step", capture)
+    model.learn(1)
+    with th.no_grad():
+        for param, start in zip(captured["params"], captured["start"], strict=True):
+            param.copy_(start)
+    return captured
+
+
+@pytest.mark.parametrize(
+    ("algo", "kwargs"),
+    [
+        (MAESN, {"latent_gradient": "reparameterization", "natural_gradient": True}),
+        (MAESN, {"latent_gradient": "score_function"}),
+        (LSBaseline, {}),
+        (MAML, {}),
+        (MAML, {"first_order": True, "wrapper_class": DiscretePoint}),
+    ],
+)
+def test_gauss_newton_products_equal_the_double_backward_ones_on_the_algorithms(
+    algo: type, kwargs: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through MAESN's inner latent step (and MAML's inner policy step) the Gauss-Newton product at the
+    step's start equals the double-backward Hessian-vector product of the KL."""
+    env_kwargs = {"wrapper_class": kwargs.pop("wrapper_class")} if "wrapper_class" in kwargs else {}
+    env = point_env(**env_kwargs) if algo is MAML else point_env(latent_dim=2, **env_kwargs)
+    model = algo("MlpPolicy", env, n_train_tasks=4, seed=0, **kwargs)
+    step = first_step(model, monkeypatch)
+    params = step["params"]
+    gauss_newton = gauss_newton_vector_product(params, step["terms_fn"]())
+    double_backward = kl_hessian_vector_product(params, step["kl_fn"]())
+    size = sum(p.numel() for p in params)
+    for k in range(2):
+        vector = th.randn(size, generator=th.Generator().manual_seed(k))
+        expected = double_backward(vector)
+        assert expected.norm() > 0
+        th.testing.assert_close(gauss_newton(vector), expected, rtol=1e-4, atol=1e-6)
