@@ -26,6 +26,7 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import check_for_correct_spaces, set_random_seed
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+from threadpoolctl import threadpool_limits
 
 from maesn_sb3.common.advantages import LinearFeatureBaseline
 from maesn_sb3.common.policies import MlpPolicy, MultiInputPolicy
@@ -74,17 +75,20 @@ def steps_per_task(total_steps: int | np.ndarray, n_tasks: int) -> int | np.ndar
 
 @contextlib.contextmanager
 def torch_threads(n_threads: int | None) -> Any:
-    """Run the block with torch at ``n_threads`` intra-op threads, restoring the setting after (None:
-    leave torch's setting). The meta-algorithms' ``learn`` and ``adapt`` use 1: their networks are small,
-    and torch's default (one thread per core) fights the envs for the cores, 9x slower on a loaded
-    2-core machine (MAESN, PointNav2D, 40k steps: 16.3 s at torch's default, 1.8 s at one thread)."""
+    """Run the block with torch at ``n_threads`` intra-op threads and the BLAS libraries numpy loaded
+    (OpenBLAS, MKL; through ``threadpoolctl``) at as many, restoring both after (None: leave them).
+    The meta-algorithms' ``learn`` and ``adapt`` use 1: their networks and baseline fits are small,
+    and the libraries' defaults (one thread per core) fight the envs for the cores. On a loaded 2-core
+    machine torch's default made MAESN 9x slower (PointNav2D, 40k steps: 16.3 s against 1.8 s), and
+    OpenBLAS's spinning threads made the linear baseline's 4,000 x 70 fit 8x slower (33 ms against 4)."""
     if n_threads is None:
         yield
         return
     before = th.get_num_threads()
     th.set_num_threads(n_threads)
     try:
-        yield
+        with threadpool_limits(limits=n_threads, user_api="blas"):
+            yield
     finally:
         th.set_num_threads(before)
 
