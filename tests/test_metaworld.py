@@ -8,7 +8,10 @@ skipped locally with the reason, and fail under CI (env ``CI=true``). Episodes a
 from __future__ import annotations
 
 import os
+import runpy
+import sys
 import warnings
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -202,3 +205,15 @@ def test_the_env_reaches_gymnasium_vector_envs() -> None:
     np.testing.assert_allclose(ours.step(action)[0], theirs.envs[0].unwrapped.step(action)[0])
     theirs.close()
     assert isinstance(theirs, gym.vector.VectorEnv)
+
+
+def test_the_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    example = Path(__file__).resolve().parents[1] / "examples" / "maesn_metaworld.py"
+    tiny = ["--timesteps", "64", "--tasks-per-iteration", "2", "--envs-per-task", "2"]
+    tiny += ["--max-episode-steps", str(SHORT), "--meta-batch-size", "5", "--adaptation-episodes", "1"]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["maesn_metaworld.py", *tiny])
+    runpy.run_path(str(example), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "meta-trained on 50 training tasks" in out and "Meta-World meta-test success:" in out
+    assert "reach-v3:" in out
