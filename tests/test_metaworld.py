@@ -20,9 +20,10 @@ import torch as th
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3 import PPO
 
-from maesn_sb3 import MAESN, MultiTaskPPO, TaskSet, check_task_env, finetune_ppo
+from maesn_sb3 import MAESN, MAML, MultiTaskPPO, TaskSet, check_task_env, finetune_ppo
 from maesn_sb3.metaworld import (
     MAESNAgent,
+    MAMLAgent,
     MetaWorldTaskEnv,
     PPOFinetuneAgent,
     make_benchmark,
@@ -180,6 +181,19 @@ def test_ppo_baselines_are_scored_by_metaworld_evaluation() -> None:
     assert all(th.equal(before[k], v) for k, v in model.policy.state_dict().items())
     with pytest.raises(TypeError, match="no Meta-World agent adapts a"):
         metaworld_agent(object())
+
+
+def test_maml_is_scored_by_metaworld_evaluation() -> None:
+    env = make_metaworld_env("ML1", "reach-v3", 2, 2, max_episode_steps=SHORT)
+    model = MAML("MlpPolicy", env, task_set=metaworld_task_set("ML1", "reach-v3"), seed=0)
+    agent = metaworld_agent(model, seed=0)
+    assert isinstance(agent, MAMLAgent)
+    score = evaluate(agent)
+    assert 0.0 <= score.success_rate <= 1.0 and agent.iteration == 1
+    weights = model.actor_parameters()
+    for name, adapted in agent.params.items():
+        assert adapted.shape == (5, *weights[name].shape)
+    assert any(not th.equal(agent.params[k][0], v) for k, v in weights.items())  # the step moved them
 
 
 @pytest.mark.parametrize("bad", [{"benchmark": "ML2"}, {"env_name": "reach-v9"}, {"split": "val"}])

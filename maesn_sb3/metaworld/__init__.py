@@ -1,5 +1,5 @@
 """Meta-World (Farama, v3) as a task suite: its ML1/ML10/ML45 benchmarks behind the task API, and
-agents that let Meta-World's own ``metaworld.evaluation`` score MAESN and the baselines.
+agents that let Meta-World's own ``metaworld.evaluation`` score MAESN, MAML and the PPO baselines.
 
 Needs the ``metaworld`` extra (``pip install "maesn-sb3[metaworld]"``, MuJoCo 3.3); importing this
 module works without it, and its functions say how to install it.
@@ -7,6 +7,7 @@ module works without it, and its functions say how to install it.
 
 from maesn_sb3.metaworld.agents import (
     MAESNAgent,
+    MAMLAgent,
     MetaWorldScore,
     PolicyAgent,
     PPOFinetuneAgent,
@@ -25,6 +26,7 @@ from maesn_sb3.metaworld.env import (
 __all__ = [
     "BENCHMARKS",
     "MAESNAgent",
+    "MAMLAgent",
     "MetaWorldScore",
     "MetaWorldTaskEnv",
     "PPOFinetuneAgent",

@@ -24,11 +24,14 @@ from stable_baselines3.common.utils import obs_as_tensor
 
 from maesn_sb3.common.rollouts import EpisodeBatch
 from maesn_sb3.maesn import MAESN
+from maesn_sb3.maml import MAML
+from maesn_sb3.maml.maml import _SlotPolicy
 from maesn_sb3.metaworld.env import make_benchmark, require_metaworld
 from wrappers.latent import append_latent
 
 __all__ = [
     "MAESNAgent",
+    "MAMLAgent",
     "MetaWorldScore",
     "PPOFinetuneAgent",
     "PolicyAgent",
@@ -49,6 +52,48 @@ def _episodes(steps: list[Any]) -> list[list[tuple[int, int]]]:
         ends = np.flatnonzero(column)
         spans.append([(0 if j == 0 else int(ends[j - 1]) + 1, int(end)) for j, end in enumerate(ends)])
     return spans
+
+
+def episode_batch(steps: list[Any], latent_dim: int = 0) -> EpisodeBatch:
+    """The complete episodes of Meta-World's adaptation ``Timestep``s as an :class:`EpisodeBatch` whose
+    task slot ``i`` is env ``i``, each env with as many episodes (the fewest any env completed); with
+    ``latent_dim``, each step's ``aux_policy_outputs["latent"]`` is appended to its observation and the
+    episode's latent kept in ``latents``."""
+    spans = _episodes(steps)
+    per_env = min(len(s) for s in spans)
+    if per_env == 0:
+        raise RuntimeError("an env completed no adaptation episode: nothing to adapt on")
+    length = max(last - first + 1 for s in spans for first, last in s[:per_env])
+    n_envs, n_episodes = len(spans), len(spans) * per_env
+    obs = np.stack([s.observation for s in steps]).astype(np.float32)
+    if latent_dim:
+        latents_t = np.stack([s.aux_policy_outputs["latent"] for s in steps]).astype(np.float32)
+        obs = append_latent(obs, latents_t)
+    actions = np.stack([s.action for s in steps])
+    rewards = np.stack([s.reward for s in steps]).astype(np.float32)
+    batch_obs = np.zeros((length, n_episodes, obs.shape[-1]), dtype=np.float32)
+    batch_actions = np.zeros((length, n_episodes, *actions.shape[2:]), dtype=actions.dtype)
+    batch_rewards = np.zeros((length, n_episodes), dtype=np.float32)
+    mask = np.zeros((length, n_episodes), dtype=bool)
+    latents = np.zeros((n_episodes, latent_dim))
+    for env in range(n_envs):
+        for j, (first, last) in enumerate(spans[env][:per_env]):
+            e, span, n = env * per_env + j, slice(first, last + 1), last - first + 1
+            batch_obs[:n, e] = obs[span, env]
+            batch_actions[:n, e] = actions[span, env]
+            batch_rewards[:n, e] = rewards[span, env]
+            mask[:n, e] = True
+            if latent_dim:
+                latents[e] = latents_t[first, env]
+    return EpisodeBatch(
+        observations=batch_obs,
+        actions=batch_actions,
+        rewards=batch_rewards,
+        mask=mask,
+        task_slot=np.repeat(np.arange(n_envs), per_env),
+        success=np.zeros(n_episodes, dtype=bool),
+        latents=latents if latent_dim else None,
+    )
 
 
 class PolicyAgent:
@@ -87,7 +132,7 @@ class MAESNAgent:
     unless ``deterministic=False``).
 
     :param model: a meta-trained :class:`~maesn_sb3.MAESN` (or latent-space baseline).
-    :param seed: seeds the latent draws and the action noise.
+    :param seed: seeds the latent draws and torch's generator (the action noise).
     :param natural_gradient: as in :meth:`~maesn_sb3.MAESN.adapt` (None: the model's rule).
     """
 
@@ -151,46 +196,12 @@ class MAESNAgent:
         """One latent step per env on its complete adaptation episodes (as many per env: the fewest)."""
         if not self._steps:
             raise RuntimeError("adapt() needs adaptation episodes: call adapt_action() and step() first")
+        batch = episode_batch(self._steps, self.model.latent_dim)
         self.mean, self.log_std = self.model.adapt_latents(
-            self.mean, self.log_std, self._batch(), self.iteration, self.natural_gradient
+            self.mean, self.log_std, batch, self.iteration, self.natural_gradient
         )
         self.iteration += 1
         self._steps, self._starts = [], None
-
-    def _batch(self) -> EpisodeBatch:
-        spans = _episodes(self._steps)
-        per_env = min(len(s) for s in spans)
-        if per_env == 0:
-            raise RuntimeError("an env completed no adaptation episode: nothing to adapt on")
-        length = max(last - first + 1 for s in spans for first, last in s[:per_env])
-        n_envs, n_episodes = len(spans), len(spans) * per_env
-        obs = np.stack([s.observation for s in self._steps]).astype(np.float32)
-        latents_t = np.stack([s.aux_policy_outputs["latent"] for s in self._steps])
-        actions = np.stack([s.action for s in self._steps])
-        rewards = np.stack([s.reward for s in self._steps]).astype(np.float32)
-        batch_obs = np.zeros((length, n_episodes, obs.shape[-1] + self.model.latent_dim), dtype=np.float32)
-        batch_actions = np.zeros((length, n_episodes, *actions.shape[2:]), dtype=actions.dtype)
-        batch_rewards = np.zeros((length, n_episodes), dtype=np.float32)
-        mask = np.zeros((length, n_episodes), dtype=bool)
-        latents = np.zeros((n_episodes, self.model.latent_dim))
-        for env in range(n_envs):
-            for j, (first, last) in enumerate(spans[env][:per_env]):
-                e, steps = env * per_env + j, slice(first, last + 1)
-                n = last - first + 1
-                batch_obs[:n, e] = append_latent(obs[steps, env], latents_t[steps, env].astype(np.float32))
-                batch_actions[:n, e] = actions[steps, env]
-                batch_rewards[:n, e] = rewards[steps, env]
-                mask[:n, e] = True
-                latents[e] = latents_t[first, env]
-        return EpisodeBatch(
-            observations=batch_obs,
-            actions=batch_actions,
-            rewards=batch_rewards,
-            mask=mask,
-            task_slot=np.repeat(np.arange(n_envs), per_env),
-            success=np.zeros(n_episodes, dtype=bool),
-            latents=latents,
-        )
 
     def eval_action(self, observations: np.ndarray) -> np.ndarray:
         self._prior(len(observations))
@@ -202,6 +213,61 @@ class MAESNAgent:
             mean + self.log_std.exp().cpu().numpy() * self.rng.standard_normal(mean.shape),
             False,
         )
+
+    def reset(self, env_mask: np.ndarray) -> None:
+        pass
+
+
+class MAMLAgent:
+    """MAML in Meta-World's protocol: each env (one test task) starts from the meta-learned weights, and
+    each ``adapt`` is one policy-gradient step of :meth:`~maesn_sb3.MAML.adapt`
+    (:meth:`~maesn_sb3.MAML.adapt_parameters`, same step size and schedule) on that env's episodes.
+    Evaluation acts with each env's adapted weights (mean actions unless ``deterministic=False``).
+
+    :param model: a meta-trained :class:`~maesn_sb3.MAML`.
+    :param seed: seeds torch's generator (the action noise).
+    """
+
+    def __init__(self, model: MAML, seed: int | None = None, deterministic: bool = True) -> None:
+        if not isinstance(model, MAML):
+            raise TypeError(f"model must be a MAML model, got {type(model).__name__}")
+        self.model, self.deterministic = model, bool(deterministic)
+        if seed is not None:
+            th.manual_seed(seed)
+        self.init()
+
+    def init(self) -> None:
+        """A new set of test tasks: every env back to the meta-learned weights."""
+        self.params: dict[str, th.Tensor] | None = None
+        self.iteration = 0
+        self._steps: list[Any] = []
+
+    def _act(self, observations: np.ndarray, deterministic: bool) -> np.ndarray:
+        if self.params is None:
+            stacked = self.model._stacked(len(observations))
+            self.params = {k: v.detach().clone() for k, v in stacked.items()}
+        policy = _SlotPolicy(self.model, self.params, 1)
+        obs = obs_as_tensor(np.asarray(observations, dtype=np.float32), self.model.device)
+        with th.no_grad():
+            actions = policy.get_distribution(obs).get_actions(deterministic=deterministic)
+        return actions.cpu().numpy()
+
+    def adapt_action(self, observations: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        return _clip(self._act(observations, False), self.model.action_space), {}
+
+    def step(self, timestep: Any) -> None:
+        self._steps.append(timestep)
+
+    def adapt(self) -> None:
+        """One policy-gradient step per env on its complete adaptation episodes."""
+        if not self._steps:
+            raise RuntimeError("adapt() needs adaptation episodes: call adapt_action() and step() first")
+        self.params = self.model.adapt_parameters(self.params, episode_batch(self._steps), self.iteration)
+        self.iteration += 1
+        self._steps = []
+
+    def eval_action(self, observations: np.ndarray) -> np.ndarray:
+        return _clip(self._act(observations, self.deterministic), self.model.action_space)
 
     def reset(self, env_mask: np.ndarray) -> None:
         pass
@@ -328,14 +394,17 @@ class PPOFinetuneAgent:
 
 def metaworld_agent(model: BaseAlgorithm, seed: int | None = None, **kwargs: Any) -> Any:
     """The agent that adapts ``model`` as its method does: :class:`MAESNAgent` for MAESN (and the
-    latent-space baseline), :class:`PPOFinetuneAgent` for PPO and MultiTaskPPO."""
+    latent-space baseline), :class:`MAMLAgent` for MAML, :class:`PPOFinetuneAgent` for PPO and
+    MultiTaskPPO."""
     if isinstance(model, MAESN):
         return MAESNAgent(model, seed=seed, **kwargs)
+    if isinstance(model, MAML):
+        return MAMLAgent(model, seed=seed, **kwargs)
     if isinstance(model, PPO):
         return PPOFinetuneAgent(model, seed=seed, **kwargs)
     raise TypeError(
-        f"no Meta-World agent adapts a {type(model).__name__} (MAESN, LSBaseline, PPO and MultiTaskPPO have "
-        "one); PolicyAgent(model) scores its policy without adaptation"
+        f"no Meta-World agent adapts a {type(model).__name__} (MAESN, LSBaseline, MAML, PPO and MultiTaskPPO "
+        "have one); PolicyAgent(model) scores its policy without adaptation"
     )
 
 

@@ -208,7 +208,8 @@ class MetaWorldTaskEnv(gym.Env):
         super().reset(seed=seed)
         if seed is not None:
             self._seed = seed
-            self._env.seed(seed)  # Meta-World's reset ignores its seed argument
+            for env in self._envs.values():
+                env.seed(seed)  # Meta-World's reset ignores its seed argument
         obs, info = self._env.reset()
         return obs, info
 
