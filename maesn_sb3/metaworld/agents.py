@@ -128,24 +128,18 @@ class MAESNAgent:
     """MAESN in Meta-World's protocol: each env (one test task) starts from the prior N(0, I); adaptation
     episodes draw one latent per episode from the env's current distribution, and each ``adapt`` is one
     latent step of :meth:`~maesn_sb3.MAESN.adapt` (:meth:`~maesn_sb3.MAESN.adapt_latents`, with its step
-    schedule) on that env's episodes. Evaluation acts with the adapted mean latent (and the mean action
-    unless ``deterministic=False``).
+    schedule) on that env's episodes. Evaluation acts with the adapted mean latent and the mean action,
+    as :meth:`~maesn_sb3.MAESN.adapt`'s evaluation.
 
     :param model: a meta-trained :class:`~maesn_sb3.MAESN` (or latent-space baseline).
     :param seed: seeds the latent draws and torch's generator (the action noise).
     :param natural_gradient: as in :meth:`~maesn_sb3.MAESN.adapt` (None: the model's rule).
     """
 
-    def __init__(
-        self,
-        model: MAESN,
-        seed: int | None = None,
-        natural_gradient: bool | None = None,
-        deterministic: bool = True,
-    ) -> None:
+    def __init__(self, model: MAESN, seed: int | None = None, natural_gradient: bool | None = None) -> None:
         if not isinstance(model, MAESN):
             raise TypeError(f"model must be a MAESN model, got {type(model).__name__}")
-        self.model, self.natural_gradient, self.deterministic = model, natural_gradient, bool(deterministic)
+        self.model, self.natural_gradient = model, natural_gradient
         self.rng = np.random.default_rng(seed)
         if seed is not None:
             th.manual_seed(seed)
@@ -205,14 +199,7 @@ class MAESNAgent:
 
     def eval_action(self, observations: np.ndarray) -> np.ndarray:
         self._prior(len(observations))
-        mean = self.mean.cpu().numpy()
-        if self.deterministic:
-            return self._act(observations, mean, True)
-        return self._act(
-            observations,
-            mean + self.log_std.exp().cpu().numpy() * self.rng.standard_normal(mean.shape),
-            False,
-        )
+        return self._act(observations, self.mean.cpu().numpy(), True)
 
     def reset(self, env_mask: np.ndarray) -> None:
         pass

@@ -252,8 +252,9 @@ def make_metaworld_env(
     Example: ``make_metaworld_env("ML1", "reach-v3", n_tasks=10, envs_per_task=2, latent_dim=2)``.
 
     ``tasks`` None draws ``n_tasks`` tasks of ``split``. Success is counted as Meta-World counts it
-    (``success_mode="any"``). Memory: each sub-env holds about 20 MB per Meta-World env instance (one;
-    ML10/ML45: up to ``max_cached_envs``), so the default 10 x 2 layout needs about 0.4 GB for its envs.
+    (``success_mode="any"``). Memory: each sub-env holds about 21 MB per Meta-World env instance (one;
+    ML10/ML45: up to ``max_cached_envs``); MAESN on the default 10 x 2 layout peaked at 0.95 GB, on
+    10 x 10 at 3.1 GB (measured, see the Meta-World guide).
     """
     env_kwargs = {
         "benchmark": benchmark,
