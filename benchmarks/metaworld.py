@@ -34,14 +34,14 @@ from typing import Any
 # this script's folder comes first on sys.path, and its name would shadow the metaworld package
 sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-#: (benchmark, env, seed) in the order they run: one seed of each first, then reach-v3's other seeds
+#: (benchmark, env, seed) in the order they run
 CELLS = [
     ("ML1", "reach-v3", 0),
     ("ML10", None, 0),
     ("ML1", "push-v3", 0),
-    ("ML1", "pick-place-v3", 0),
     ("ML1", "reach-v3", 1),
     ("ML1", "reach-v3", 2),
+    ("ML1", "pick-place-v3", 0),
 ]
 METHODS = ("maesn", "mtppo", "scratch")
 ML10_METHODS = ("maesn", "mtppo")
