@@ -113,7 +113,7 @@ class MetaWorldTaskEnv(gym.Env):
         flag is set, else 0). ``info["sparse_reward"]`` holds the sparse one either way.
     :param max_episode_steps: the horizon (None: Meta-World's ``max_path_length``, 500).
     :param max_cached_envs: Meta-World env instances (one per env class) kept for switching between
-        classes; the least recently used is closed beyond that. Each instance holds about 20 MB.
+        classes; the least recently used is closed beyond that. Each instance holds about 21 MB.
     :param render_mode: passed to the Meta-World envs.
     """
 
