@@ -245,6 +245,7 @@ def main() -> None:
     parser.add_argument("--adaptation-episodes", type=int, default=2)
     parser.add_argument("--evaluation-episodes", type=int, default=3)
     parser.add_argument("--skip-ml10", action="store_true")
+    parser.add_argument("--only", default="", help="run only these comma-separated envs (e.g. reach-v3,ML10)")
     parser.add_argument("--layouts", default="", help="e.g. 10x2,10x10: MAESN speed and memory (push-v3)")
     parser.add_argument("--report", action="store_true", help="print the report of --out and stop")
     parser.add_argument("--cell", help=argparse.SUPPRESS)
@@ -286,6 +287,7 @@ def main() -> None:
             (b, e, m, s)
             for b, e, s in CELLS
             if not (b == "ML10" and args.skip_ml10)
+            if not args.only or (e or b) in args.only.split(",")
             for m in (ML10_METHODS if b == "ML10" else METHODS)
         ]
         for bench, env_name, method, seed in plan:
