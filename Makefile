@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 TORCH_CPU ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint install clean gl docs dist
+.PHONY: demo test lint install clean gl docs dist test-metaworld
 
 install: $(STAMP)
 
@@ -31,7 +31,25 @@ gl:
 	  || echo "warning: could not install Mesa EGL; MuJoCo rendering tests will fail"; }
 
 test: $(STAMP) gl
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not metaworld" $(PYTEST_ARGS)
+
+# Meta-World pins mujoco==3.3.0 (the main venv has the newest), so its tests run in a second venv made
+# the same way (CPU torch first), with a smoke subset showing that the library works on MuJoCo 3.3.
+MW_VENV ?= .venv-metaworld
+MW_PY := $(MW_VENV)/bin/python
+MW_STAMP := $(MW_VENV)/.installed
+MW_TESTS ?= tests/test_metaworld.py tests/test_success_modes.py tests/test_tasks.py tests/test_vec_env.py \
+	tests/test_mujoco_envs.py tests/test_maesn.py
+
+$(MW_STAMP): pyproject.toml
+	test -x $(MW_PY) || $(PYTHON) -m venv $(MW_VENV)
+	$(MW_PY) -m pip install --quiet "$(TORCH_CPU)"
+	$(MW_PY) -m pip install --quiet -e ".[dev,metaworld]"
+	touch $(MW_STAMP)
+
+test-metaworld: $(MW_STAMP) gl
+	$(MW_PY) -c "import metaworld, mujoco; print('Meta-World', metaworld.__file__, 'MuJoCo', mujoco.__version__)"
+	$(MW_PY) -m pytest -p no:cacheprovider $(MW_TESTS) $(PYTEST_ARGS)
 
 # The docs site (mkdocs-material + mkdocstrings), built into site/ with warnings as errors.
 DOCS_STAMP := $(VENV)/.docs-installed
@@ -52,4 +70,4 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 
 clean:
-	rm -rf $(VENV) build *.egg-info runs site
+	rm -rf $(VENV) $(MW_VENV) build *.egg-info runs site

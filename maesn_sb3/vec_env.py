@@ -33,7 +33,10 @@ from maesn_sb3.tasks import TASK_METHODS, TaskSet
 from maesn_sb3.vector_adapter import make_native_vec_env
 from wrappers.latent import LatentWrapper
 
-__all__ = ["EnvWorkerError", "MetaTaskVecEnv", "ReportingSubprocVecEnv", "make_meta_vec_env"]
+__all__ = ["SUCCESS_MODES", "EnvWorkerError", "MetaTaskVecEnv", "ReportingSubprocVecEnv", "make_meta_vec_env"]
+
+#: How :class:`MetaTaskVecEnv` turns an env's success flag into ``info["is_success"]``.
+SUCCESS_MODES = ("any", "last", "env")
 
 
 class EnvWorkerError(RuntimeError):
@@ -279,7 +282,9 @@ class MetaTaskVecEnv(VecEnvWrapper):
 
     Env ``i`` belongs to task slot ``i // envs_per_task``. The wrapper adds ``info["task_index"]``
     (the slot) to every step and reset info, and copies an env's success signal
-    ``info[success_key]`` to ``info["is_success"]`` so SB3 logs success rates. Tasks and per-task
+    ``info[success_key]`` to ``info["is_success"]`` by the rule ``success_mode`` (below), so SB3's success
+    rate, :func:`~maesn_sb3.common.rollouts.collect_episodes`, ``adapt`` and the baselines, which all read
+    ``is_success`` at an episode's last step, count success the same way. Tasks and per-task
     latent distributions reach the sub-envs only through ``env_method`` (``set_task`` and
     ``set_latent_distribution``), so any backend VecEnv that answers those calls works: SB3's
     ``DummyVecEnv`` and ``SubprocVecEnv`` today. Any SB3 algorithm can ``learn`` on it directly.
@@ -296,6 +301,13 @@ class MetaTaskVecEnv(VecEnvWrapper):
     :param envs_per_task: sub-envs per task slot (>= 1); ``venv.num_envs`` must be their product.
     :param tasks: the initial tasks, one per slot; ``None`` keeps the sub-envs' current tasks.
     :param success_key: the info key of the env's own success flag.
+    :param success_mode: how a step's flag (the env's own ``is_success`` when it reports one, else
+        ``info[success_key]``) becomes ``is_success``: ``"any"`` (default): True from the first step
+        the flag was set until the episode ends, so an episode counts as solved if the flag was ever
+        set (Meta-World's rule; its flag is per step and not sticky); ``"last"``: the flag of that
+        step, so an episode counts by its last step; ``"env"``: only the env's own ``is_success``,
+        untouched (``success_key`` unused). An episode ends with ``done`` or, inside an
+        :class:`~wrappers.RL2Wrapper` trial, with ``info["episode_done"]``.
     """
 
     def __init__(
@@ -305,7 +317,10 @@ class MetaTaskVecEnv(VecEnvWrapper):
         envs_per_task: int = 1,
         tasks: Sequence[Any] | None = None,
         success_key: str = "success",
+        success_mode: str = "any",
     ) -> None:
+        if success_mode not in SUCCESS_MODES:
+            raise ValueError(f"success_mode must be one of {SUCCESS_MODES}, got {success_mode!r}")
         if not isinstance(venv, VecEnv):
             raise TypeError(f"venv must be a stable_baselines3 VecEnv, got {type(venv).__name__}")
         for name, value in (("n_tasks", n_tasks), ("envs_per_task", envs_per_task)):
@@ -328,6 +343,8 @@ class MetaTaskVecEnv(VecEnvWrapper):
         self.n_tasks = int(n_tasks)
         self.envs_per_task = int(envs_per_task)
         self.success_key = success_key
+        self.success_mode = success_mode
+        self._solved = np.zeros(venv.num_envs, dtype=bool)  # "any": the flag was set in this episode
         self.task_indices = np.repeat(np.arange(self.n_tasks), self.envs_per_task)
         self._slot_of_env = self.task_indices.tolist()  # python ints for infos
         self.has_latent = all(venv.env_is_wrapped(LatentWrapper))
@@ -510,22 +527,35 @@ class MetaTaskVecEnv(VecEnvWrapper):
         self.class_attributes = dict(inspect.getmembers(self.__class__))
 
     # -- VecEnv ---------------------------------------------------------------------------------
-    def _annotate(self, infos: Sequence[dict[str, Any]]) -> None:
-        key = self.success_key
-        for info, slot in zip(infos, self._slot_of_env, strict=True):
+    def _annotate(self, infos: Sequence[dict[str, Any]], solved: np.ndarray | None = None) -> None:
+        """Add ``task_index`` and ``is_success`` (``solved``: the "any" mode's flags, updated in place)."""
+        key, mode = self.success_key, self.success_mode
+        for i, (info, slot) in enumerate(zip(infos, self._slot_of_env, strict=True)):
             info["task_index"] = slot
-            if key in info and "is_success" not in info:
-                info["is_success"] = bool(info[key])
+            if mode == "env":
+                continue
+            flag = info["is_success"] if "is_success" in info else info.get(key)
+            if flag is None:
+                continue
+            if mode == "any" and solved is not None:
+                solved[i] |= bool(flag)
+                info["is_success"] = bool(solved[i])
+                if info.get("episode_done"):  # an inner episode of an RL2Wrapper trial ended
+                    solved[i] = False
+            else:
+                info["is_success"] = bool(flag)
 
     def reset(self) -> np.ndarray | dict[str, np.ndarray]:
         obs = self.venv.reset()
+        self._solved[:] = False
         self.reset_infos = self.venv.reset_infos
         self._annotate(self.reset_infos)
         return obs
 
     def step_wait(self) -> VecEnvStepReturn:
         obs, rewards, dones, infos = self.venv.step_wait()
-        self._annotate(infos)
+        self._annotate(infos, self._solved)
+        self._solved[dones] = False  # the next episode starts unsolved
         # Subprocess backends send fresh reset infos every step, so annotate them all (cheap).
         self.reset_infos = self.venv.reset_infos
         self._annotate(self.reset_infos)
@@ -548,6 +578,7 @@ def make_meta_vec_env(
     wrapper_kwargs: dict[str, Any] | None = None,
     success_key: str = "success",
     vectorization: str | None = None,
+    success_mode: str = "any",
     ray_workers: int | None = None,
 ) -> MetaTaskVecEnv:
     """Create a monitored :class:`MetaTaskVecEnv`, in the style of SB3's ``make_vec_env``.
@@ -573,6 +604,8 @@ def make_meta_vec_env(
     :param monitor_kwargs: keyword arguments for ``Monitor``.
     :param wrapper_kwargs: keyword arguments for ``wrapper_class``.
     :param success_key: the info key of the env's own success flag.
+    :param success_mode: how that flag becomes ``is_success``: ``"any"``, ``"last"`` or ``"env"`` (see
+        :class:`MetaTaskVecEnv`).
     :param vectorization: the backend: ``"dummy"`` (SB3's ``DummyVecEnv``, the default),
         ``"subproc"`` (``SubprocVecEnv``) or ``"native"``: the env id's batched family (its
         ``vector_entry_point``) behind a :class:`~maesn_sb3.vector_adapter.VectorEnvAdapter`, with a
@@ -586,6 +619,8 @@ def make_meta_vec_env(
         per task slot).
     """
     vectorization = _check_vectorization(vectorization, vec_env_cls)
+    if success_mode not in SUCCESS_MODES:
+        raise ValueError(f"success_mode must be one of {SUCCESS_MODES}, got {success_mode!r}")
     for name, value in (("n_tasks", n_tasks), ("envs_per_task", envs_per_task)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be an int >= 1, got {value!r}")
@@ -624,7 +659,7 @@ def make_meta_vec_env(
                 "monitor_kwargs": monitor_kwargs,
             },
         )
-        return MetaTaskVecEnv(venv, n_tasks, envs_per_task, tasks=tasks, success_key=success_key)
+        return MetaTaskVecEnv(venv, n_tasks, envs_per_task, tasks, success_key, success_mode)
     if vectorization == "ray":
         from maesn_sb3.ray_vec_env import RayVecEnv
 
@@ -633,7 +668,7 @@ def make_meta_vec_env(
         if plain and isinstance(env_id, str) and gym.spec(env_id).vector_entry_point is not None:
             make_group = functools.partial(_native_group, env_id, seed, latent_dim, env_kwargs, monitor_dir)
             venv = RayVecEnv(None, make_group=make_group, n_envs=n_tasks * envs_per_task, **ray_kwargs)
-            return MetaTaskVecEnv(venv, n_tasks, envs_per_task, tasks=tasks, success_key=success_key)
+            return MetaTaskVecEnv(venv, n_tasks, envs_per_task, tasks, success_key, success_mode)
         vec_env_cls, vec_env_kwargs = RayVecEnv, ray_kwargs
     if vectorization == "subproc":
         vec_env_cls = SubprocVecEnv
@@ -658,7 +693,7 @@ def make_meta_vec_env(
         vec_env_kwargs=vec_env_kwargs,
         monitor_kwargs=monitor_kwargs,
     )
-    return MetaTaskVecEnv(venv, n_tasks, envs_per_task, tasks=tasks, success_key=success_key)
+    return MetaTaskVecEnv(venv, n_tasks, envs_per_task, tasks, success_key, success_mode)
 
 
 def _native_group(

@@ -42,7 +42,7 @@ def test_the_project_alone_in_a_fresh_venv_makes_every_registered_env(tmp_path: 
     shutil.copytree(
         ROOT,
         source,
-        ignore=shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "__pycache__", "results"),
+        ignore=shutil.ignore_patterns(".git", ".venv*", "build", "*.egg-info", "__pycache__", "results"),
     )
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
@@ -86,7 +86,7 @@ def test_the_built_wheel_installs_in_a_fresh_venv_and_runs_the_quickstart(tmp_pa
         ROOT,
         source,
         ignore=shutil.ignore_patterns(
-            ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", "results"
+            ".git", ".venv*", "build", "dist", "*.egg-info", "__pycache__", "results"
         ),
     )
     dist = tmp_path / "dist"

@@ -528,10 +528,6 @@ class MAESN(MetaAlgorithm):
         :param callback: called once per iteration (locals ``iteration`` and ``batch``); returning False
             stops.
         """
-        natural = self.natural_gradient if natural_gradient is None else bool(natural_gradient)
-        step_sizes = (
-            None if self.adapt_lr is None else th.full((self.latent_dim,), self.adapt_lr, device=self.device)
-        )
         state: dict[str, Any] = {"mean": None, "log_std": None, "means": [], "log_stds": []}
 
         def sample(meta: MetaTaskVecEnv, n_rounds: int, deterministic: bool) -> EpisodeBatch:
@@ -549,17 +545,9 @@ class MAESN(MetaAlgorithm):
             state["log_stds"].append(state["log_std"].cpu().numpy())
 
         def step(iteration: int, batch: EpisodeBatch) -> None:
-            z, advantages = self._latent_advantages(batch, len(state["mean"]))
-            with th.no_grad():
-                state["mean"], state["log_std"] = self.latents.inner_update(
-                    state["mean"],
-                    state["log_std"],
-                    z,
-                    advantages,
-                    scale=self.adapt_step_scale(iteration),
-                    step_sizes=step_sizes,
-                    natural=natural,
-                )
+            state["mean"], state["log_std"] = self.adapt_latents(
+                state["mean"], state["log_std"], batch, iteration, natural_gradient
+            )
 
         meta, curve = self._adaptation_loop(
             env, n_iterations, episodes_per_iteration, seed, evaluate, callback, sample, step, record
@@ -571,6 +559,32 @@ class MAESN(MetaAlgorithm):
         return AdaptationResult(
             **curve, latent_means=np.stack(state["means"]), latent_log_stds=np.stack(state["log_stds"])
         )
+
+    def adapt_latents(
+        self,
+        mean: th.Tensor,
+        log_std: th.Tensor,
+        batch: EpisodeBatch,
+        iteration: int,
+        natural_gradient: bool | None = None,
+    ) -> tuple[th.Tensor, th.Tensor]:
+        """Adaptation update ``iteration`` of :meth:`adapt`: one latent step per task slot of ``batch``
+        (``batch.task_slot`` indexes the rows of ``mean`` and ``log_std``, each with as many episodes)."""
+        natural = self.natural_gradient if natural_gradient is None else bool(natural_gradient)
+        step_sizes = (
+            None if self.adapt_lr is None else th.full((self.latent_dim,), self.adapt_lr, device=self.device)
+        )
+        z, advantages = self._latent_advantages(batch, len(mean))
+        with th.no_grad():
+            return self.latents.inner_update(
+                mean,
+                log_std,
+                z,
+                advantages,
+                scale=self.adapt_step_scale(iteration),
+                step_sizes=step_sizes,
+                natural=natural,
+            )
 
     def adapt_step_scale(self, iteration: int) -> float:
         """The factor on the step sizes of adaptation update ``iteration`` (from 0): the reference's

@@ -410,7 +410,6 @@ class MAML(MetaAlgorithm):
         :param evaluate: also run one deterministic episode per sub-env after each iteration's batch.
         :param callback: called once per iteration (locals ``iteration`` and ``batch``); False stops.
         """
-        lr = self.inner_lr if self.adapt_lr is None else self.adapt_lr
         state: dict[str, Params] = {}
 
         def sample(meta: MetaTaskVecEnv, n_rounds: int, deterministic: bool) -> EpisodeBatch:
@@ -419,10 +418,7 @@ class MAML(MetaAlgorithm):
             return self._sample(meta, state["params"], n_rounds, deterministic=deterministic)[0]
 
         def step(iteration: int, batch: EpisodeBatch) -> None:
-            leaves = {k: v.requires_grad_(True) for k, v in state["params"].items()}
-            data = self._grouped(batch, len(next(iter(leaves.values()))))
-            adapted = self._inner_step(leaves, data, lr * self.adapt_step_scale(iteration), False)
-            state["params"] = {k: v.detach() for k, v in adapted.items()}
+            state["params"] = self.adapt_parameters(state["params"], batch, iteration)
 
         meta, curve = self._adaptation_loop(
             env, n_iterations, episodes_per_iteration, seed, evaluate, callback, sample, step
@@ -433,6 +429,15 @@ class MAML(MetaAlgorithm):
             adapted.load_state_dict({k: v[slot] for k, v in state["params"].items()}, strict=False)
             self.adapted_policies.append(adapted)
         return AdaptationCurve(**curve)
+
+    def adapt_parameters(self, params: Params, batch: EpisodeBatch, iteration: int) -> Params:
+        """Adaptation step ``iteration`` of :meth:`adapt`: one policy-gradient step per task slot of
+        ``batch`` on the stacked actor parameters ``params`` (``(n_slots, *shape)`` each)."""
+        lr = self.inner_lr if self.adapt_lr is None else self.adapt_lr
+        leaves = {k: v.detach().requires_grad_(True) for k, v in params.items()}
+        data = self._grouped(batch, len(next(iter(leaves.values()))))
+        adapted = self._inner_step(leaves, data, lr * self.adapt_step_scale(iteration), False)
+        return {k: v.detach() for k, v in adapted.items()}
 
     def adapt_step_scale(self, iteration: int) -> float:
         """The factor on ``adapt_lr`` of adaptation step ``iteration`` (from 0): 1, then 1/2."""

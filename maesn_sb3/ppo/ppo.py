@@ -68,14 +68,7 @@ def _slot_env(meta: MetaTaskVecEnv, slot: int) -> MetaTaskVecEnv:
         )
     envs = [backend.envs[i] for i in meta.env_indices_of(slot)]
     view = DummyVecEnv([functools.partial(lambda env: env, env) for env in envs])
-    return MetaTaskVecEnv(view, n_tasks=1, envs_per_task=len(envs), tasks=[meta.tasks[slot]])
-
-
-def _horizon(meta: MetaTaskVecEnv) -> int:
-    spec = meta.get_attr("spec", [0])[0]
-    if spec is None or spec.max_episode_steps is None:
-        raise ValueError("the sub-envs need a max_episode_steps (TimeLimit) to size PPO's rollouts")
-    return int(spec.max_episode_steps)
+    return MetaTaskVecEnv(view, 1, len(envs), [meta.tasks[slot]], meta.success_key, meta.success_mode)
 
 
 def _per_task_ppo(
@@ -96,7 +89,7 @@ def _per_task_ppo(
             f"episodes_per_iteration must be a multiple of env.envs_per_task = {env.envs_per_task}, "
             f"got {episodes}"
         )
-    n_steps = episodes // env.envs_per_task * _horizon(env)
+    n_steps = episodes // env.envs_per_task * env.horizon  # a TimeLimit's (with or without a spec)
     returns = np.zeros((n_iterations + 1, env.n_tasks))
     success = np.zeros((n_iterations + 1, env.n_tasks))
     env_steps = None
