@@ -27,6 +27,7 @@ from maesn_sb3.maesn import MAESN
 from maesn_sb3.maml import MAML
 from maesn_sb3.maml.maml import _SlotPolicy
 from maesn_sb3.metaworld.env import make_benchmark, require_metaworld
+from maesn_sb3.ppo.ppo import ppo_settings
 from wrappers.latent import append_latent
 
 __all__ = [
@@ -297,19 +298,7 @@ class PPOFinetuneAgent:
 
     def _make_copies(self, n_envs: int) -> list[PPO]:
         model = self.model
-        settings = {
-            "learning_rate": model.learning_rate,
-            "gamma": model.gamma,
-            "gae_lambda": model.gae_lambda,
-            "n_epochs": model.n_epochs,
-            "ent_coef": model.ent_coef,
-            "vf_coef": model.vf_coef,
-            "clip_range": model.clip_range,
-            "max_grad_norm": model.max_grad_norm,
-            "policy_kwargs": model.policy_kwargs,
-            "device": model.device,
-            **self.ppo_kwargs,
-        }
+        settings = {**ppo_settings(model), **self.ppo_kwargs}
         parameters = model.get_parameters()
         copies = []
         for i in range(n_envs):

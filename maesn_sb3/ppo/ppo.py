@@ -149,6 +149,17 @@ def ppo_from_scratch(
     return _per_task_ppo(make, env, n_iterations, episodes_per_iteration, seed)
 
 
+def ppo_settings(model: PPO) -> dict[str, Any]:
+    """The PPO hyperparameters a fine-tuned copy of ``model`` inherits."""
+    names = ("learning_rate", "gamma", "gae_lambda", "n_epochs", "ent_coef", "vf_coef", "clip_range")
+    return {
+        **{name: getattr(model, name) for name in names},
+        "max_grad_norm": model.max_grad_norm,
+        "policy_kwargs": model.policy_kwargs,
+        "device": model.device,
+    }
+
+
 def finetune_ppo(
     model: PPO,
     env: MetaTaskVecEnv,
@@ -165,18 +176,7 @@ def finetune_ppo(
     if not isinstance(model, PPO):
         raise TypeError(f"model must be a stable_baselines3 PPO, got {type(model).__name__}")
     parameters = model.get_parameters()
-    inherited = {
-        "learning_rate": model.learning_rate,
-        "gamma": model.gamma,
-        "gae_lambda": model.gae_lambda,
-        "n_epochs": model.n_epochs,
-        "ent_coef": model.ent_coef,
-        "vf_coef": model.vf_coef,
-        "clip_range": model.clip_range,
-        "max_grad_norm": model.max_grad_norm,
-        "policy_kwargs": model.policy_kwargs,
-        "device": model.device,
-    }
+    inherited = ppo_settings(model)
 
     def make(slot_env: MetaTaskVecEnv, n_steps: int, slot_seed: int | None) -> PPO:
         kwargs = {"batch_size": max(n_steps * slot_env.num_envs // 4, 2), **inherited, **ppo_kwargs}
