@@ -1,11 +1,14 @@
-"""TRPO's Fisher-vector products: the Gauss-Newton form against the double backward, side by side.
+"""TRPO's Fisher-vector products: the Gauss-Newton form in chunks, on the whole batch, and the double
+backward, side by side.
 
 Builds MAESN on a ``--n-tasks`` x ``--episodes`` layout of ``--env`` (native batch), meta-trains
 ``--warmup`` iterations, then takes the next outer update's objective and times, interleaved over
-``--repeats`` rounds, one Fisher-vector product of each form (:func:`gauss_newton_vector_product`,
-:func:`kl_hessian_vector_product`) and a whole ``trpo_step`` with each (from the same parameters).
-Reports the median CPU time of the process (less sensitive than wall clock to other jobs on a shared
-machine) and the wall time, and checks that both forms give the same product.
+``--repeats`` rounds, one Fisher-vector product of each form (:func:`gauss_newton_vector_product`
+summed over chunks of :data:`~maesn_sb3.common.trpo.FISHER_CHUNK_STEPS` steps, as training runs it;
+the same on the whole batch as one chunk; :func:`kl_hessian_vector_product`) and a whole
+``trpo_step`` with each (from the same parameters). Reports the median CPU time of the process (less
+sensitive than wall clock to other jobs on a shared machine) and the wall time, and checks that the
+forms give the same product.
 
     python benchmarks/fisher_speed.py
     python benchmarks/fisher_speed.py --latent-gradient score_function --fisher-subsample 0.1
@@ -24,6 +27,7 @@ from stable_baselines3.common.logger import configure
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from maesn_sb3 import MAESN, make_meta_vec_env
+from maesn_sb3.common import trpo
 from maesn_sb3.common.trpo import gauss_newton_vector_product, kl_hessian_vector_product, trpo_step
 
 
@@ -82,39 +86,64 @@ def main() -> None:
 
     restart()
     vector = th.randn(len(step["start"]), generator=th.Generator().manual_seed(0))
-    forms = {
-        "double backward": lambda: kl_hessian_vector_product(params, step["kl_fn"]()),
-        "Gauss-Newton": lambda: gauss_newton_vector_product(params, step["fisher_terms_fn"]()),
+
+    def whole(terms_fn: Callable[[], Any]) -> Callable[[], Any]:
+        """``terms_fn`` with the Fisher's steps in one chunk."""
+
+        def terms() -> Any:
+            chunk_steps, trpo.FISHER_CHUNK_STEPS = trpo.FISHER_CHUNK_STEPS, 1 << 62
+            try:
+                return terms_fn()
+            finally:
+                trpo.FISHER_CHUNK_STEPS = chunk_steps
+
+        return terms
+
+    fishers = {
+        "Gauss-Newton, chunks": step["fisher_terms_fn"],
+        "Gauss-Newton, whole batch": whole(step["fisher_terms_fn"]),
+        "double backward": None,
     }
-    products = {name: build() for name, build in forms.items()}
-    results = [products[name](vector) for name in forms]
-    difference = float((results[0] - results[1]).norm() / results[0].norm())
+
+    def product_of(fisher: Callable[[], Any] | None) -> Callable[[th.Tensor], th.Tensor]:
+        if fisher is None:
+            return kl_hessian_vector_product(params, step["kl_fn"]())
+        parts = [gauss_newton_vector_product(params, terms) for terms in fisher()]
+        return lambda v: sum(part(v) for part in parts)
+
+    products = {name: product_of(fisher) for name, fisher in fishers.items()}
+    results = {name: product(vector) for name, product in products.items()}
+    reference = results["double backward"]
     times: dict[str, list[tuple[float, float]]] = {}
     for _ in range(args.repeats):
-        for name in forms:
+        for name in fishers:
             times.setdefault(f"product, {name}", []).append(timed(lambda name=name: products[name](vector)))
-        for name, fisher in (("double backward", None), ("Gauss-Newton", step["fisher_terms_fn"])):
+        for name, fisher in fishers.items():
             restart()
             run = [params, step["loss_fn"], step["kl_fn"], model.max_kl, model.cg_max_steps, model.cg_damping]
             times.setdefault(f"trpo_step, {name}", []).append(
                 timed(lambda run=run, fisher=fisher: trpo_step(*run, fisher_terms_fn=fisher))
             )
-    n_steps = int(step["fisher_terms_fn"]()[0][0].shape[0])
+    chunks = step["fisher_terms_fn"]()
+    n_steps = sum(int(terms[0][0].shape[0]) for terms in chunks)
     print(
         f"{args.env}: {args.n_tasks} x {args.episodes} envs, {args.latent_gradient}, "
-        f"Fisher on {n_steps} steps (fisher_subsample {args.fisher_subsample:g}), "
-        f"{args.repeats} interleaved rounds, "
-        f"{th.get_num_threads()} torch thread(s); relative difference of the two products {difference:.1e}"
+        f"Fisher on {n_steps} steps in {len(chunks)} chunk(s) (fisher_subsample {args.fisher_subsample:g}), "
+        f"{args.repeats} interleaved rounds, {th.get_num_threads()} torch thread(s)"
     )
-    print(f"  {'':<34} {'CPU s (median)':>15} {'wall s (median)':>16}")
+    for name, result in results.items():
+        if name != "double backward":
+            difference = float((result - reference).norm() / reference.norm())
+            print(f"  relative difference of {name} to the double backward: {difference:.1e}")
+    print(f"  {'':<42} {'CPU s (median)':>15} {'wall s (median)':>16}")
     for name, values in times.items():
         cpu, wall = statistics.median(v[0] for v in values), statistics.median(v[1] for v in values)
-        print(f"  {name:<34} {cpu:>15.3f} {wall:>16.3f}")
+        print(f"  {name:<42} {cpu:>15.3f} {wall:>16.3f}")
     for what in ("product", "trpo_step"):
-        ratio = statistics.median(v[0] for v in times[f"{what}, double backward"]) / statistics.median(
-            v[0] for v in times[f"{what}, Gauss-Newton"]
-        )
-        print(f"  {what}: double backward / Gauss-Newton CPU time {ratio:.2f}")
+        chunked = statistics.median(v[0] for v in times[f"{what}, Gauss-Newton, chunks"])
+        for name in ("Gauss-Newton, whole batch", "double backward"):
+            ratio = statistics.median(v[0] for v in times[f"{what}, {name}"]) / chunked
+            print(f"  {what}: {name} / Gauss-Newton in chunks, CPU time {ratio:.2f}")
 
 
 if __name__ == "__main__":

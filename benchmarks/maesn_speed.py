@@ -6,18 +6,24 @@ the runs alternate (MAESN dummy, MAESN native, PPO dummy, PPO native, ...) so al
 machine load, and the median env-steps/s of each is reported with MAESN's split between sampling
 and updates. PPO: ``n_steps`` = the horizon, 4 minibatches, 10 epochs, a (100, 100) ReLU MLP.
 ``--fisher-subsample 0.1`` adds MAESN on the native backend with 10 % of the steps in TRPO's
-Fisher-vector products. Wall-clock time; the machine may be shared and noisy, so read the ratios of
-one run, not its absolutes.
+Fisher-vector products. ``--reference-checkout DIR`` adds MAESN with the code of another checkout
+(its default backend; e.g. a worktree at the commit before the native batch, "MAESN today" of the
+issue that asked for it), run in a subprocess in the same rotation. Wall-clock time; the machine may
+be shared and noisy, so read the ratios of one run, not its absolutes.
 
     python benchmarks/maesn_speed.py
     python benchmarks/maesn_speed.py --envs maesn_sb3/WheeledNav-v0 --meta-iterations 2
+    git worktree add /tmp/before 1b2d958 && python benchmarks/maesn_speed.py --reference-checkout /tmp/before
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -45,6 +51,32 @@ def run_maesn(make_env: Any, timesteps: int, **maesn_kwargs: Any) -> tuple[float
     return model.num_timesteps / elapsed, sampling, update
 
 
+#: MAESN on the default backend of whatever checkout is on the path (old ones lack ``vectorization``)
+REFERENCE_RUN = """
+import sys, time
+import torch as th
+from maesn_sb3 import MAESN, make_meta_vec_env
+th.set_num_threads({threads})
+env = make_meta_vec_env({env_id!r}, n_tasks={n_tasks}, envs_per_task={episodes}, latent_dim=2, seed=0)
+model = MAESN("MlpPolicy", env, seed=0)
+start = time.perf_counter()
+model.learn({timesteps})
+print(model.num_timesteps / (time.perf_counter() - start))
+"""
+
+
+def run_reference(checkout: Path, env_id: str, args: argparse.Namespace, timesteps: int) -> float:
+    """MAESN's env steps/s with the code of ``checkout`` (its default backend), in a subprocess."""
+    code = REFERENCE_RUN.format(
+        threads=args.threads, env_id=env_id, n_tasks=args.n_tasks, episodes=args.episodes, timesteps=timesteps
+    )
+    environment = {**os.environ, "PYTHONPATH": str(checkout)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=environment, capture_output=True, text=True, check=True
+    )
+    return float(done.stdout.split()[-1])
+
+
 def run_ppo(make_env: Any, timesteps: int, horizon: int) -> float:
     """One SB3 PPO run: env steps/s."""
     env = make_env()
@@ -62,6 +94,14 @@ def run_ppo(make_env: Any, timesteps: int, horizon: int) -> float:
     elapsed = time.perf_counter() - start
     env.close()
     return ppo.num_timesteps / elapsed
+
+
+def _describe(checkout: Path) -> str:
+    """A checkout's commit (short hash) or, outside git, its path."""
+    done = subprocess.run(
+        ["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    )
+    return done.stdout.strip() or str(checkout)
 
 
 def measure(env_id: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -84,6 +124,7 @@ def measure(env_id: str, args: argparse.Namespace) -> dict[str, Any]:
     n_envs = args.n_tasks * args.episodes
     # a MAESN meta-iteration samples two phases of one episode per env
     timesteps = args.timesteps or args.meta_iterations * 2 * n_envs * horizon
+    reference = f"MAESN at {_describe(args.reference_checkout)}" if args.reference_checkout else ""
     rates: dict[str, list[float]] = {}
     split: dict[str, list[float]] = {}
     for _ in range(args.repeats):
@@ -102,6 +143,10 @@ def measure(env_id: str, args: argparse.Namespace) -> dict[str, Any]:
             split.setdefault(name, [0.0, 0.0])
             split[name][0] += sampling
             split[name][1] += update
+        if args.reference_checkout is not None:
+            rates.setdefault(reference, []).append(
+                run_reference(args.reference_checkout, env_id, args, timesteps)
+            )
         for backend in args.backends:
             rates.setdefault(f"PPO {backend}", []).append(run_ppo(maker(backend), timesteps, horizon))
     print(
@@ -121,6 +166,9 @@ def measure(env_id: str, args: argparse.Namespace) -> dict[str, Any]:
         ratios[f"{name} / MAESN dummy"] = medians[name] / medians["MAESN dummy"]
         if "native" in args.backends:
             ratios[f"{name} / PPO native"] = medians[name] / medians["PPO native"]
+    if reference:
+        for backend in args.backends:
+            ratios[f"MAESN {backend} / {reference}"] = medians[f"MAESN {backend}"] / medians[reference]
     for backend in args.backends:
         ratios[f"MAESN / PPO ({backend})"] = medians[f"MAESN {backend}"] / medians[f"PPO {backend}"]
     for name, value in ratios.items():
@@ -153,6 +201,13 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         type=float,
         default=1.0,
         help="also time MAESN on the native backend with this Fisher-vector subsample (< 1)",
+    )
+    parser.add_argument(
+        "--reference-checkout",
+        type=Path,
+        default=None,
+        help="also time MAESN on its default backend with the code of this checkout (e.g. a git "
+        "worktree of an older commit), in a subprocess, interleaved with the other runs",
     )
     args = parser.parse_args(argv)
     for name in ("n_tasks", "episodes", "meta_iterations", "repeats", "threads"):

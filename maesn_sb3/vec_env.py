@@ -527,23 +527,34 @@ class MetaTaskVecEnv(VecEnvWrapper):
         self.class_attributes = dict(inspect.getmembers(self.__class__))
 
     # -- VecEnv ---------------------------------------------------------------------------------
-    def _annotate(self, infos: Sequence[dict[str, Any]], solved: np.ndarray | None = None) -> None:
-        """Add ``task_index`` and ``is_success`` (``solved``: the "any" mode's flags, updated in place)."""
-        key, mode = self.success_key, self.success_mode
-        for i, (info, slot) in enumerate(zip(infos, self._slot_of_env, strict=True)):
-            info["task_index"] = slot
-            if mode == "env":
-                continue
-            flag = info["is_success"] if "is_success" in info else info.get(key)
-            if flag is None:
-                continue
-            if mode == "any" and solved is not None:
-                solved[i] |= bool(flag)
-                info["is_success"] = bool(solved[i])
-                if info.get("episode_done"):  # an inner episode of an RL2Wrapper trial ended
-                    solved[i] = False
-            else:
-                info["is_success"] = bool(flag)
+    def _annotate(
+        self,
+        infos: Sequence[dict[str, Any]],
+        solved: np.ndarray | None = None,
+        rows: Sequence[int] | None = None,
+    ) -> None:
+        """Add ``task_index`` and ``is_success`` to ``infos`` (those of envs ``rows``; None: every env);
+        ``solved``: the "any" mode's flags of every env, updated in place."""
+        envs = range(len(infos)) if rows is None else rows
+        slots = self._slot_of_env
+        for i, info in zip(envs, infos, strict=True):
+            info["task_index"] = slots[i]
+        if self.success_mode == "env":
+            return
+        key = self.success_key
+        flags = [info["is_success"] if "is_success" in info else info.get(key) for info in infos]
+        if self.success_mode == "last" or solved is None:
+            for info, flag in zip(infos, flags, strict=True):
+                if flag is not None:
+                    info["is_success"] = bool(flag)
+            return
+        known = [j for j, flag in enumerate(flags) if flag is not None]
+        at = np.asarray(envs, dtype=np.intp)[known]
+        solved[at] |= np.array([bool(flags[j]) for j in known], dtype=bool)
+        for j, value in zip(known, solved[at].tolist(), strict=True):
+            infos[j]["is_success"] = value
+        # an inner episode of an RL2Wrapper trial ended: its successor starts unsolved
+        solved[[i for i, j in zip(at.tolist(), known, strict=True) if infos[j].get("episode_done")]] = False
 
     def reset(self) -> np.ndarray | dict[str, np.ndarray]:
         obs = self.venv.reset()
@@ -556,9 +567,12 @@ class MetaTaskVecEnv(VecEnvWrapper):
         obs, rewards, dones, infos = self.venv.step_wait()
         self._annotate(infos, self._solved)
         self._solved[dones] = False  # the next episode starts unsolved
-        # Subprocess backends send fresh reset infos every step, so annotate them all (cheap).
-        self.reset_infos = self.venv.reset_infos
-        self._annotate(self.reset_infos)
+        if self.venv.reset_infos is self.reset_infos:  # in-process backends replace the new episodes'
+            ended = np.flatnonzero(dones).tolist()
+            self._annotate([self.reset_infos[i] for i in ended], rows=ended)
+        else:  # subprocess and Ray backends send fresh reset infos every step: annotate them all
+            self.reset_infos = self.venv.reset_infos
+            self._annotate(self.reset_infos)
         return obs, rewards, dones, infos
 
 

@@ -15,6 +15,7 @@ import torch as th
 from stable_baselines3.common.distributions import CategoricalDistribution, DiagGaussianDistribution
 
 from maesn_sb3 import MAESN, MAML, LSBaseline, make_meta_vec_env
+from maesn_sb3.common import trpo
 from maesn_sb3.common.trpo import (
     action_kl,
     conjugate_gradient,
@@ -118,11 +119,11 @@ def first_step(model: object, monkeypatch: pytest.MonkeyPatch) -> dict:
 
     captured: dict = {}
 
-    def capture(params, loss_fn, kl_fn, *args):
+    def capture(params, loss_fn, kl_fn, max_kl, *args):
         params = list(params)
-        captured.update(params=params, kl_fn=kl_fn, terms_fn=args[-1])
+        captured.update(params=params, loss_fn=loss_fn, kl_fn=kl_fn, max_kl=max_kl, terms_fn=args[-2])
         captured["start"] = [p.detach().clone() for p in params]
-        return trpo_step(params, loss_fn, kl_fn, *args)
+        return trpo_step(params, loss_fn, kl_fn, max_kl, *args)
 
     monkeypatch.setattr(base, "trpo_step", capture)
     model.learn(1)
@@ -146,13 +147,20 @@ def test_gauss_newton_products_equal_the_double_backward_ones_on_the_algorithms(
     algo: type, kwargs: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Through MAESN's inner latent step (and MAML's inner policy step) the Gauss-Newton product at the
-    step's start equals the double-backward Hessian-vector product of the KL."""
+    step's start, summed over the batch's chunks, equals the double-backward Hessian-vector product of
+    the KL."""
+    monkeypatch.setattr(trpo, "FISHER_CHUNK_STEPS", 10)  # 36 steps: MAESN's products in 4 chunks
     env_kwargs = {"wrapper_class": kwargs.pop("wrapper_class")} if "wrapper_class" in kwargs else {}
     env = point_env(**env_kwargs) if algo is MAML else point_env(latent_dim=2, **env_kwargs)
     model = algo("MlpPolicy", env, n_train_tasks=4, seed=0, **kwargs)
     step = first_step(model, monkeypatch)
     params = step["params"]
-    gauss_newton = gauss_newton_vector_product(params, step["terms_fn"]())
+    chunks = [gauss_newton_vector_product(params, terms) for terms in step["terms_fn"]()]
+    assert len(chunks) == (1 if algo is MAML else 4)
+
+    def gauss_newton(vector: th.Tensor) -> th.Tensor:
+        return sum(product(vector) for product in chunks)
+
     double_backward = kl_hessian_vector_product(params, step["kl_fn"]())
     size = sum(p.numel() for p in params)
     for k in range(2):
@@ -160,3 +168,24 @@ def test_gauss_newton_products_equal_the_double_backward_ones_on_the_algorithms(
         expected = double_backward(vector)
         assert expected.norm() > 0
         th.testing.assert_close(gauss_newton(vector), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_fisher_threads_give_the_same_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The chunks' products computed on two threads are summed in order: the very same step."""
+    monkeypatch.setattr(trpo, "FISHER_CHUNK_STEPS", 10)
+    model = MAESN("MlpPolicy", point_env(latent_dim=2), n_train_tasks=4, seed=0)
+    step = first_step(model, monkeypatch)
+    params, results = step["params"], []
+    for threads in (1, 2, 3):
+        with th.no_grad():
+            for param, start in zip(params, step["start"], strict=True):
+                param.copy_(start)
+        stats = trpo_step(
+            params, step["loss_fn"], step["kl_fn"], step["max_kl"],
+            fisher_terms_fn=step["terms_fn"], fisher_threads=threads,
+        )  # fmt: skip
+        assert stats.accepted
+        results.append(th.cat([p.detach().flatten() for p in params]))
+    assert th.equal(results[0], results[1]) and th.equal(results[0], results[2])
+    with pytest.raises(ValueError, match="fisher_threads must be an int >= 1, got 0"):
+        trpo_step(params, step["loss_fn"], step["kl_fn"], 0.01, fisher_threads=0)

@@ -159,18 +159,20 @@ class LatentVectorWrapper(gym.vector.VectorWrapper, gym.utils.RecordConstructorA
         return rng
 
     def _draw(self, rows: np.ndarray, forced: np.ndarray | None = None) -> None:
-        dim = self.latent_dim
-        for i in rows.tolist():
-            if forced is None:
-                latent = self._means[i] + self._stds[i] * self._generator(i).standard_normal(dim)
-                if np.any(np.abs(latent) > _FLOAT32_MAX):
-                    raise ValueError(
-                        f"the latent of env {i} drawn from N({self._means[i]}, {self._stds[i]}) does not fit "
-                        f"in float32: {latent}; use a smaller mean or std"
-                    )
-            else:
-                latent = forced[i]
-            self._latents[i] = latent.astype(np.float32)
+        if forced is not None:
+            self._latents[rows] = forced[rows].astype(np.float32)
+            return
+        rows = rows.tolist()
+        noise = np.array([self._generator(i).standard_normal(self.latent_dim) for i in rows])
+        latents = self._means[rows] + self._stds[rows] * noise.reshape(len(rows), self.latent_dim)
+        too_large = np.flatnonzero(np.any(np.abs(latents) > _FLOAT32_MAX, axis=1))
+        if too_large.size:
+            k, i = too_large[0], rows[too_large[0]]
+            raise ValueError(
+                f"the latent of env {i} drawn from N({self._means[i]}, {self._stds[i]}) does not fit "
+                f"in float32: {latents[k]}; use a smaller mean or std"
+            )
+        self._latents[rows] = latents.astype(np.float32)
 
     def _with_latents(self, obs: Any) -> Any:
         if self._obs_size is None:

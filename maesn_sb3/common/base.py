@@ -73,6 +73,11 @@ def steps_per_task(total_steps: int | np.ndarray, n_tasks: int) -> int | np.ndar
     return np.rint(np.asarray(total_steps) / n_tasks).astype(np.int64)
 
 
+def available_cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 @contextlib.contextmanager
 def torch_threads(n_threads: int | None) -> Any:
     """Run the block with torch at ``n_threads`` intra-op threads and the BLAS libraries numpy loaded
@@ -213,6 +218,11 @@ class MetaAlgorithm(BaseAlgorithm):
     #: torch's intra-op threads while ``learn`` and ``adapt`` run (restored after; None: torch's own
     #: setting). 1 is fastest for these small networks (see :func:`torch_threads` for the measurement).
     n_torch_threads: int | None = 1
+    #: Python threads that compute the chunks of TRPO's Fisher-vector products in parallel (torch
+    #: releases the GIL and each op keeps ``n_torch_threads``, so on a busy machine the threads
+    #: time-share the cores where OpenMP's spinning teams would collapse); None: the cores this
+    #: process may use. The results do not depend on it (see :func:`~maesn_sb3.common.trpo.trpo_step`).
+    n_fisher_threads: int | None = None
     #: extra ``make_meta_vec_env`` arguments for an env id given to the constructor (:func:`meta_env_from`)
     _env_id_kwargs: ClassVar[dict[str, Any]] = {}
     env: MetaTaskVecEnv | None
@@ -370,7 +380,7 @@ class MetaAlgorithm(BaseAlgorithm):
         params: Sequence[th.Tensor],
         loss_fn: Callable[[], th.Tensor],
         kl_fn: Callable[[], th.Tensor],
-        fisher_terms_fn: Callable[[], KLTerms] | None = None,
+        fisher_terms_fn: Callable[[], Sequence[KLTerms]] | None = None,
     ) -> TRPOStats:
         """One TRPO step on ``params`` with the model's trust-region settings, logged."""
         stats = trpo_step(
@@ -383,6 +393,7 @@ class MetaAlgorithm(BaseAlgorithm):
             self.line_search_shrinking_factor,
             self.line_search_max_iter,
             fisher_terms_fn,
+            available_cores() if self.n_fisher_threads is None else self.n_fisher_threads,
         )
         self._n_updates += 1
         log = self.logger.record

@@ -13,7 +13,6 @@ import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.distributions import Distribution
 from stable_baselines3.common.env_util import is_wrapped
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
@@ -22,7 +21,13 @@ from stable_baselines3.common.utils import obs_as_tensor
 from maesn_sb3.common.advantages import discounted_returns, gae_advantages, normalize_per_task
 from maesn_sb3.common.base import AdaptationCurve, MetaAlgorithm
 from maesn_sb3.common.rollouts import EpisodeBatch, map_obs, state_features
-from maesn_sb3.common.trpo import KLTerms, action_kl, distribution_tensors, draw_fisher_rows
+from maesn_sb3.common.trpo import (
+    KLTerms,
+    action_kl,
+    distribution_tensors,
+    draw_fisher_rows,
+    fisher_chunks,
+)
 from maesn_sb3.common.validators import check_float, check_int, check_unit_interval
 from maesn_sb3.maesn.policies import TaskLatents, gaussian_log_prob, latent_kl
 from maesn_sb3.tasks import TaskSet
@@ -352,9 +357,10 @@ class MAESN(MetaAlgorithm):
         inner_batches: Sequence[tuple[th.Tensor, th.Tensor]],
         post: EpisodeBatch,
         fisher_rows: th.Tensor | None = None,
-    ) -> tuple[Callable[[], th.Tensor], Callable[[], th.Tensor], Callable[[], KLTerms]]:
+    ) -> tuple[Callable[[], th.Tensor], Callable[[], th.Tensor], Callable[[], list[KLTerms]]]:
         """The outer loss, the trust region's mean KL, and that KL in Gauss-Newton form on the steps
-        ``fisher_rows`` only (None: all; for the Fisher-vector products), on the post-update episodes.
+        ``fisher_rows`` only (None: all; for the Fisher-vector products, in chunks), on the
+        post-update episodes.
 
         Each task contributes the mean over its steps of ``ratio * A`` (the reference's per-task mean).
         ``latent_gradient="reparameterization"`` (the reference's): the episode's latent is rebuilt as
@@ -418,36 +424,39 @@ class MAESN(MetaAlgorithm):
             prior_kl = latent_kl(*self._pre(index), th.zeros(()), th.zeros(())).mean()
             return -surrogate + self.kl_coef * prior_kl
 
-        fisher_old = old_distribution
-        if fisher_rows is not None:
-            with th.no_grad():
-                fisher_obs = policy_obs(old_mean, old_log_std, fisher_rows)
-                fisher_old = copy.copy(self.policy.get_distribution(fisher_obs))
+        old_tensors, rebuild_old = distribution_tensors(old_distribution)
 
-        def kl_terms(old: Distribution, rows: th.Tensor | None) -> KLTerms:
-            """The mean KL in Gauss-Newton form: the action distributions' tensors (and, for the
-            score-function form, the post-update latent distributions) and the KL of them."""
+        def kl_terms(rows: th.Tensor | None, n_rows: int, with_latent: bool) -> KLTerms:
+            """The KL's share of the steps ``rows`` (None: all) in Gauss-Newton form: the action
+            distributions' tensors (and, for the score-function form's ``with_latent`` share, the
+            post-update latent distributions) and the sum of those steps' KLs over ``n_rows``."""
+            old = old_distribution if rows is None else rebuild_old([t[rows] for t in old_tensors])
             mean, log_std = self._post(index, inner_batches)
             tensors, rebuild = distribution_tensors(
                 self.policy.get_distribution(policy_obs(mean, log_std, rows))
             )
-            n_actions = len(tensors)
+            n_actions, latent_share = len(tensors), with_latent and not reparameterize
 
             def kl_of(outputs: Sequence[th.Tensor]) -> th.Tensor:
-                kl = action_kl(old, rebuild(outputs[:n_actions])).mean()
-                if not reparameterize:
+                kl = action_kl(old, rebuild(outputs[:n_actions])).sum() / n_rows
+                if latent_share:
                     new_mean, new_log_std = outputs[n_actions:]
                     latent = latent_kl(old_mean[slot], old_log_std[slot], new_mean[slot], new_log_std[slot])
                     kl = kl + latent.sum() / n_steps
                 return kl
 
-            return (tensors if reparameterize else [*tensors, mean, log_std]), kl_of
+            return ([*tensors, mean, log_std] if latent_share else tensors), kl_of
 
         def kl_fn() -> th.Tensor:
-            outputs, kl_of = kl_terms(old_distribution, None)
+            outputs, kl_of = kl_terms(None, n_steps, True)
             return kl_of(outputs)
 
-        return loss_fn, kl_fn, lambda: kl_terms(fisher_old, fisher_rows)
+        def fisher_terms_fn() -> list[KLTerms]:
+            n_rows = n_steps if fisher_rows is None else len(fisher_rows)
+            chunks = fisher_chunks(n_steps, fisher_rows, self.device)
+            return [kl_terms(rows, n_rows, k == 0) for k, rows in enumerate(chunks)]
+
+        return loss_fn, kl_fn, fisher_terms_fn
 
     def _outer_update(
         self, index: th.Tensor, inner_batches: Sequence[tuple[th.Tensor, th.Tensor]], post: EpisodeBatch

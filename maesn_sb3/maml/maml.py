@@ -364,7 +364,7 @@ class MAML(MetaAlgorithm):
             return kl_of(outputs)
 
         fisher_data, fisher_old = self._fisher_subsample(post, old_params, old)
-        self._trpo_update(params.values(), loss_fn, kl_fn, lambda: kl_terms(fisher_data, fisher_old))
+        self._trpo_update(params.values(), loss_fn, kl_fn, lambda: [kl_terms(fisher_data, fisher_old)])
 
     def _fisher_subsample(
         self, post: dict[str, Any], old_params: Params, old: Distribution
