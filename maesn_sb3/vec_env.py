@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import inspect
 import multiprocessing as mp
 import signal
 import traceback
@@ -30,7 +29,7 @@ from stable_baselines3.common.vec_env.subproc_vec_env import _stack_obs
 from stable_baselines3.common.vec_env.subproc_vec_env import _worker as _sb3_worker
 
 from maesn_sb3.tasks import TASK_METHODS, TaskSet
-from maesn_sb3.vector_adapter import make_native_vec_env
+from maesn_sb3.vector_adapter import PicklableVecEnvWrapper, make_native_vec_env
 from wrappers.latent import LatentWrapper
 
 __all__ = ["SUCCESS_MODES", "EnvWorkerError", "MetaTaskVecEnv", "ReportingSubprocVecEnv", "make_meta_vec_env"]
@@ -277,7 +276,7 @@ def _make_registered(env_id: str, **kwargs: Any) -> gym.Env:
     return gym.make(env_id, **kwargs)
 
 
-class MetaTaskVecEnv(VecEnvWrapper):
+class MetaTaskVecEnv(PicklableVecEnvWrapper):
     """Lays out a backend VecEnv as ``n_tasks`` groups of ``envs_per_task`` envs, one task per group.
 
     Env ``i`` belongs to task slot ``i // envs_per_task``. The wrapper adds ``info["task_index"]``
@@ -516,16 +515,6 @@ class MetaTaskVecEnv(VecEnvWrapper):
             )
         self.latent_distributions = (means, stds)
 
-    # -- pickling (SB3's VecEnvWrapper keeps an unpicklable copy of its class attributes) --------
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        del state["class_attributes"]
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self.class_attributes = dict(inspect.getmembers(self.__class__))
-
     # -- VecEnv ---------------------------------------------------------------------------------
     def _annotate(
         self,
@@ -620,11 +609,13 @@ def make_meta_vec_env(
     :param success_key: the info key of the env's own success flag.
     :param success_mode: how that flag becomes ``is_success``: ``"any"``, ``"last"`` or ``"env"`` (see
         :class:`MetaTaskVecEnv`).
-    :param vectorization: the backend: ``"dummy"`` (SB3's ``DummyVecEnv``, the default),
-        ``"subproc"`` (``SubprocVecEnv``) or ``"native"``: the env id's batched family (its
+    :param vectorization: the backend: ``"native"``: the env id's batched family (its
         ``vector_entry_point``) behind a :class:`~maesn_sb3.vector_adapter.VectorEnvAdapter`, with a
         :class:`~wrappers.LatentVectorWrapper` when ``latent_dim`` is set and SB3's ``VecMonitor``
-        (one file in ``monitor_dir``). ``vec_env_cls`` alone still picks dummy or subproc. ``"ray"``:
+        (one file in ``monitor_dir``); ``"dummy"`` (SB3's ``DummyVecEnv`` of single envs) or
+        ``"subproc"`` (``SubprocVecEnv``). None (default): native for an id with a batched family
+        unless ``vec_env_cls``, ``wrapper_class``, ``wrapper_kwargs`` or ``monitor_kwargs`` is given
+        (single envs then: ``vec_env_cls`` picks dummy or subproc), else dummy. ``"ray"``:
         the task slots split across ``ray_workers`` Ray actors (:class:`~maesn_sb3.ray_vec_env.RayVecEnv`,
         whose keyword arguments ``vec_env_kwargs`` holds, e.g. ``max_retries``), each running its
         slots natively batched where the family has a batch, else as a ``DummyVecEnv``; the
@@ -632,7 +623,12 @@ def make_meta_vec_env(
     :param ray_workers: the Ray actors of ``vectorization="ray"`` (None: one per free CPU, at most one
         per task slot).
     """
-    vectorization = _check_vectorization(vectorization, vec_env_cls)
+    # the family's batch serves an env id unless single envs are asked for
+    spec = gym.registry.get(env_id) if isinstance(env_id, str) else None
+    batched = not (wrapper_class or wrapper_kwargs or monitor_kwargs) and (
+        spec is not None and spec.vector_entry_point is not None
+    )
+    vectorization = _check_vectorization(vectorization, vec_env_cls, batched)
     if success_mode not in SUCCESS_MODES:
         raise ValueError(f"success_mode must be one of {SUCCESS_MODES}, got {success_mode!r}")
     for name, value in (("n_tasks", n_tasks), ("envs_per_task", envs_per_task)):
@@ -678,8 +674,7 @@ def make_meta_vec_env(
         from maesn_sb3.ray_vec_env import RayVecEnv
 
         ray_kwargs = {"n_workers": ray_workers, "group_size": envs_per_task, **(vec_env_kwargs or {})}
-        plain = not (wrapper_class or wrapper_kwargs or monitor_kwargs)
-        if plain and isinstance(env_id, str) and gym.spec(env_id).vector_entry_point is not None:
+        if batched:
             make_group = functools.partial(_native_group, env_id, seed, latent_dim, env_kwargs, monitor_dir)
             venv = RayVecEnv(None, make_group=make_group, n_envs=n_tasks * envs_per_task, **ray_kwargs)
             return MetaTaskVecEnv(venv, n_tasks, envs_per_task, tasks, success_key, success_mode)
@@ -733,9 +728,9 @@ def _native_group(
 VECTORIZATIONS = ("dummy", "subproc", "native", "ray")
 
 
-def _check_vectorization(vectorization: str | None, vec_env_cls: type | None) -> str:
+def _check_vectorization(vectorization: str | None, vec_env_cls: type | None, batched: bool) -> str:
     if vectorization is None:
-        return "dummy"  # vec_env_cls (a class or any factory of a VecEnv) picks the backend, as before
+        return "native" if batched and vec_env_cls is None else "dummy"
     if vectorization not in VECTORIZATIONS:
         raise ValueError(f"vectorization must be one of {VECTORIZATIONS}, got {vectorization!r}")
     expected = {"dummy": DummyVecEnv, "subproc": SubprocVecEnv}.get(vectorization)

@@ -10,12 +10,18 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode
-from stable_baselines3.common.vec_env import VecEnv, VecMonitor
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecMonitor
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
 from wrappers.latent_vector import LatentVectorWrapper
 
-__all__ = ["MonitoredVectorEnvAdapter", "VectorEnvAdapter", "infos_per_env", "make_native_vec_env"]
+__all__ = [
+    "MonitoredVectorEnvAdapter",
+    "PicklableVecEnvWrapper",
+    "VectorEnvAdapter",
+    "infos_per_env",
+    "make_native_vec_env",
+]
 
 _FINAL_KEYS = ("final_obs", "final_info")
 
@@ -268,7 +274,21 @@ class VectorEnvAdapter(VecEnv):
         return [wrapped for _ in targets]
 
 
-class MonitoredVectorEnvAdapter(VecMonitor):
+class PicklableVecEnvWrapper(VecEnvWrapper):
+    """A ``VecEnvWrapper`` that pickles: SB3's keeps a copy of its class's attributes, which holds
+    unpicklable objects, so it is left out and rebuilt."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["class_attributes"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.class_attributes = dict(inspect.getmembers(self.__class__))
+
+
+class MonitoredVectorEnvAdapter(PicklableVecEnvWrapper, VecMonitor):
     """SB3's ``VecMonitor`` (``info["episode"]``) that passes the backend's ``reset_infos`` through."""
 
     def reset(self) -> VecEnvObs:

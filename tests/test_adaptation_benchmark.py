@@ -31,6 +31,7 @@ def load_benchmark():
 
 
 def env(tasks, n_tasks=2, envs_per_task=2, seed=0, **kwargs):
+    """Single envs: PPO fine-tunes one model per task slot."""
     return make_meta_vec_env(
         ENV_ID,
         n_tasks=n_tasks,
@@ -38,6 +39,7 @@ def env(tasks, n_tasks=2, envs_per_task=2, seed=0, **kwargs):
         seed=seed,
         tasks=tasks,
         env_kwargs={"max_episode_steps": 10, **kwargs},
+        vectorization="dummy",
     )
 
 

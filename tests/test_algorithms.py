@@ -65,7 +65,9 @@ SPECS = {
         recurrent=True,
         budget=150,
     ),
-    "MultiTaskPPO": Spec(MultiTaskPPO, {}, {"n_steps": HORIZON, "batch_size": 24, "n_epochs": 1}),
+    "MultiTaskPPO": Spec(  # adapt fine-tunes one PPO per task slot: single envs
+        MultiTaskPPO, {"vectorization": "dummy"}, {"n_steps": HORIZON, "batch_size": 24, "n_epochs": 1}
+    ),
 }
 ALGOS = pytest.mark.parametrize("spec", list(SPECS.values()), ids=list(SPECS))
 

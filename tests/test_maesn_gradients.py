@@ -311,6 +311,7 @@ def test_equal_budgets_give_equal_env_steps() -> None:
         )
     env = make_meta_vec_env(POINT, **kwargs)
     curves["MAML"] = MAML("MlpPolicy", env, n_train_tasks=4, seed=0).adapt(env, **adapt)
+    env = make_meta_vec_env(POINT, vectorization="dummy", **kwargs)  # one PPO per slot: single envs
     mtppo = MultiTaskPPO("MlpPolicy", env, n_train_tasks=4, seed=0, n_steps=horizon, batch_size=8)
     curves["finetune_ppo"] = finetune_ppo(mtppo, env, **adapt)
     curves["ppo_from_scratch"] = ppo_from_scratch(env, **adapt)

@@ -189,3 +189,6 @@ def test_fisher_threads_give_the_same_step(monkeypatch: pytest.MonkeyPatch) -> N
     assert th.equal(results[0], results[1]) and th.equal(results[0], results[2])
     with pytest.raises(ValueError, match="fisher_threads must be an int >= 1, got 0"):
         trpo_step(params, step["loss_fn"], step["kl_fn"], 0.01, fisher_threads=0)
+    model.n_fisher_threads = 0
+    with pytest.raises(ValueError, match="n_fisher_threads must be an int >= 1, got 0"):
+        model.learn(1)

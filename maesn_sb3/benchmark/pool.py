@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import sys
 import threading
@@ -36,5 +37,12 @@ def _die_with_parent(parent: int) -> None:
 
 
 def make_pool(workers: int) -> ProcessPoolExecutor:
-    """A process pool whose workers end with this process."""
-    return ProcessPoolExecutor(max_workers=workers, initializer=_die_with_parent, initargs=(os.getpid(),))
+    """A process pool whose workers end with this process. Its workers are spawned, not forked: a fork
+    copies the parent's threads' state but not the threads, and a MuJoCo batch's thread pool left in
+    the parent (by the speed measurement) aborted every forked worker ("thread::join failed")."""
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_die_with_parent,
+        initargs=(os.getpid(),),
+    )

@@ -393,7 +393,9 @@ class MetaAlgorithm(BaseAlgorithm):
             self.line_search_shrinking_factor,
             self.line_search_max_iter,
             fisher_terms_fn,
-            available_cores() if self.n_fisher_threads is None else self.n_fisher_threads,
+            available_cores()
+            if self.n_fisher_threads is None
+            else check_int("n_fisher_threads", self.n_fisher_threads),
         )
         self._n_updates += 1
         log = self.logger.record

@@ -15,6 +15,8 @@ from stable_baselines3.common.distributions import Distribution, kl_divergence
 from torch.distributions import Categorical, Normal
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
+from maesn_sb3.common.validators import check_int
+
 #: A KL in Gauss-Newton form: the tensors it depends on the parameters through (evaluated at the
 #: step's start) and the KL as a function of tensors of their shapes.
 KLTerms = tuple[list[th.Tensor], Callable[[Sequence[th.Tensor]], th.Tensor]]
@@ -185,8 +187,7 @@ def trpo_step(
     Python threads compute the chunks' products in parallel (torch releases the GIL); the chunks are
     summed in order, so the result does not depend on it.
     """
-    if isinstance(fisher_threads, bool) or not isinstance(fisher_threads, int) or fisher_threads < 1:
-        raise ValueError(f"fisher_threads must be an int >= 1, got {fisher_threads!r}")
+    fisher_threads = check_int("fisher_threads", fisher_threads)
     params = list(params)
     old = parameters_to_vector(params).detach().clone()
     try:

@@ -63,7 +63,8 @@ def _slot_env(meta: MetaTaskVecEnv, slot: int) -> MetaTaskVecEnv:
     backend = meta.venv
     if not isinstance(backend, DummyVecEnv):
         raise TypeError(
-            "fine-tuning one model per task slot needs a MetaTaskVecEnv over a DummyVecEnv, got a backend "
+            "fine-tuning one model per task slot needs a MetaTaskVecEnv over a DummyVecEnv of single envs: "
+            'build it with make_meta_vec_env(..., vectorization="dummy"); got a backend '
             f"{type(backend).__name__}"
         )
     envs = [backend.envs[i] for i in meta.env_indices_of(slot)]
@@ -130,7 +131,8 @@ def ppo_from_scratch(
     so iteration ``k`` reports the episodes played after ``k`` updates, at the same env steps as
     :meth:`maesn_sb3.MAESN.adapt`.
 
-    :param env: a MetaTaskVecEnv over a ``DummyVecEnv`` (each slot's sub-envs train one model).
+    :param env: a MetaTaskVecEnv over a ``DummyVecEnv`` (each slot's sub-envs train one model; build it
+        with ``make_meta_vec_env(..., vectorization="dummy")``).
     :param n_iterations: PPO updates; ``n_iterations + 1`` rollouts are played.
     :param episodes_per_iteration: episodes per task and iteration, a multiple of ``env.envs_per_task``.
     :param seed: seeds each slot's model and envs (slot ``i`` gets ``seed + i``).

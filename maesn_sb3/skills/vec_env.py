@@ -13,7 +13,6 @@ latent is shown to the learner but stripped before the low-level model and the d
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Sequence
 from copy import deepcopy
 from typing import Any
@@ -23,11 +22,12 @@ import numpy as np
 from gymnasium import spaces
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import unwrap_wrapper
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper, unwrap_vec_wrapper
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, unwrap_vec_wrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 
 from maesn_sb3.common.validators import check_int
 from maesn_sb3.skills.relabel import _check_coef, mix_rewards
+from maesn_sb3.vector_adapter import PicklableVecEnvWrapper
 from wrappers.discriminator import SkillDiscriminator
 from wrappers.latent import LatentWrapper, strip_latent, strip_latent_space
 from wrappers.skill_actions import SkillPolicy
@@ -214,7 +214,7 @@ def _n_skills_of(space: spaces.Space, model_space: spaces.Space) -> int:
     return int(n_skills)
 
 
-class VecSkillReward(VecEnvWrapper):
+class VecSkillReward(PicklableVecEnvWrapper):
     """Mixes the DIAYN reward into the rewards of a VecEnv of skill-wrapped envs and trains the discriminator.
 
     Every step returns ``extrinsic_coef * r_env + intrinsic_coef * (log q_phi(z | s') - log p(z))``
@@ -396,16 +396,6 @@ class VecSkillReward(VecEnvWrapper):
         out = {key: total / count for key, (total, count) in self._stats.items()}
         self._stats.clear()
         return out
-
-    # -- pickling (SB3's VecEnvWrapper keeps an unpicklable copy of its class attributes) -----------
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        del state["class_attributes"]
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self.class_attributes = dict(inspect.getmembers(self.__class__))
 
 
 class SkillRewardCallback(BaseCallback):
