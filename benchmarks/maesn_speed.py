@@ -61,20 +61,26 @@ env = make_meta_vec_env({env_id!r}, n_tasks={n_tasks}, envs_per_task={episodes},
 model = MAESN("MlpPolicy", env, seed=0)
 start = time.perf_counter()
 model.learn({timesteps})
-print(model.num_timesteps / (time.perf_counter() - start))
+print(type(env.venv).__name__, model.num_timesteps / (time.perf_counter() - start))
 """
 
 
-def run_reference(checkout: Path, env_id: str, args: argparse.Namespace, timesteps: int) -> float:
-    """MAESN's env steps/s with the code of ``checkout`` (its default backend), in a subprocess."""
+def run_reference(checkout: Path, env_id: str, args: argparse.Namespace, timesteps: int) -> tuple[str, float]:
+    """MAESN's backend and env steps/s with the code of ``checkout`` (its default), in a subprocess."""
     code = REFERENCE_RUN.format(
         threads=args.threads, env_id=env_id, n_tasks=args.n_tasks, episodes=args.episodes, timesteps=timesteps
     )
     environment = {**os.environ, "PYTHONPATH": str(checkout)}
-    done = subprocess.run(
-        [sys.executable, "-c", code], env=environment, capture_output=True, text=True, check=True
+    done = subprocess.run(  # in the checkout: "python -c" puts the working directory first on the path
+        [sys.executable, "-c", code],
+        cwd=checkout,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
     )
-    return float(done.stdout.split()[-1])
+    backend, rate = done.stdout.split()[-2:]
+    return backend, float(rate)
 
 
 def run_ppo(make_env: Any, timesteps: int, horizon: int) -> float:
@@ -124,7 +130,7 @@ def measure(env_id: str, args: argparse.Namespace) -> dict[str, Any]:
     n_envs = args.n_tasks * args.episodes
     # a MAESN meta-iteration samples two phases of one episode per env
     timesteps = args.timesteps or args.meta_iterations * 2 * n_envs * horizon
-    reference = f"MAESN at {_describe(args.reference_checkout)}" if args.reference_checkout else ""
+    reference = ""
     rates: dict[str, list[float]] = {}
     split: dict[str, list[float]] = {}
     for _ in range(args.repeats):
@@ -144,9 +150,9 @@ def measure(env_id: str, args: argparse.Namespace) -> dict[str, Any]:
             split[name][0] += sampling
             split[name][1] += update
         if args.reference_checkout is not None:
-            rates.setdefault(reference, []).append(
-                run_reference(args.reference_checkout, env_id, args, timesteps)
-            )
+            backend, rate = run_reference(args.reference_checkout, env_id, args, timesteps)
+            reference = f"MAESN at {_describe(args.reference_checkout)} ({backend})"
+            rates.setdefault(reference, []).append(rate)
         for backend in args.backends:
             rates.setdefault(f"PPO {backend}", []).append(run_ppo(maker(backend), timesteps, horizon))
     print(

@@ -525,13 +525,12 @@ class MetaTaskVecEnv(PicklableVecEnvWrapper):
         """Add ``task_index`` and ``is_success`` to ``infos`` (those of envs ``rows``; None: every env);
         ``solved``: the "any" mode's flags of every env, updated in place."""
         envs = range(len(infos)) if rows is None else rows
-        slots = self._slot_of_env
+        slots, key, flags = self._slot_of_env, self.success_key, []
         for i, info in zip(envs, infos, strict=True):
             info["task_index"] = slots[i]
+            flags.append(info["is_success"] if "is_success" in info else info.get(key))
         if self.success_mode == "env":
             return
-        key = self.success_key
-        flags = [info["is_success"] if "is_success" in info else info.get(key) for info in infos]
         if self.success_mode == "last" or solved is None:
             for info, flag in zip(infos, flags, strict=True):
                 if flag is not None:
