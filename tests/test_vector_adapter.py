@@ -16,7 +16,7 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
 from maesn_sb3 import make_meta_vec_env
-from maesn_sb3.vector_adapter import VectorEnvAdapter, infos_per_env
+from maesn_sb3.vector_adapter import MonitoredVectorEnvAdapter, VectorEnvAdapter, infos_per_env
 from wrappers import LatentVectorWrapper, LatentWrapper
 
 POINT = "maesn_sb3/PointNav2D-v0"
@@ -178,6 +178,24 @@ def test_native_backend_bad_arguments(kwargs: dict[str, Any], error: type[Except
         options["tasks"] = [{"goal": np.zeros(2)}] * 2
     with pytest.raises(error, match=match):
         make_meta_vec_env(**options)
+
+
+@pytest.mark.parametrize(
+    ("env_id", "kwargs", "backend"),
+    [
+        (POINT, {}, MonitoredVectorEnvAdapter),  # the family has a batch: native by default
+        (POINT, {"wrapper_class": gym.wrappers.ClipAction}, DummyVecEnv),  # a per-env wrapper
+        (POINT, {"monitor_kwargs": {"info_keywords": ("distance",)}}, DummyVecEnv),
+        (POINT, {"vec_env_cls": DummyVecEnv}, DummyVecEnv),
+        ("test/PointWithoutBatch-v0", {}, DummyVecEnv),  # no vector_entry_point
+    ],
+)
+def test_default_backend(env_id: str, kwargs: dict[str, Any], backend: type) -> None:
+    if env_id not in gym.registry:
+        gym.register(env_id, entry_point=gym.spec(POINT).entry_point, max_episode_steps=50)
+    venv = make_meta_vec_env(env_id, n_tasks=2, seed=0, **kwargs)
+    assert type(venv.venv) is backend
+    venv.close()
 
 
 @pytest.mark.parametrize("algo", [PPO, SAC])
