@@ -539,10 +539,10 @@ class MetaTaskVecEnv(PicklableVecEnvWrapper):
         known = [j for j, flag in enumerate(flags) if flag is not None]
         at = np.asarray(envs, dtype=np.intp)[known]
         solved[at] |= np.array([bool(flags[j]) for j in known], dtype=bool)
-        for j, value in zip(known, solved[at].tolist(), strict=True):
+        for i, j, value in zip(at.tolist(), known, solved[at].tolist(), strict=True):
             infos[j]["is_success"] = value
-        # an inner episode of an RL2Wrapper trial ended: its successor starts unsolved
-        solved[[i for i, j in zip(at.tolist(), known, strict=True) if infos[j].get("episode_done")]] = False
+            if infos[j].get("episode_done"):  # an inner episode of an RL2Wrapper trial ended
+                solved[i] = False
 
     def reset(self) -> np.ndarray | dict[str, np.ndarray]:
         obs = self.venv.reset()

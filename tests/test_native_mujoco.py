@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import maesn_sb3  # noqa: F401  (registers the envs)
+from maesn_sb3.common.validators import available_cores
 from maesn_sb3.envs import _mujoco_vector
 from maesn_sb3.envs.mujoco_vector import AntGoalVectorEnv, BlockPushVectorEnv, WheeledNavVectorEnv
 from tests._vector_equality import compare_rollouts, single_envs
@@ -84,7 +85,7 @@ def test_threads_give_the_same_results_and_default_to_the_cores() -> None:
             out = envs.step(rng.uniform(-1, 1, (6, 8)).astype(np.float32))
         outs.append(out[0])
     np.testing.assert_array_equal(outs[0], outs[1])
-    assert WheeledNavVectorEnv(num_envs=2).threads == _mujoco_vector.default_threads()
+    assert WheeledNavVectorEnv(num_envs=2).threads == available_cores()
 
 
 def test_fallback_when_mujoco_has_no_batch(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -40,6 +40,7 @@ from maesn_sb3.common.validators import (  # still importable from here, their o
     check_observation,
     check_seed,
     check_slot,
+    check_threads,
     check_timesteps,
     check_unit_interval,
 )
@@ -71,11 +72,6 @@ def user_stacklevel() -> int:
 def steps_per_task(total_steps: int | np.ndarray, n_tasks: int) -> int | np.ndarray:
     """Env steps per task slot from the steps of ``n_tasks`` slots together (the adaptation curves' unit)."""
     return np.rint(np.asarray(total_steps) / n_tasks).astype(np.int64)
-
-
-def available_cores() -> int:
-    """The cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 @contextlib.contextmanager
@@ -393,9 +389,7 @@ class MetaAlgorithm(BaseAlgorithm):
             self.line_search_shrinking_factor,
             self.line_search_max_iter,
             fisher_terms_fn,
-            available_cores()
-            if self.n_fisher_threads is None
-            else check_int("n_fisher_threads", self.n_fisher_threads),
+            check_threads("n_fisher_threads", self.n_fisher_threads),
         )
         self._n_updates += 1
         log = self.logger.record

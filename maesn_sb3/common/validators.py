@@ -15,15 +15,27 @@ from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 __all__ = [
+    "available_cores",
     "check_episodes",
     "check_float",
     "check_int",
     "check_model_file",
     "check_observation",
     "check_seed",
+    "check_threads",
     "check_timesteps",
     "check_unit_interval",
 ]
+
+
+def available_cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def check_threads(name: str, value: Any) -> int:
+    """A thread count: ``value`` as an int >= 1, or the cores this process may use for None."""
+    return available_cores() if value is None else check_int(name, value)
 
 
 def check_int(name: str, value: Any, minimum: int = 1) -> int:

@@ -8,14 +8,14 @@ the same object loops over one ``MjData`` per env, so every batched family works
 from __future__ import annotations
 
 import math
-import os
 from typing import Any
 
 import mujoco
 import numpy as np
 
+from maesn_sb3.common.validators import check_threads
 from maesn_sb3.envs._goals import check_goal
-from maesn_sb3.envs._vector_base import TaskVectorEnv, check_int
+from maesn_sb3.envs._vector_base import TaskVectorEnv
 
 try:  # MuJoCo >= 4
     from mujoco.batch import Batch as _Batch
@@ -28,16 +28,10 @@ __all__ = [
     "LoopPhysics",
     "MujocoTaskVectorEnv",
     "Physics",
-    "default_threads",
 ]
 
 #: whether this MuJoCo has ``mujoco.batch`` (else the per-env ``MjData`` loop is used)
 HAS_MUJOCO_BATCH = _Batch is not None
-
-
-def default_threads() -> int:
-    """The cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 class LoopPhysics:
@@ -120,7 +114,7 @@ class MujocoTaskVectorEnv(TaskVectorEnv):
             single.render_mode,
             render_index,
         )
-        threads = default_threads() if threads is None else check_int("threads", threads, 1)
+        threads = check_threads("threads", threads)
         if use_mujoco_batch is None:
             use_mujoco_batch = HAS_MUJOCO_BATCH
         if use_mujoco_batch and not HAS_MUJOCO_BATCH:
