@@ -87,7 +87,7 @@ def exploration_paths(
     deterministic: bool,
     task: Any = None,
     seed: int = 0,
-    xy: XY = (0, 1),
+    xy: XY | None = None,
     env_kwargs: dict[str, Any] | None = None,
 ) -> list[np.ndarray]:
     """One episode per row of ``latents``, the latent held fixed; returns each episode's ``(T + 1, 2)`` path.
@@ -98,7 +98,8 @@ def exploration_paths(
     :param deterministic: mean actions (True) or actions sampled from the policy (False).
     :param task: the task to run (None: the env's current task).
     :param seed: episode ``i`` resets with ``seed + i``; also seeds the action noise.
-    :param xy: the two observation indices of the position, or a callable ``obs -> (x, y)``.
+    :param xy: the two observation indices of the position, or a callable ``obs -> (x, y)``; None: the
+        env's ``position_indices()`` for the task when it has one (BlockPush: the target block), else (0, 1).
     :param env_kwargs: keyword arguments for ``gym.make`` when ``env`` is an id.
     """
     if not isinstance(model, MAESN):
@@ -110,7 +111,7 @@ def exploration_paths(
     latents = np.asarray(latents, dtype=np.float32)
     if latents.ndim != 2 or latents.shape[1] != model.latent_dim:
         raise ValueError(f"latents must have shape (n, {model.latent_dim}), got {latents.shape}")
-    position = _position(xy)
+    position = None if xy is None else _position(xy)  # a bad xy fails before any env is made
     instance, made = _task_env(env, env_kwargs)
     expected = model.observation_space.shape[-1] - model.latent_dim
     if instance.observation_space.shape != (expected,):
@@ -122,6 +123,9 @@ def exploration_paths(
     try:
         if task is not None:
             instance.get_wrapper_attr("set_task")(task)
+        if position is None:
+            indices = getattr(instance.unwrapped, "position_indices", None)
+            position = _position(indices() if indices is not None else (0, 1))
         paths = []
         for i, z in enumerate(latents):
             obs, _ = instance.reset(seed=seed + i)
@@ -153,7 +157,7 @@ def plot_exploration(
     adaptation: AdaptationResult | None = None,
     task_slot: int = 0,
     seed: int = 0,
-    xy: XY = (0, 1),
+    xy: XY | None = None,
     goal_radius: float | None = None,
     env_kwargs: dict[str, Any] | None = None,
 ) -> Figure:
@@ -172,7 +176,8 @@ def plot_exploration(
     :param adaptation: the result of ``model.adapt`` on this task (optional).
     :param task_slot: which task slot of ``adaptation`` to draw.
     :param seed: seeds the latents, the resets and the action noise.
-    :param xy: the two observation indices of the position, or a callable ``obs -> (x, y)``.
+    :param xy: the two observation indices of the position, or a callable ``obs -> (x, y)``; None: the
+        env's ``position_indices()`` for the task when it has one (BlockPush: the target block), else (0, 1).
     :param goal_radius: radius of the goal region to draw (None: none).
     :param env_kwargs: keyword arguments for ``gym.make`` when ``env`` is an id.
     """

@@ -64,6 +64,23 @@ def test_exploration_figure_has_the_papers_panels(
     assert plot_exploration(model, ENV_ID, n_latents=2).axes.__len__() == 2  # without adaptation
 
 
+def test_paths_default_to_what_the_reward_scores() -> None:
+    """BlockPush's paths are the target block's (its reward scores the block), not the gripper's."""
+    block_id = "maesn_sb3/BlockPush-v0"
+    tasks = TaskSet.from_env(block_id, n_train=5, n_test=5, seed=0)
+    env = make_meta_vec_env(block_id, n_tasks=1, envs_per_task=1, latent_dim=2, seed=0, tasks=tasks)
+    model = MAESN("MlpPolicy", env, task_set=tasks, seed=0)
+    task = tasks.test[3]
+    target = (3 + 2 * task["target"], 4 + 2 * task["target"])
+    paths = {
+        xy: exploration_paths(model, block_id, np.zeros((1, 2)), deterministic=False, task=task, xy=xy)[0]
+        for xy in (None, target, (0, 1))
+    }
+    assert np.array_equal(paths[None], paths[target])
+    assert np.allclose(paths[None][0], task["layout"][task["target"]], atol=1e-6)  # starts at the layout
+    assert np.allclose(paths[(0, 1)][0], 0)  # the gripper starts at the origin
+
+
 def test_exploration_rejects_bad_inputs(setup: tuple[MAESN, TaskSet, AdaptationResult]) -> None:
     model, _, result = setup
     with pytest.raises(ValueError, match="n_latents must be an int >= 1, got 0"):

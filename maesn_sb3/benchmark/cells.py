@@ -329,9 +329,10 @@ def _exploration_figure(
         goal_radius=radius,
         env_kwargs={"reward_type": "sparse"},
     )
+    scored = "the target block's" if "target" in task else "the agent's"
     figure.suptitle(
         f"{config.env_id}, held-out task 0: MAESN (seed {seed}) after {model.num_timesteps:,} meta-training "
-        "steps; positions are the first two observation entries"
+        f"steps; paths are {scored} positions"
     )
     figure.savefig(Path(folder) / f"exploration_maesn_seed{seed}.png", dpi=80, bbox_inches="tight")
 

@@ -122,6 +122,11 @@ class GoalTaskMujocoEnv(MujocoEnv, EzPickle):
         mujoco.mj_step(self.model, self.data, nstep=self.frame_skip)
         return sq
 
+    def position_indices(self) -> tuple[int, int]:
+        """Observation indices of the x, y position the current task's reward scores (here the
+        robot's, the first two entries); :func:`maesn_sb3.plotting.plot_exploration` draws its path."""
+        return 0, 1
+
     def _move_goal_marker(self, goal: np.ndarray) -> None:
         # the marker sites hang on the world body: their world position is their model position,
         # written to data too so that a frame rendered before the next step shows the new goal

@@ -152,6 +152,10 @@ class BlockPushEnv(GoalTaskMujocoEnv):
         self.model.geom_rgba[self._block_geoms] = self._block_rgba
         self.model.geom_rgba[self._block_geoms[int(target)]] = _TARGET_RGBA
 
+    def position_indices(self) -> tuple[int, int]:
+        """Observation indices of the target block's x and y: the reward scores it, not the gripper."""
+        return self._tx_index, self._tx_index + 1
+
     def get_task(self) -> dict[str, Any]:
         task = self._task
         return {"layout": task["layout"].copy(), "target": task["target"], "goal": task["goal"].copy()}
