@@ -329,10 +329,9 @@ def _exploration_figure(
         goal_radius=radius,
         env_kwargs={"reward_type": "sparse"},
     )
-    scored = "the target block's" if "target" in task else "the agent's"
     figure.suptitle(
         f"{config.env_id}, held-out task 0: MAESN (seed {seed}) after {model.num_timesteps:,} meta-training "
-        f"steps; paths are {scored} positions"
+        "steps; paths of the position the reward scores"
     )
     figure.savefig(Path(folder) / f"exploration_maesn_seed{seed}.png", dpi=80, bbox_inches="tight")
 
