@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 TORCH_CPU ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint install clean gl docs dist test-metaworld
+.PHONY: demo test test-one-core lint install clean gl docs dist test-metaworld
 
 install: $(STAMP)
 
@@ -32,6 +32,11 @@ gl:
 
 test: $(STAMP) gl
 	$(PY) -m pytest -m "not metaworld" $(PYTEST_ARGS)
+
+# The determinism tests again on one core (the machine's count must not change a result; `make test`
+# runs them on all the cores this process may use).
+test-one-core: $(STAMP)
+	taskset -c 0 $(PY) -m pytest -p no:cacheprovider -m "determinism and not metaworld" $(PYTEST_ARGS)
 
 # Meta-World pins mujoco==3.3.0 (the main venv has the newest), so its tests run in a second venv made
 # the same way (CPU torch first), with a smoke subset showing that the library works on MuJoCo 3.3.

@@ -10,6 +10,10 @@ the same on the whole batch as one chunk; :func:`kl_hessian_vector_product`) and
 sensitive than wall clock to other jobs on a shared machine) and the wall time, and checks that the
 forms give the same product.
 
+``--fisher-threads N`` (default 2) also times the chunked step with its products on N threads, each at
+the caller's torch thread count (the library's pool) against threads at OpenMP's default (the pool
+before that fix), interleaved, and prints OpenMP's team size inside a pool thread for both.
+
     python benchmarks/fisher_speed.py
     python benchmarks/fisher_speed.py --latent-gradient score_function --fisher-subsample 0.1
 """
@@ -20,10 +24,12 @@ import argparse
 import statistics
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import torch as th
 from stable_baselines3.common.logger import configure
+from threadpoolctl import threadpool_info
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from maesn_sb3 import MAESN, make_meta_vec_env
@@ -54,6 +60,16 @@ def timed(function: Callable[[], Any]) -> tuple[float, float]:
     return time.process_time() - cpu, time.perf_counter() - wall
 
 
+def openmp_team_size() -> int:
+    """OpenMP's team size for a parallel region started by the calling thread (omp_get_max_threads)."""
+    return next(info["num_threads"] for info in threadpool_info() if info["user_api"] == "openmp")
+
+
+def bare_pool(threads: int) -> ThreadPoolExecutor:
+    """The Fisher pool before its threads took the caller's torch thread count."""
+    return ThreadPoolExecutor(threads)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -66,6 +82,7 @@ def main() -> None:
     parser.add_argument("--latent-gradient", default="reparameterization")
     parser.add_argument("--fisher-subsample", type=float, default=1.0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--fisher-threads", type=int, default=2, help="threads of the chunks' products")
     args = parser.parse_args()
     th.set_num_threads(args.threads)
     env = make_meta_vec_env(
@@ -124,6 +141,25 @@ def main() -> None:
             times.setdefault(f"trpo_step, {name}", []).append(
                 timed(lambda run=run, fisher=fisher: trpo_step(*run, fisher_terms_fn=fisher))
             )
+    pools = {"library's pool": trpo.fisher_pool, "bare pool (before)": bare_pool}
+    for name, pool in pools.items():
+        with pool(1) as one:
+            print(
+                f"  OpenMP team size inside a thread of the {name}: {one.submit(openmp_team_size).result()}"
+            )
+    for _ in range(args.repeats):
+        for name, pool in pools.items():
+            restart()
+            trpo.fisher_pool = pool
+            run = [params, step["loss_fn"], step["kl_fn"], model.max_kl, model.cg_max_steps, model.cg_damping]
+            times.setdefault(f"trpo_step, {args.fisher_threads} Fisher threads, {name}", []).append(
+                timed(
+                    lambda run=run: trpo_step(
+                        *run, fisher_terms_fn=step["fisher_terms_fn"], fisher_threads=args.fisher_threads
+                    )
+                )
+            )
+    trpo.fisher_pool = pools["library's pool"]
     chunks = step["fisher_terms_fn"]()
     n_steps = sum(int(terms[0][0].shape[0]) for terms in chunks)
     print(
@@ -135,15 +171,25 @@ def main() -> None:
         if name != "double backward":
             difference = float((result - reference).norm() / reference.norm())
             print(f"  relative difference of {name} to the double backward: {difference:.1e}")
-    print(f"  {'':<42} {'CPU s (median)':>15} {'wall s (median)':>16}")
+    print(f"  {'':<50} {'CPU s (median)':>15} {'wall s (median)':>16}")
     for name, values in times.items():
         cpu, wall = statistics.median(v[0] for v in values), statistics.median(v[1] for v in values)
-        print(f"  {name:<42} {cpu:>15.3f} {wall:>16.3f}")
+        print(f"  {name:<50} {cpu:>15.3f} {wall:>16.3f}")
     for what in ("product", "trpo_step"):
         chunked = statistics.median(v[0] for v in times[f"{what}, Gauss-Newton, chunks"])
         for name in ("Gauss-Newton, whole batch", "double backward"):
             ratio = statistics.median(v[0] for v in times[f"{what}, {name}"]) / chunked
             print(f"  {what}: {name} / Gauss-Newton in chunks, CPU time {ratio:.2f}")
+    threaded = {
+        name: statistics.median(
+            v[1] for v in times[f"trpo_step, {args.fisher_threads} Fisher threads, {name}"]
+        )
+        for name in pools
+    }
+    ratio = threaded["library's pool"] / threaded["bare pool (before)"]
+    print(
+        f"  trpo_step on {args.fisher_threads} Fisher threads, library's / bare pool: wall time {ratio:.2f}"
+    )
 
 
 if __name__ == "__main__":

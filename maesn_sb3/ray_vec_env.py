@@ -131,10 +131,11 @@ class _EnvWorker:
         deterministic: bool,
         reward_key: str | None,
         noise_seeds: np.ndarray,
+        torch_threads: int,
     ) -> tuple[list[tuple[EpisodeBatch, list[tuple[np.ndarray, dict[int, dict]]]]], float]:
-        """Play ``n_rounds`` rounds on this worker's slots ``slots[0] .. slots[1] - 1``: per round, the
-        batch and, per step, the done flags and the infos of the envs whose episode ended; and the
-        seconds that took."""
+        """Play ``n_rounds`` rounds on this worker's slots ``slots[0] .. slots[1] - 1``, with torch at
+        the caller's ``torch_threads``: per round, the batch and, per step, the done flags and the infos
+        of the envs whose episode ended; and the seconds that took."""
         from maesn_sb3.common.rollouts import collect_episodes
         from maesn_sb3.vec_env import MetaTaskVecEnv
 
@@ -142,7 +143,7 @@ class _EnvWorker:
         if self.meta is None or self.meta.envs_per_task != envs_per_task:
             n_slots = slots[1] - slots[0]
             self.meta = MetaTaskVecEnv(self.venv, n_slots, envs_per_task, success_key=success_key)
-        th.set_num_threads(1)
+        th.set_num_threads(torch_threads)
         if hasattr(policy, "for_slots"):  # one set of weights per slot (MAML's adapted policies)
             policy = policy.for_slots(*slots)
         rounds = []
@@ -504,6 +505,7 @@ class RayVecEnv(VecEnv):
                     deterministic,
                     reward_key,
                     noise_seeds[:, g.slots.start : g.slots.stop],
+                    th.get_num_threads(),  # inside learn and adapt: the model's n_torch_threads
                 )
                 for actor, g in zip(self.actors, self.groups, strict=True)
             ]

@@ -16,6 +16,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch as th
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import (
@@ -27,6 +28,7 @@ from stable_baselines3.common.vec_env.base_vec_env import (
 from stable_baselines3.common.vec_env.patch_gym import _patch_env
 from stable_baselines3.common.vec_env.subproc_vec_env import _stack_obs
 from stable_baselines3.common.vec_env.subproc_vec_env import _worker as _sb3_worker
+from threadpoolctl import threadpool_limits
 
 from maesn_sb3.tasks import TASK_METHODS, TaskSet
 from maesn_sb3.vector_adapter import PicklableVecEnvWrapper, make_native_vec_env
@@ -70,8 +72,14 @@ class _WorkerFailure:
 def _reporting_worker(
     remote: Connection, parent_remote: Connection, env_fn_wrapper: CloudpickleWrapper
 ) -> None:
-    """SB3's worker loop, re-entered after an exception once the exception is sent to the parent."""
+    """SB3's worker loop, re-entered after an exception once the exception is sent to the parent.
+
+    The worker runs torch and numpy's BLAS at one thread (an env's maths is one sample's, and one
+    process runs per env): what an env computes with them (a skill policy, a discriminator) is then the
+    same on any machine, whatever its core count or ``OMP_NUM_THREADS``."""
     parent_remote.close()
+    th.set_num_threads(1)
+    threadpool_limits(1, user_api="blas")
     try:
         env = _patch_env(env_fn_wrapper.var())
     except BaseException as error:  # reported to the parent, which raises it

@@ -101,6 +101,7 @@ def test_set_env_then_learn(spec: Spec) -> None:
     assert model.num_timesteps >= spec.budget
 
 
+@pytest.mark.determinism
 @ALGOS
 def test_same_seed_same_training(spec: Spec) -> None:
     first, second = spec.model().learn(spec.budget), spec.model().learn(spec.budget)

@@ -97,6 +97,7 @@ def test_set_env():
         model.set_env(small_env(latent_dim=3))
 
 
+@pytest.mark.determinism
 @pytest.mark.parametrize("algo", ALGOS)
 def test_same_seed_same_training(algo):
     rewards = []

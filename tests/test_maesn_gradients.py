@@ -324,6 +324,7 @@ def test_equal_budgets_give_equal_env_steps() -> None:
         np.testing.assert_array_equal(curve.env_steps, expected, err_msg=name)
 
 
+@pytest.mark.determinism
 def test_fisher_subsample_keeps_the_trust_region_and_reproduces(tmp_path) -> None:
     from stable_baselines3.common.logger import configure
 

@@ -37,6 +37,7 @@ def test_save_load_round_trip(first_order, tmp_path):
         loaded.set_parameters({"not_a_module": {}}, exact_match=True)
 
 
+@pytest.mark.determinism
 def test_same_seed_same_training_and_learn_changes_the_weights():
     first = small_model(seed=3)
     before = th.nn.utils.parameters_to_vector(first.policy.parameters()).clone()

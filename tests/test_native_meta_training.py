@@ -25,6 +25,7 @@ def train(algo: type, vectorization: str, env_id: str, steps: int) -> tuple[dict
     return model.get_parameters(), actions, model.num_timesteps
 
 
+@pytest.mark.determinism
 @pytest.mark.parametrize("algo", [MAESN, LSBaseline, MAML])
 @pytest.mark.parametrize("env_id", ["maesn_sb3/PointNav2D-v0", "maesn_sb3/WheeledNav-v0"])
 def test_same_training_on_native_and_dummy(algo: type, env_id: str) -> None:

@@ -74,6 +74,7 @@ def test_batch_equals_single_envs(
     assert ended >= 8  # every env went through a reset (time limit 9, or the ant's fall)
 
 
+@pytest.mark.determinism
 @needs_batch
 def test_threads_give_the_same_results_and_default_to_the_cores() -> None:
     outs = []

@@ -226,6 +226,15 @@ def test_predict_adapt_and_learn_check_their_input(algo):
         error = TypeError if isinstance(observation, str) else ValueError
         with pytest.raises(error, match="observation must"):
             model.predict(observation)
+    n_features = model.observation_space.shape[0]
+    batch = np.zeros((3, n_features), dtype=np.float32)
+    batch[2, 1] = np.nan
+    with pytest.raises(ValueError, match=r"observation is not finite at row 2, feature 1 \(got nan\)"):
+        model.predict(batch)
+    single = np.zeros(n_features)
+    single[0] = -np.inf
+    with pytest.raises(ValueError, match=r"observation is not finite at feature 0 \(got -inf\)"):
+        model.predict(single)
     with pytest.raises(ValueError, match=r"seed must be an int >= 0, got 'a'"):
         model.adapt(env, n_iterations=0, seed="a")
     with pytest.raises(TypeError, match=r"total_timesteps must be an int \(env steps\), got '100'"):

@@ -170,6 +170,7 @@ def test_gauss_newton_products_equal_the_double_backward_ones_on_the_algorithms(
         th.testing.assert_close(gauss_newton(vector), expected, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.determinism
 def test_fisher_threads_give_the_same_step(monkeypatch: pytest.MonkeyPatch) -> None:
     """The chunks' products computed on two threads are summed in order: the very same step."""
     monkeypatch.setattr(trpo, "FISHER_CHUNK_STEPS", 10)
@@ -192,3 +193,86 @@ def test_fisher_threads_give_the_same_step(monkeypatch: pytest.MonkeyPatch) -> N
     model.n_fisher_threads = 0
     with pytest.raises(ValueError, match="n_fisher_threads must be an int >= 1, got 0"):
         model.learn(1)
+
+
+#: Run in a fresh interpreter, so that neither this suite's conftest (torch at one thread) nor the
+#: caller's environment hides what OpenMP does in the Fisher pool's threads.
+CLEAN_PROCESS_RUN = """
+import sys
+import torch as th
+from maesn_sb3 import MAESN, make_meta_vec_env
+from maesn_sb3.common import trpo
+from maesn_sb3.common.trpo import trpo_step
+
+if {main_threads} is not None:
+    th.set_num_threads({main_threads})
+trpo.FISHER_CHUNK_STEPS = 10
+from stable_baselines3.common.logger import configure
+
+
+def model(fisher_threads):
+    env = make_meta_vec_env("maesn_sb3/PointNav2D-v0", 4, 2, latent_dim=2, seed=0)
+    made = MAESN("MlpPolicy", env, n_train_tasks=4, seed=0)
+    made.n_fisher_threads = fisher_threads
+    made.set_logger(configure(None, [""]))
+    return made
+
+
+def parameters(made):
+    return th.cat([p.detach().flatten() for p in made.policy.parameters()])
+
+
+# a whole meta-training run for n_fisher_threads 1 and 2 (learn sets torch to the model's one thread)
+runs = []
+for fisher_threads in (1, 2):
+    made = model(fisher_threads)
+    made.learn(2 * 4 * 2 * made.env.horizon)
+    runs.append(parameters(made))
+# a bare trpo_step outside learn, at the caller's thread count, for 1, 2 and 3 Fisher threads
+made, captured = model(1), {{}}
+made._trpo_update = lambda *args: captured.update(args=args)
+made.learn(1)
+params, loss_fn, kl_fn, terms_fn = captured["args"]
+params = list(params)
+start = [p.detach().clone() for p in params]
+steps = []
+for fisher_threads in (1, 2, 3):
+    with th.no_grad():
+        for param, value in zip(params, start):
+            param.copy_(value)
+    stats = trpo_step(params, loss_fn, kl_fn, 0.01, fisher_terms_fn=terms_fn, fisher_threads=fisher_threads)
+    assert stats.accepted
+    steps.append(th.cat([p.detach().flatten() for p in params]))
+same_step = all(th.equal(steps[0], s) for s in steps[1:])
+print("learn", th.equal(runs[0], runs[1]), "step", same_step, len(terms_fn()))
+"""
+
+
+@pytest.mark.determinism
+@pytest.mark.parametrize(("omp_num_threads", "main_threads"), [(None, 1), ("3", None)])
+def test_the_step_does_not_depend_on_the_fisher_threads_in_a_clean_process(
+    omp_num_threads: str | None, main_threads: int | None
+) -> None:
+    """Whatever ``OMP_NUM_THREADS`` and torch's thread count in the caller: the same step for 1, 2 and 3
+    Fisher threads, and the same meta-training for ``n_fisher_threads`` 1 and 2 (bit for bit). Before
+    the Fisher pool's threads took the caller's thread count, a bare ``torch.set_num_threads(1)``
+    (OpenMP's team size of the calling thread only) left them at OpenMP's default and the step changed."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/")}
+    environment["PYTHONPATH"] = str(root)
+    if omp_num_threads is not None:
+        environment["OMP_NUM_THREADS"] = omp_num_threads
+    done = subprocess.run(
+        [sys.executable, "-c", CLEAN_PROCESS_RUN.format(main_threads=main_threads)],
+        cwd=root, env=environment, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    learn, same_learn, step, same_step, n_chunks = done.stdout.split()[-5:]
+    assert (learn, step) == ("learn", "step") and int(n_chunks) > 2
+    assert same_learn == "True", "meta-training changed with n_fisher_threads"
+    assert same_step == "True", "the TRPO step changed with fisher_threads"

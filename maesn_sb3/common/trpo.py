@@ -85,6 +85,15 @@ def draw_fisher_rows(rng: np.random.Generator, n_steps: int, fraction: float) ->
     return np.sort(rng.choice(n_steps, max(1, round(fraction * n_steps)), replace=False))
 
 
+def fisher_pool(threads: int) -> ThreadPoolExecutor:
+    """A pool of ``threads`` Python threads for the chunks' Fisher-vector products, each running torch
+    at the calling thread's intra-op thread count. OpenMP keeps the team size per thread: a new thread
+    starts at OpenMP's default (``OMP_NUM_THREADS``, else one per core) whatever ``torch.set_num_threads``
+    said in the caller, so without this its reductions split differently and the step changed with the
+    machine's core count."""
+    return ThreadPoolExecutor(threads, initializer=th.set_num_threads, initargs=(th.get_num_threads(),))
+
+
 def _flat_grad(output: th.Tensor, params: Sequence[th.Tensor], create_graph: bool = False) -> th.Tensor:
     grads = th.autograd.grad(output, params, create_graph=create_graph, retain_graph=True, allow_unused=True)
     return _flat(grads, params)
@@ -185,8 +194,9 @@ def trpo_step(
     chunk of the batch (:func:`fisher_chunks`), possibly on a subsample of it (rllab's
     ``subsample_factor``); without it they double-backward through ``kl_fn``
     (:func:`kl_hessian_vector_product`). The line search always checks ``kl_fn``. ``fisher_threads``
-    Python threads compute the chunks' products in parallel (torch releases the GIL); the chunks are
-    summed in order, so the result does not depend on it.
+    Python threads compute the chunks' products in parallel (torch releases the GIL), each at the
+    caller's torch thread count (:func:`fisher_pool`); the chunks are summed in order, so the result
+    does not depend on it.
     """
     fisher_threads = check_int("fisher_threads", fisher_threads)
     params = list(params)
@@ -239,7 +249,7 @@ def _trpo_step(
     _check_finite("loss gradient", loss_grad)
     terms = None if fisher_terms_fn is None else list(fisher_terms_fn())
     threads = 1 if terms is None else min(fisher_threads, len(terms))
-    with ThreadPoolExecutor(threads) if threads > 1 else contextlib.nullcontext() as pool:
+    with fisher_pool(threads) if threads > 1 else contextlib.nullcontext() as pool:
         each = map if pool is None else pool.map
         if terms is None:
             products = [kl_hessian_vector_product(params, kl_fn())]

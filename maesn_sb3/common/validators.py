@@ -86,6 +86,15 @@ def _numeric(name: str, value: Any) -> np.ndarray:
     array = np.asarray(value)
     if array.dtype.kind not in "biuf":
         raise TypeError(f"{name} must be an array of numbers, got {value!r:.100}")
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        rows = np.atleast_1d(array)
+        index = tuple(int(i) for i in np.argwhere(~np.isfinite(rows))[0])
+        feature = index[-1] if rows.ndim <= 2 else index[1:]
+        where = f"feature {feature}" if rows.ndim == 1 else f"row {index[0]}, feature {feature}"
+        raise ValueError(
+            f"{name} is not finite at {where} (got {rows[index]}): the policy cannot act on NaN or "
+            "infinite inputs; check the env (or the wrapper) that produced it"
+        )
     return array
 
 
