@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch as th
@@ -12,7 +12,7 @@ from stable_baselines3.common.utils import set_random_seed
 from maesn_sb3.common.rollouts import collect_episodes
 from maesn_sb3.vec_env import MetaTaskVecEnv
 
-__all__ = ["LATENT_SOURCES", "evaluate_latents"]
+__all__ = ["LATENT_SOURCES", "ExplorationCoverage", "evaluate_latents", "exploration_coverage"]
 
 LATENT_SOURCES = ("prior", "trained", "adapted")
 
@@ -71,3 +71,38 @@ def evaluate_latents(
     returns = batch.per_task(batch.episode_returns, n_tasks)
     success = batch.per_task(batch.success.astype(float), n_tasks)
     return returns, success
+
+
+class ExplorationCoverage(NamedTuple):
+    """Fractions of task slots on which at least one episode succeeded (see :func:`exploration_coverage`)."""
+
+    latents: float  #: latents drawn from the prior, mean actions
+    action_noise: float  #: the prior's mean latent, actions sampled from the policy
+
+
+def exploration_coverage(model: Any, env: MetaTaskVecEnv, seed: int | None = None) -> ExplorationCoverage:
+    """How much of a task distribution a MAESN model's exploration reaches before any adaptation: the
+    fraction of ``env``'s task slots on which at least one of its ``envs_per_task`` episodes succeeds,
+    (1) with one latent per episode drawn from the prior N(0, I) and the policy's mean actions, the
+    structured noise MAESN meta-learns, and (2) with the prior's mean latent and actions sampled from
+    the policy, action noise alone. ``seed`` seeds both runs alike.
+
+    Example:
+        >>> from maesn_sb3 import MAESN, make_meta_vec_env
+        >>> env = make_meta_vec_env("maesn_sb3/PointNav2D-v0", n_tasks=3, envs_per_task=4,
+        ...                         latent_dim=2, seed=0)
+        >>> coverage = exploration_coverage(MAESN("MlpPolicy", env, n_train_tasks=4, seed=0), env, seed=0)
+        >>> 0 <= coverage.latents <= 1 and 0 <= coverage.action_noise <= 1
+        True
+    """
+    zeros = np.zeros((env.n_tasks, model.latent_dim))
+    fractions = []
+    for stds, deterministic in ((np.ones_like(zeros), True), (zeros, False)):
+        if seed is not None:
+            set_random_seed(seed)
+            env.seed(seed)
+        env.set_latent_distributions(zeros, stds)
+        batch, _ = collect_episodes(env, model.policy, 1, deterministic, None)
+        success = batch.per_task(batch.success.astype(float), env.n_tasks)
+        fractions.append(float((success > 0).mean()))
+    return ExplorationCoverage(*fractions)

@@ -13,6 +13,7 @@ import torch as th
 from stable_baselines3 import PPO
 
 from maesn_sb3 import MultiTaskPPO, TaskSet, make_meta_vec_env, ppo_from_scratch
+from maesn_sb3.benchmark import COVERAGE_FIELDS
 from maesn_sb3.common.callbacks import TaskResamplingCallback
 from maesn_sb3.ppo import finetune_ppo
 
@@ -193,6 +194,13 @@ def test_benchmark_runs_resumes_and_reports(tmp_path, capsys):
     table = (out / "adaptation.md").read_text()
     assert "| MAESN | 2 |" in table and "| PPO from scratch | 2 |" in table
     assert (out / "adaptation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    coverage = read_rows(out / "coverage.csv")  # MAESN's cells only
+    assert [(r["method"], r["seed"]) for r in sorted(coverage, key=lambda r: r["seed"])] == [
+        ("maesn", "0"),
+        ("maesn", "1"),
+    ]
+    assert all(0 <= float(r[key]) <= 1 for r in coverage for key in COVERAGE_FIELDS[2:])
+    assert "Exploration coverage of the 2 held-out tasks" in table
 
     # resume: finished cells are skipped; a lost cell is run again
     capsys.readouterr()
@@ -352,3 +360,34 @@ def test_pool_workers_end_with_the_benchmark_process(how):
         assert not any(_alive(pid) for pid in workers), "pool workers outlived the benchmark process"
     finally:
         parent.kill()
+
+
+def test_outer_update_and_its_arguments_reach_the_meta_learners(tmp_path, monkeypatch):
+    import json
+
+    import maesn_sb3
+
+    bench = load_benchmark()
+    out = tmp_path / "run"
+    ppo = ["--outer-update", "ppo", "--outer-kwargs", '{"n_epochs": 2}']
+    assert bench.main(["--tier", "quick", *ppo, "--report-only", "--output", str(out)]) == 0
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["outer_update"] == "ppo" and saved["outer_kwargs"] == {"n_epochs": 2}
+    with pytest.raises(SystemExit):
+        bench.main(["--tier", "quick", "--outer-kwargs", "[2]", "--output", str(tmp_path / "other")])
+
+    built = []
+
+    class Recorded(maesn_sb3.LSBaseline):
+        def __init__(self, *args, **kwargs):
+            built.append(kwargs)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(maesn_sb3, "LSBaseline", Recorded)
+    config = bench.Config(
+        env_id=ENV_ID, n_train_tasks=4, n_test_tasks=2, n_tasks=2, envs_per_task=2, adapt_iterations=1,
+        adapt_episodes=4, budgets={"lsbaseline": 200}, outer_update="ppo", outer_kwargs={"n_epochs": 2},
+    )  # fmt: skip
+    rows, info = bench.run_cell(config, "lsbaseline", 0)
+    assert built[0]["outer_update"] == "ppo" and built[0]["n_epochs"] == 2
+    assert len(rows) == 2 * 2 and 0 <= info["coverage_latents"] <= 1

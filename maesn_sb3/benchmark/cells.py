@@ -21,6 +21,7 @@ LABELS = {
     "scratch": "PPO from scratch",
 }
 FIELDS = ("method", "seed", "task", "iteration", "env_steps", "return", "success")
+COVERAGE_FIELDS = ("method", "seed", "coverage_latents", "coverage_action_noise")
 
 
 @dataclass
@@ -41,6 +42,10 @@ class Config:
     inner_reward_key: str | None = None  # MAESN's and MAML's inner step on info[key] (e.g. "sparse_reward")
     natural_gradient: bool = True  # MAESN's and the latent-space baseline's latent steps (False: vanilla)
     latent_gradient: str = "reparameterization"  # MAESN's outer latent gradient (or "score_function")
+    # the outer update of MAESN (and its skill variants), the latent-space baseline and MAML ("trpo" or
+    # "ppo"), and further constructor arguments for the three (e.g. {"n_epochs": 5, "learning_rate": 3e-4})
+    outer_update: str = "trpo"
+    outer_kwargs: dict[str, Any] = field(default_factory=dict)
     # the skill variants (maesn_sb3.benchmark.skills): DIAYN pre-training env steps (counted in the
     # variant's meta-training steps), skills, env steps per skill action, the mixed variant's skills
     # and skill-reward weight
@@ -97,6 +102,11 @@ TIERS: dict[str, dict[str, Any]] = {
 
 
 # -- one cell -------------------------------------------------------------------------------------
+def _outer(config: Config) -> dict[str, Any]:
+    """The outer-update arguments of MAESN, the latent-space baseline and MAML."""
+    return {"outer_update": config.outer_update, **config.outer_kwargs}
+
+
 def _horizon(env_id: str) -> int:
     import gymnasium as gym
 
@@ -161,6 +171,7 @@ def run_cell(
             inner_reward_key=config.inner_reward_key,
             natural_gradient=config.natural_gradient,
             latent_gradient=config.latent_gradient,
+            **_outer(config),
         ).learn(budget)
     elif method == "lsbaseline":
         model = LSBaseline(
@@ -170,6 +181,7 @@ def run_cell(
             seed=seed,
             natural_gradient=config.natural_gradient,
             latent_gradient=config.latent_gradient,
+            **_outer(config),
         ).learn(budget)
     elif method == "maml":
         model = MAML(
@@ -179,6 +191,7 @@ def run_cell(
             seed=seed,
             inner_lr=0.1,
             inner_reward_key=config.inner_reward_key,
+            **_outer(config),
         ).learn(budget)
     elif method == "rl2":
         model = RL2(
@@ -269,7 +282,33 @@ def run_cell(
         "train_seconds": round(train_seconds, 2),
         "adapt_seconds": round(adapt_seconds, 2),
     }
+    if method in ("maesn", "lsbaseline"):
+        info.update(_coverage(config, model, tasks, seed, vectorization))
     return rows, info
+
+
+def _coverage(config: Config, model: Any, tasks: Any, seed: int, vectorization: str) -> dict[str, float]:
+    """The model's exploration coverage of the held-out tasks (``adapt_episodes`` episodes per task,
+    sparse reward; :func:`~maesn_sb3.evaluation.exploration_coverage`), on an env of its own so that the
+    adaptation rows stay what they were."""
+    from maesn_sb3 import make_meta_vec_env
+    from maesn_sb3.evaluation import exploration_coverage
+
+    env = make_meta_vec_env(
+        config.env_id,
+        n_tasks=config.n_test_tasks,
+        envs_per_task=config.adapt_episodes,
+        seed=20_000 + seed,
+        tasks=tasks.test,
+        latent_dim=2,
+        env_kwargs={"reward_type": "sparse"},
+        vectorization=vectorization,
+    )
+    try:
+        coverage = exploration_coverage(model, env, seed=20_000 + seed)
+    finally:
+        env.close()
+    return {"coverage_latents": coverage.latents, "coverage_action_noise": coverage.action_noise}
 
 
 def _train_over_skills(
@@ -303,6 +342,7 @@ def _train_over_skills(
         inner_reward_key=config.inner_reward_key,
         natural_gradient=config.natural_gradient,
         latent_gradient=config.latent_gradient,
+        **_outer(config),
     )
     # MAESN counts the high level's steps: a skill action is skill_steps env steps
     model.learn(
@@ -362,8 +402,8 @@ def measure_speed(config: Config) -> dict[str, float]:
         )
 
     makers = {
-        "MAESN": lambda: MAESN("MlpPolicy", env(2), task_set=tasks, seed=0),
-        "MAML": lambda: MAML("MlpPolicy", env(None), task_set=tasks, seed=0),
+        "MAESN": lambda: MAESN("MlpPolicy", env(2), task_set=tasks, seed=0, **_outer(config)),
+        "MAML": lambda: MAML("MlpPolicy", env(None), task_set=tasks, seed=0, **_outer(config)),
         "SB3 PPO": lambda: PPO(
             "MlpPolicy",
             env(None),

@@ -150,6 +150,31 @@ def plot(rows: list[dict[str, Any]], config: Config, path: Path) -> None:
     plt.close(fig)
 
 
+def coverage_table(rows: list[dict[str, str]], config: Config) -> str:
+    """The exploration coverage of the held-out tasks per method (mean over seeds, and per seed): the
+    fraction of tasks on which one of ``adapt_episodes`` episodes succeeds under latents from the prior
+    (mean actions) and under action noise alone (:func:`~maesn_sb3.evaluation.exploration_coverage`)."""
+    cells = {(r["method"], int(r["seed"])): r for r in rows}  # a cell run twice: its last row
+    if not cells:
+        return ""
+    lines = [
+        f"Exploration coverage of the {config.n_test_tasks} held-out tasks before adaptation: the fraction "
+        f"on which at least one of {config.adapt_episodes} episodes succeeds",
+        "",
+        "| method | latents from the prior, mean actions | action noise alone | per seed (latents / noise) |",
+        "|---|---|---|---|",
+    ]
+    for method in METHODS:
+        seeds = sorted(seed for m, seed in cells if m == method)
+        if not seeds:
+            continue
+        latents = [float(cells[method, s]["coverage_latents"]) for s in seeds]
+        noise = [float(cells[method, s]["coverage_action_noise"]) for s in seeds]
+        per_seed = ", ".join(f"{s}: {a:.2f} / {b:.2f}" for s, a, b in zip(seeds, latents, noise, strict=True))
+        lines.append(f"| {LABELS[method]} | {np.mean(latents):.2f} | {np.mean(noise):.2f} | {per_seed} |")
+    return "\n".join(lines)
+
+
 def report(config: Config, output: Path) -> str:
     rows = [r for cell in cell_rows(read_csv(output / "adaptation.csv"), config).values() for r in cell]
     training = read_csv(output / "training.csv")
@@ -169,6 +194,9 @@ def report(config: Config, output: Path) -> str:
     poi = improvements(rows, config)
     if poi:
         text += "\n\n" + poi
+    coverage = coverage_table(read_csv(output / "coverage.csv"), config)
+    if coverage:
+        text += "\n\n" + coverage
     (output / "adaptation.md").write_text(text + "\n")
     try:
         plot(rows, config, output / "adaptation.png")

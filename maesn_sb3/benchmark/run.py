@@ -31,7 +31,15 @@ from typing import Any
 
 import numpy as np
 
-from maesn_sb3.benchmark.cells import FIELDS, METHODS, TIERS, Config, measure_speed, run_cell
+from maesn_sb3.benchmark.cells import (
+    COVERAGE_FIELDS,
+    FIELDS,
+    METHODS,
+    TIERS,
+    Config,
+    measure_speed,
+    run_cell,
+)
 from maesn_sb3.benchmark.pool import make_pool
 from maesn_sb3.benchmark.report import report
 from maesn_sb3.benchmark.results import (
@@ -135,6 +143,19 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         default=None,
         help="MAESN's outer latent gradient (default: MAESN's)",
     )
+    parser.add_argument(
+        "--outer-update",
+        choices=("trpo", "ppo"),
+        default=None,
+        help="the outer update of MAESN, the latent-space baseline and MAML (default: trpo)",
+    )
+    parser.add_argument(
+        "--outer-kwargs",
+        type=json.loads,
+        default=None,
+        metavar="JSON",
+        help='more constructor arguments for those three, e.g. \'{"n_epochs": 5, "learning_rate": 3e-4}\'',
+    )
     parser.add_argument("--workers", type=int, default=2, help="cells run in parallel (processes)")
     parser.add_argument(
         "--ray-address",
@@ -188,6 +209,12 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         tier["natural_gradient"] = False
     if args.latent_gradient is not None:
         tier["latent_gradient"] = args.latent_gradient
+    if args.outer_update is not None:
+        tier["outer_update"] = args.outer_update
+    if args.outer_kwargs is not None:
+        if not isinstance(args.outer_kwargs, dict):
+            parser.error(f"--outer-kwargs must be a JSON object, got {args.outer_kwargs!r}")
+        tier["outer_kwargs"] = args.outer_kwargs
     config = Config(**tier)
     output = args.output or _default_output(args.tier, config.env_id, args.budget_scale)
     problem = _check_output(output)
@@ -239,6 +266,10 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
                 failures.append((method, seed, error))
                 print(f"{method:>10} seed {seed}: FAILED: {type(error).__name__}: {error}", flush=True)
                 continue
+            coverage = {key: info.pop(key) for key in COVERAGE_FIELDS[2:] if key in info}
+            if coverage:  # before the cell's rows: a cell killed in between runs again and overwrites it
+                coverage_row = {"method": method, "seed": seed, **coverage}
+                append_csv(output / "coverage.csv", [coverage_row], COVERAGE_FIELDS)
             append_csv(output / "adaptation.csv", rows, FIELDS)
             append_csv(output / "training.csv", [info], info_fields)
             last = [r["success"] for r in rows if r["iteration"] == config.adapt_iterations]

@@ -30,6 +30,7 @@ from threadpoolctl import threadpool_limits
 
 from maesn_sb3.common.advantages import LinearFeatureBaseline
 from maesn_sb3.common.policies import MlpPolicy, MultiInputPolicy
+from maesn_sb3.common.proximal import MinibatchObjective, ProximalStats, proximal_update
 from maesn_sb3.common.rollouts import EpisodeBatch, collect_episodes
 from maesn_sb3.common.trpo import KLTerms, TRPOStats, trpo_step
 from maesn_sb3.common.validators import (  # still importable from here, their old home
@@ -103,6 +104,10 @@ def in_model_torch_threads(method: Callable[..., Any]) -> Callable[..., Any]:
             return method(self, *args, **kwargs)
 
     return wrapper
+
+
+#: The outer updates of the meta-algorithms: one TRPO step, or epochs of a clipped surrogate (PPO's).
+OUTER_UPDATES = ("trpo", "ppo")
 
 
 #: What an env id or a single task env passed to an algorithm's constructor becomes:
@@ -239,6 +244,11 @@ class MetaAlgorithm(BaseAlgorithm):
         line_search_max_iter: int,
         inner_reward_key: str | None,
         learning_rate: float | Schedule,
+        outer_update: str,
+        n_epochs: int,
+        n_minibatches: int,
+        clip_range: float,
+        target_kl: float | None,
         stats_window_size: int,
         tensorboard_log: str | None,
         policy_kwargs: dict[str, Any] | None,
@@ -280,6 +290,15 @@ class MetaAlgorithm(BaseAlgorithm):
         if inner_reward_key is not None and not isinstance(inner_reward_key, str):
             raise TypeError(f"inner_reward_key must be a str or None, got {inner_reward_key!r}")
         self.inner_reward_key = inner_reward_key
+        if outer_update not in OUTER_UPDATES:
+            raise ValueError(f"outer_update must be one of {OUTER_UPDATES}, got {outer_update!r}")
+        self.outer_update = outer_update
+        self.n_epochs = check_int("n_epochs", n_epochs)
+        self.n_minibatches = check_int("n_minibatches", n_minibatches)
+        if not isinstance(clip_range, (int, float)) or isinstance(clip_range, bool) or not clip_range > 0:
+            raise ValueError(f"clip_range must be a number > 0 (inf: no clipping), got {clip_range!r}")
+        self.clip_range = float(clip_range)
+        self.target_kl = None if target_kl is None else check_float("target_kl", target_kl, 0.0, strict=True)
         if env is not None:
             self._rounds(env, self.episodes_per_task)
 
@@ -328,7 +347,19 @@ class MetaAlgorithm(BaseAlgorithm):
             self.task_set = TaskSet(train=self.env.sample_tasks(self.n_train_tasks), test=[])
         if getattr(self, "_task_rng", None) is None:
             self._task_rng = np.random.default_rng(self.seed)
+        if getattr(self, "_minibatch_rng", None) is None:
+            self._minibatch_rng = np.random.default_rng(None if self.seed is None else self.seed + 3)
         self._baseline = LinearFeatureBaseline()
+
+    def _setup_outer_optimizer(self, params: Iterable[th.Tensor]) -> None:
+        """The optimizer of the proximal outer step (``outer_update="ppo"``): Adam on ``params`` at
+        ``learning_rate``, kept from one meta-iteration to the next and saved with the model."""
+        if self.outer_update == "ppo":
+            self.outer_optimizer = th.optim.Adam(params, lr=self.lr_schedule(1))
+
+    def _outer_save_params(self) -> list[str]:
+        """``outer_optimizer`` where the model has one (for ``_get_torch_save_params``)."""
+        return ["outer_optimizer"] if self.outer_update == "ppo" else []
 
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "_baseline"]
@@ -398,6 +429,38 @@ class MetaAlgorithm(BaseAlgorithm):
         log("train/trpo_kl", stats.kl)
         log("train/line_search_steps", stats.line_search_steps)
         log("train/step_accepted", int(stats.accepted))
+        log("train/n_updates", self._n_updates, exclude="tensorboard")
+        return stats
+
+    def _proximal_update(
+        self,
+        params: Sequence[th.Tensor],
+        objective: MinibatchObjective,
+        n_slots: int,
+        after_step: Callable[[], None] | None = None,
+    ) -> ProximalStats:
+        """The proximal outer step (:func:`~maesn_sb3.common.proximal.proximal_update`) with the model's
+        settings, logged."""
+        self._update_learning_rate(self.outer_optimizer)
+        stats = proximal_update(
+            list(params),
+            self.outer_optimizer,
+            objective,
+            n_slots,
+            self.n_epochs,
+            self.n_minibatches,
+            self.clip_range,
+            self.target_kl,
+            self._minibatch_rng,
+            after_step,
+        )
+        self._n_updates += stats.n_steps
+        log = self.logger.record
+        log("train/outer_loss", stats.loss_before)
+        log("train/approx_kl", stats.approx_kl)
+        log("train/clip_fraction", stats.clip_fraction)
+        log("train/outer_steps", stats.n_steps)
+        log("train/stopped_early", int(stats.stopped_early))
         log("train/n_updates", self._n_updates, exclude="tensorboard")
         return stats
 

@@ -20,6 +20,7 @@ from stable_baselines3.common.utils import obs_as_tensor
 
 from maesn_sb3.common.advantages import discounted_returns, gae_advantages, normalize_per_task
 from maesn_sb3.common.base import AdaptationCurve, MetaAlgorithm
+from maesn_sb3.common.proximal import clipped_surrogate
 from maesn_sb3.common.rollouts import EpisodeBatch, map_obs, state_features
 from maesn_sb3.common.trpo import (
     KLTerms,
@@ -54,6 +55,29 @@ class AdaptationResult(AdaptationCurve):
 
     latent_means: np.ndarray
     latent_log_stds: np.ndarray
+
+
+@dataclass
+class _OuterBatch:
+    """The post-update episodes as MAESN's outer objectives use them: per step (the batch's valid steps
+    in ``mask`` order) and per episode, with the sampling policy's probabilities."""
+
+    n_steps: int
+    step_slot: np.ndarray  # the task slot of each step
+    episode_slot: np.ndarray  # the task slot of each episode
+    step_weight: th.Tensor  # 1 / (tasks * the task's steps): the per-task mean, then the mean over tasks
+    episode_weight: th.Tensor  # the same weight per episode
+    advantages: th.Tensor  # per step
+    first_advantages: th.Tensor  # per episode: its first step's
+    actions: th.Tensor
+    slot: th.Tensor  # episode_slot on the device
+    z: th.Tensor  # each episode's latent
+    old_mean: th.Tensor  # the post-update latent distributions that sampled, per slot
+    old_log_std: th.Tensor
+    policy_obs: Callable[..., Any]  # (mean, log_std, rows=None) -> the policy's input for those steps
+    old_distribution: Any
+    old_log_prob: th.Tensor  # per step
+    old_latent_log_prob: th.Tensor  # per episode
 
 
 class MAESN(MetaAlgorithm):
@@ -96,12 +120,22 @@ class MAESN(MetaAlgorithm):
         ``"score_function"`` (the latent's likelihood ratio times each episode's first-step advantage);
         both are unbiased (see :meth:`_outer_objective`).
     :param kl_coef: weight of the KL of the pre-update latents to the prior.
+    :param outer_update: ``"trpo"`` (the reference's: one trust-region step per meta-iteration) or
+        ``"ppo"`` (ProMP's proximal step: ``n_epochs`` passes of Adam at ``learning_rate`` over
+        ``n_minibatches`` minibatches of whole tasks, on the clipped surrogate of the post-update
+        episodes, differentiated through the inner step; see :meth:`_clipped_objective`).
+    :param n_epochs: passes over the batch of the proximal step.
+    :param n_minibatches: minibatches of whole task slots per pass of the proximal step.
+    :param clip_range: the proximal step's clip range of the likelihood ratios (``inf``: no clipping).
+    :param target_kl: stop the proximal step's epochs before a minibatch whose estimated KL to the
+        sampling policy exceeds ``1.5 * target_kl``, as SB3's PPO (None: run them all).
     :param max_kl: TRPO's limit on the mean KL of a step.
     :param gamma: discount factor.
     :param gae_lambda: GAE's lambda for the outer advantages.
     :param baseline: ``"linear"`` (the reference's linear feature baseline, refit per task) or ``"value"``
         (the policy's learned value function).
-    :param learning_rate: learning rate of the value function (``baseline="value"``).
+    :param learning_rate: learning rate of the proximal step's Adam (``outer_update="ppo"``) and of the
+        value function (``baseline="value"``).
     :param n_critic_updates: value-function gradient steps per iteration (``baseline="value"``).
     :param cg_max_steps: conjugate-gradient iterations.
     :param cg_damping: damping added to the Fisher-vector products.
@@ -136,6 +170,11 @@ class MAESN(MetaAlgorithm):
         natural_gradient: bool = False,
         latent_gradient: str = "reparameterization",
         kl_coef: float = 0.1,
+        outer_update: str = "trpo",
+        n_epochs: int = 10,
+        n_minibatches: int = 5,
+        clip_range: float = 0.2,
+        target_kl: float | None = 0.03,
         max_kl: float = 0.01,
         gamma: float = 0.99,
         gae_lambda: float = 1.0,
@@ -171,6 +210,11 @@ class MAESN(MetaAlgorithm):
             line_search_max_iter=line_search_max_iter,
             inner_reward_key=inner_reward_key,
             learning_rate=learning_rate,
+            outer_update=outer_update,
+            n_epochs=n_epochs,
+            n_minibatches=n_minibatches,
+            clip_range=clip_range,
+            target_kl=target_kl,
             stats_window_size=stats_window_size,
             tensorboard_log=tensorboard_log,
             policy_kwargs=policy_kwargs,
@@ -218,9 +262,10 @@ class MAESN(MetaAlgorithm):
         if getattr(self, "_fisher_rng", None) is None:
             self._fisher_rng = np.random.default_rng(None if self.seed is None else self.seed + 2)
         self._predict_latents: np.ndarray | None = None
+        self._setup_outer_optimizer(self._outer_parameters())
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
-        return ["policy", "latents", "policy.optimizer"], []
+        return ["policy", "latents", "policy.optimizer", *self._outer_save_params()], []
 
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "_predict_latents"]
@@ -233,6 +278,13 @@ class MAESN(MetaAlgorithm):
 
     def _actor_parameters(self) -> list[th.nn.Parameter]:
         return [p for name, p in self.policy.named_parameters() if "value_net" not in name]
+
+    def _outer_parameters(self) -> list[th.nn.Parameter]:
+        """What the outer update changes: the actor, the latent tables and (when learned) the step sizes."""
+        params = [*self._actor_parameters(), self.latents.means, self.latents.log_stds]
+        if self.learn_step_sizes:
+            params += [self.latents.step_size_mean, self.latents.step_size_log_std]
+        return params
 
     # -- sampling -------------------------------------------------------------------------------
     def _sample(
@@ -351,30 +403,11 @@ class MAESN(MetaAlgorithm):
         advantages = gae_advantages(post.rewards, values, post.mask, self.gamma, self.gae_lambda)
         return normalize_per_task(advantages, post.mask, post.task_slot)
 
-    def _outer_objective(
-        self,
-        index: th.Tensor,
-        inner_batches: Sequence[tuple[th.Tensor, th.Tensor]],
-        post: EpisodeBatch,
-        fisher_rows: th.Tensor | None = None,
-    ) -> tuple[Callable[[], th.Tensor], Callable[[], th.Tensor], Callable[[], list[KLTerms]]]:
-        """The outer loss, the trust region's mean KL, and that KL in Gauss-Newton form on the steps
-        ``fisher_rows`` only (None: all; for the Fisher-vector products, in chunks), on the
-        post-update episodes.
-
-        Each task contributes the mean over its steps of ``ratio * A`` (the reference's per-task mean).
-        ``latent_gradient="reparameterization"`` (the reference's): the episode's latent is rebuilt as
-        ``z = mu' + sigma' * eps`` from the post-update distribution with ``eps`` fixed by the sampled
-        ``z``, so the gradient reaches the latents and step sizes through the policy's input, and the
-        KL is the action KL (summed over action dimensions, averaged over steps) with ``z`` inside it.
-        ``"score_function"``: ``z`` is held fixed in the action ratio, and each episode adds
-        ``q'(z) / q(z)`` times its first-step advantage; the KL adds each episode's latent KL spread over
-        the steps (the per-step KL of the joint law of ``z`` and the actions). Both estimate the
-        gradient of the expected return without bias. Plus ``kl_coef`` times the pre-update latents'
-        KL to the prior.
-        """
+    def _outer_batch(
+        self, index: th.Tensor, inner_batches: Sequence[tuple[th.Tensor, th.Tensor]], post: EpisodeBatch
+    ) -> _OuterBatch:
+        """The post-update episodes as the outer objectives use them (see :meth:`_outer_objective`)."""
         mask = post.mask.astype(bool)
-        n_steps = int(mask.sum())
         advantages = self._outer_advantages(post)
         steps_per_slot = np.bincount(post.task_slot, weights=post.episode_lengths)
         episode_weight = 1.0 / (np.count_nonzero(steps_per_slot) * steps_per_slot[post.task_slot])
@@ -383,7 +416,6 @@ class MAESN(MetaAlgorithm):
         def tensor(x: np.ndarray) -> th.Tensor:
             return th.as_tensor(x, dtype=self.latents.means.dtype, device=self.device)
 
-        weight, adv = tensor(episode_weight[step_episode]), tensor(advantages[mask])
         obs = obs_as_tensor(map_obs(lambda x: x[mask], post.observations), self.device)
         actions = th.as_tensor(post.actions[mask], device=self.device)
         if isinstance(self.action_space, spaces.Discrete):
@@ -408,19 +440,62 @@ class MAESN(MetaAlgorithm):
             def policy_obs(mean: th.Tensor, log_std: th.Tensor, rows: th.Tensor | None = None) -> Any:
                 return obs if rows is None else map_obs(lambda x: x[rows], obs)
 
-            episode_weight_t, first_adv = tensor(episode_weight), tensor(advantages[0])
-            old_latent_log_prob = gaussian_log_prob(z, old_mean[slot], old_log_std[slot])
         with th.no_grad():
             old_distribution = copy.copy(self.policy.get_distribution(policy_obs(old_mean, old_log_std)))
-            old_log_prob = old_distribution.log_prob(actions)
+        return _OuterBatch(
+            n_steps=int(mask.sum()),
+            step_slot=post.task_slot[step_episode],
+            episode_slot=post.task_slot,
+            step_weight=tensor(episode_weight[step_episode]),
+            episode_weight=tensor(episode_weight),
+            advantages=tensor(advantages[mask]),
+            first_advantages=tensor(advantages[0]),
+            actions=actions,
+            slot=slot,
+            z=z,
+            old_mean=old_mean,
+            old_log_std=old_log_std,
+            policy_obs=policy_obs,
+            old_distribution=old_distribution,
+            old_log_prob=old_distribution.log_prob(actions).detach(),
+            old_latent_log_prob=gaussian_log_prob(z, old_mean[slot], old_log_std[slot]).detach(),
+        )
+
+    def _outer_objective(
+        self,
+        index: th.Tensor,
+        inner_batches: Sequence[tuple[th.Tensor, th.Tensor]],
+        post: EpisodeBatch,
+        fisher_rows: th.Tensor | None = None,
+    ) -> tuple[Callable[[], th.Tensor], Callable[[], th.Tensor], Callable[[], list[KLTerms]]]:
+        """TRPO's outer loss, the trust region's mean KL, and that KL in Gauss-Newton form on the steps
+        ``fisher_rows`` only (None: all; for the Fisher-vector products, in chunks), on the
+        post-update episodes.
+
+        Each task contributes the mean over its steps of ``ratio * A`` (the reference's per-task mean).
+        ``latent_gradient="reparameterization"`` (the reference's): the episode's latent is rebuilt as
+        ``z = mu' + sigma' * eps`` from the post-update distribution with ``eps`` fixed by the sampled
+        ``z``, so the gradient reaches the latents and step sizes through the policy's input, and the
+        KL is the action KL (summed over action dimensions, averaged over steps) with ``z`` inside it.
+        ``"score_function"``: ``z`` is held fixed in the action ratio, and each episode adds
+        ``q'(z) / q(z)`` times its first-step advantage; the KL adds each episode's latent KL spread over
+        the steps (the per-step KL of the joint law of ``z`` and the actions). Both estimate the
+        gradient of the expected return without bias. Plus ``kl_coef`` times the pre-update latents'
+        KL to the prior.
+        """
+        batch = self._outer_batch(index, inner_batches, post)
+        n_steps, slot, z, policy_obs = batch.n_steps, batch.slot, batch.z, batch.policy_obs
+        old_mean, old_log_std, old_distribution = batch.old_mean, batch.old_log_std, batch.old_distribution
+        reparameterize = self.latent_gradient == "reparameterization"
 
         def loss_fn() -> th.Tensor:
             mean, log_std = self._post(index, inner_batches)
-            log_prob = self.policy.get_distribution(policy_obs(mean, log_std)).log_prob(actions)
-            surrogate = (weight * th.exp(log_prob - old_log_prob) * adv).sum()
+            log_prob = self.policy.get_distribution(policy_obs(mean, log_std)).log_prob(batch.actions)
+            surrogate = (batch.step_weight * th.exp(log_prob - batch.old_log_prob) * batch.advantages).sum()
             if not reparameterize:
-                latent_ratio = th.exp(gaussian_log_prob(z, mean[slot], log_std[slot]) - old_latent_log_prob)
-                surrogate = surrogate + (episode_weight_t * latent_ratio * first_adv).sum()
+                latent_log_prob = gaussian_log_prob(z, mean[slot], log_std[slot])
+                latent_ratio = th.exp(latent_log_prob - batch.old_latent_log_prob)
+                surrogate = surrogate + (batch.episode_weight * latent_ratio * batch.first_advantages).sum()
             prior_kl = latent_kl(*self._pre(index), th.zeros(()), th.zeros(())).mean()
             return -surrogate + self.kl_coef * prior_kl
 
@@ -458,19 +533,73 @@ class MAESN(MetaAlgorithm):
 
         return loss_fn, kl_fn, fisher_terms_fn
 
+    def _clipped_objective(
+        self, index: th.Tensor, inner_batches: Sequence[tuple[th.Tensor, th.Tensor]], post: EpisodeBatch
+    ) -> Callable[[np.ndarray], tuple[th.Tensor, th.Tensor]]:
+        """The proximal step's objective on a minibatch of task slots: ``slots -> (loss, log-ratios)``.
+
+        The TRPO surrogate of :meth:`_outer_objective` restricted to the steps (and, for
+        ``"score_function"``, the episodes) of ``slots``, each likelihood ratio clipped as PPO's
+        (:func:`~maesn_sb3.common.proximal.clipped_surrogate`; the score-function form clips the latent's
+        ratio too), the per-task means averaged over the minibatch's tasks, plus ``kl_coef`` times their
+        pre-update latents' KL to the prior. With every slot and ``clip_range=inf`` it is TRPO's loss.
+        The ratios are taken to the policy that sampled (the post-update latents before the update).
+        """
+        batch = self._outer_batch(index, inner_batches, post)
+        reparameterize = self.latent_gradient == "reparameterization"
+
+        def objective(slots: np.ndarray) -> tuple[th.Tensor, th.Tensor]:
+            rows = th.as_tensor(np.flatnonzero(np.isin(batch.step_slot, slots)), device=self.device)
+            share = len(np.unique(batch.step_slot)) / len(np.intersect1d(batch.step_slot, slots))
+            mean, log_std = self._post(index, inner_batches)
+            distribution = self.policy.get_distribution(batch.policy_obs(mean, log_std, rows))
+            log_ratio = distribution.log_prob(batch.actions[rows]) - batch.old_log_prob[rows]
+            ratio_terms = clipped_surrogate(th.exp(log_ratio), batch.advantages[rows], self.clip_range)
+            surrogate = share * (batch.step_weight[rows] * ratio_terms).sum()
+            if not reparameterize:
+                episodes = np.flatnonzero(np.isin(batch.episode_slot, slots))
+                episodes = th.as_tensor(episodes, device=self.device)
+                slot = batch.slot[episodes]
+                latent_log_ratio = (
+                    gaussian_log_prob(batch.z[episodes], mean[slot], log_std[slot])
+                    - batch.old_latent_log_prob[episodes]
+                )
+                latent_terms = clipped_surrogate(
+                    th.exp(latent_log_ratio), batch.first_advantages[episodes], self.clip_range
+                )
+                surrogate = surrogate + share * (batch.episode_weight[episodes] * latent_terms).sum()
+                log_ratio = th.cat([log_ratio, latent_log_ratio])
+            chosen = index[th.as_tensor(slots, device=self.device)]
+            prior_kl = latent_kl(*self._pre(chosen), th.zeros(()), th.zeros(())).mean()
+            return -surrogate + self.kl_coef * prior_kl, log_ratio
+
+        return objective
+
     def _outer_update(
         self, index: th.Tensor, inner_batches: Sequence[tuple[th.Tensor, th.Tensor]], post: EpisodeBatch
     ) -> None:
-        """TRPO on the post-update episodes, through the inner step into latents and step sizes."""
-        rows = draw_fisher_rows(self._fisher_rng, int(post.mask.sum()), self.fisher_subsample)
-        rows = None if rows is None else th.as_tensor(rows, device=self.device)
-        loss_fn, kl_fn, fisher_terms_fn = self._outer_objective(index, inner_batches, post, rows)
-
-        params = [*self._actor_parameters(), self.latents.means, self.latents.log_stds]
-        if self.learn_step_sizes:
-            params += [self.latents.step_size_mean, self.latents.step_size_log_std]
+        """The outer update on the post-update episodes, through the inner step into latents and step
+        sizes: one TRPO step, or the proximal step (``outer_update="ppo"``)."""
+        params = self._outer_parameters()
         before = [p.detach().clone() for p in params]
-        self._trpo_update(params, loss_fn, kl_fn, fisher_terms_fn)
+        if self.outer_update == "ppo":
+            undrawn = th.ones(len(self.latents.means), dtype=th.bool, device=self.device)
+            undrawn[index] = False
+            tables = [self.latents.means, self.latents.log_stds]
+            held = [table.detach()[undrawn].clone() for table in tables]
+
+            def hold_undrawn_rows() -> None:
+                """Adam's momentum would move the rows of tasks not drawn: keep them where they were."""
+                with th.no_grad():
+                    for table, rows in zip(tables, held, strict=True):
+                        table[undrawn] = rows
+
+            objective = self._clipped_objective(index, inner_batches, post)
+            self._proximal_update(params, objective, self.env.n_tasks, hold_undrawn_rows)
+        else:
+            rows = draw_fisher_rows(self._fisher_rng, int(post.mask.sum()), self.fisher_subsample)
+            rows = None if rows is None else th.as_tensor(rows, device=self.device)
+            self._trpo_update(params, *self._outer_objective(index, inner_batches, post, rows))
         if self.baseline == "value":
             mask = post.mask.astype(bool)
             returns = discounted_returns(post.rewards, post.mask, self.gamma)

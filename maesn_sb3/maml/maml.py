@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import numpy as np
@@ -11,12 +12,13 @@ from gymnasium import spaces
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.distributions import Distribution, make_proba_distribution
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import obs_as_tensor
 from torch import nn
 
 from maesn_sb3.common.advantages import discounted_returns, gae_advantages
 from maesn_sb3.common.base import AdaptationCurve, MetaAlgorithm
+from maesn_sb3.common.proximal import clipped_surrogate
 from maesn_sb3.common.rollouts import EpisodeBatch, map_obs, state_features
 from maesn_sb3.common.trpo import KLTerms, action_kl, distribution_tensors, draw_fisher_rows
 from maesn_sb3.common.validators import check_float, check_unit_interval
@@ -105,6 +107,24 @@ class MAML(MetaAlgorithm):
         (None: ``envs_per_task``).
     :param inner_lr: step size of the inner policy-gradient step.
     :param first_order: drop the second-order terms of the meta-gradient.
+    :param outer_update: ``"trpo"`` (MAML-TRPO's step) or ``"ppo"`` (ProMP's proximal step: ``n_epochs``
+        passes of Adam at ``learning_rate`` over ``n_minibatches`` minibatches of whole tasks on the
+        clipped surrogate, plus an adaptive penalty on the inner step's KL; see
+        :meth:`_clipped_objective`).
+    :param inner_estimator: the inner step's loss as the outer update differentiates it: ``"reinforce"``
+        (``log pi * A``, MAML-TRPO's) or ``"lvc"`` (ProMP's low-variance curvature estimator,
+        ``pi / pi_old * A``: the same inner step, a second derivative with the score's outer product);
+        None: ``"lvc"`` with ``outer_update="ppo"``, ``"reinforce"`` with ``"trpo"``.
+    :param n_epochs: passes over the batch of the proximal step.
+    :param n_minibatches: minibatches of whole task slots per pass of the proximal step.
+    :param clip_range: the proximal step's clip range of the likelihood ratios (``inf``: no clipping).
+    :param target_kl: stop the proximal step's epochs before a minibatch whose estimated KL to the
+        sampling policy exceeds ``1.5 * target_kl``, as SB3's PPO (None: run them all).
+    :param learning_rate: the proximal step's Adam learning rate.
+    :param inner_kl_coef: the proximal step's initial weight of the inner KL penalty (ProMP's 0.01).
+    :param target_inner_kl: the inner KL the penalty's weight adapts to after each proximal update
+        (doubled above ``1.5 * target_inner_kl``, halved below ``target_inner_kl / 1.5``, as ProMP;
+        None: the weight stays fixed).
     :param max_kl: TRPO's limit on the mean KL of a step.
     :param gamma: discount factor.
     :param gae_lambda: GAE's lambda (inner and outer advantages).
@@ -136,6 +156,15 @@ class MAML(MetaAlgorithm):
         episodes_per_task: int | None = None,
         inner_lr: float = 0.1,
         first_order: bool = False,
+        outer_update: str = "trpo",
+        inner_estimator: str | None = None,
+        n_epochs: int = 10,
+        n_minibatches: int = 5,
+        clip_range: float = 0.2,
+        target_kl: float | None = 0.03,
+        learning_rate: float | Schedule = 1e-3,
+        inner_kl_coef: float = 0.01,
+        target_inner_kl: float | None = 0.01,
         max_kl: float = 0.01,
         gamma: float = 0.99,
         gae_lambda: float = 1.0,
@@ -168,7 +197,12 @@ class MAML(MetaAlgorithm):
             line_search_shrinking_factor=line_search_shrinking_factor,
             line_search_max_iter=line_search_max_iter,
             inner_reward_key=inner_reward_key,
-            learning_rate=0.0,  # unused: TRPO sets the step
+            learning_rate=learning_rate,
+            outer_update=outer_update,
+            n_epochs=n_epochs,
+            n_minibatches=n_minibatches,
+            clip_range=clip_range,
+            target_kl=target_kl,
             stats_window_size=stats_window_size,
             tensorboard_log=tensorboard_log,
             policy_kwargs=policy_kwargs,
@@ -178,6 +212,13 @@ class MAML(MetaAlgorithm):
         )
         self.inner_lr = check_float("inner_lr", inner_lr, 0.0, strict=True)
         self.first_order = bool(first_order)
+        if inner_estimator not in (None, "reinforce", "lvc"):
+            raise ValueError(f"inner_estimator must be 'reinforce', 'lvc' or None, got {inner_estimator!r}")
+        self.inner_estimator = inner_estimator or ("lvc" if self.outer_update == "ppo" else "reinforce")
+        self.inner_kl_coef = check_float("inner_kl_coef", inner_kl_coef, 0.0)
+        if target_inner_kl is not None:
+            target_inner_kl = check_float("target_inner_kl", target_inner_kl, 0.0, strict=True)
+        self.target_inner_kl = target_inner_kl
         self.fisher_subsample = check_unit_interval("fisher_subsample", fisher_subsample, open_low=True)
         self.adapt_lr = None if adapt_lr is None else check_float("adapt_lr", adapt_lr, 0.0, strict=True)
         self.adapted_policies: list[BasePolicy] | None = None
@@ -190,12 +231,13 @@ class MAML(MetaAlgorithm):
         self._head = _ActorHead(self.policy)
         if getattr(self, "_fisher_rng", None) is None:
             self._fisher_rng = np.random.default_rng(None if self.seed is None else self.seed + 2)
+        self._setup_outer_optimizer(self.actor_parameters().values())
 
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "_head", "adapted_policies"]
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
-        return ["policy"], []
+        return ["policy", *self._outer_save_params()], []
 
     def actor_parameters(self) -> Params:
         """The parameters the inner step adapts: every policy parameter outside the value function."""
@@ -272,8 +314,14 @@ class MAML(MetaAlgorithm):
         return distribution.log_prob(data["actions"].flatten(0, 1)).reshape(data["mask"].shape)
 
     def _pg_loss(self, params: Params, data: dict[str, Any]) -> th.Tensor:
-        """Sum over slots of each slot's REINFORCE loss ``-mean_t log pi(a_t | s_t) A_t``."""
+        """Sum over slots of each slot's REINFORCE loss ``-mean_t log pi(a_t | s_t) A_t``; with
+        ``data["old_log_prob"]`` (the sampling policy's), ProMP's likelihood-ratio form
+        ``-mean_t pi(a_t | s_t) / pi_old(a_t | s_t) A_t``: the same gradient where ``pi`` is ``pi_old``,
+        a different second derivative (ProMP's low-variance curvature estimate) and importance weights
+        elsewhere."""
         log_prob = self._log_prob(params, data)
+        if "old_log_prob" in data:
+            log_prob = th.exp(log_prob - data["old_log_prob"])
         per_slot = -(log_prob * data["advantages"]).sum(1) / data["mask"].sum(1)
         return per_slot.sum()
 
@@ -319,9 +367,78 @@ class MAML(MetaAlgorithm):
         self._outer_update(pre_data, self._grouped(post, n_slots), n_slots)
         return True
 
+    def _slot_kl(self, params: Params, data: dict[str, Any], old: Distribution) -> th.Tensor:
+        """Per slot, the mean over its valid steps of KL(old || the policy of ``params``), ``(n_slots,)``."""
+        kl = action_kl(old, self._distribution(params, data["obs"])).reshape(data["mask"].shape)
+        return (kl * data["mask"]).sum(1) / data["mask"].sum(1)
+
+    def _clipped_objective(
+        self, pre: dict[str, Any], post: dict[str, Any], n_slots: int
+    ) -> tuple[Callable[[np.ndarray], tuple[th.Tensor, th.Tensor]], Callable[[], float]]:
+        """ProMP's objective on a minibatch of task slots, ``slots -> (loss, log-ratios)``, and the mean
+        inner KL of the current weights (for the penalty's weight).
+
+        Per slot: the inner step (:meth:`_pg_loss`, in ``inner_estimator``'s form; differentiated through
+        unless ``first_order``), then PPO's clipped surrogate of the adapted policy against the one
+        that sampled the post-update episodes. The loss is minus its mean over the minibatch's
+        post-update steps (MAML-TRPO's weighting; ProMP averages per task first, the same where the
+        tasks' episodes are equally long) plus ``inner_kl_coef`` times the mean over the minibatch's
+        slots of the KL of the sampling policy to the current one on the pre-update steps."""
+        start = {k: v.detach() for k, v in self.actor_parameters().items()}
+        stacked = self._stacked(n_slots, start)
+        sampled = self._inner_step(  # the weights that sampled the post-update episodes
+            {k: v.requires_grad_(True) for k, v in self._stacked(n_slots, start).items()},
+            {k: v for k, v in pre.items() if k != "old_log_prob"},
+            self.inner_lr,
+            create_graph=False,
+        )
+        with th.no_grad():
+            pre_old = self._distribution(stacked, pre["obs"])
+            post = {**post, "old_log_prob": self._log_prob(sampled, post)}
+
+        def rows(data: dict[str, Any], slots: th.Tensor) -> dict[str, Any]:
+            return {k: (map_obs(lambda x: x[slots], v) if k == "obs" else v[slots]) for k, v in data.items()}
+
+        def objective(slots: np.ndarray) -> tuple[th.Tensor, th.Tensor]:
+            chosen = th.as_tensor(slots, device=self.device)
+            pre_s, post_s = rows(pre, chosen), rows(post, chosen)
+            params = self._stacked(len(slots))
+            adapted = self._inner_step(params, pre_s, self.inner_lr, create_graph=not self.first_order)
+            if self.first_order:
+                adapted = {k: params[k] - (params[k] - v).detach() for k, v in adapted.items()}
+            log_ratio = self._log_prob(adapted, post_s) - post_s["old_log_prob"]
+            terms = clipped_surrogate(th.exp(log_ratio), post_s["advantages"], self.clip_range)
+            surrogate = (terms * post_s["mask"]).sum() / post_s["mask"].sum()
+            with th.no_grad():
+                old = self._distribution(self._stacked(len(slots), start), pre_s["obs"])
+            inner_kl = self._slot_kl(params, pre_s, old).mean()
+            return -surrogate + self.inner_kl_coef * inner_kl, log_ratio[post_s["mask"].bool()]
+
+        def inner_kl() -> float:
+            with th.no_grad():
+                return float(self._slot_kl(self._stacked(n_slots), pre, pre_old).mean())
+
+        return objective, inner_kl
+
     def _outer_update(self, pre: dict[str, Any], post: dict[str, Any], n_slots: int) -> None:
-        """TRPO on the post-update episodes, through the inner step (second order) or around it."""
+        """The outer update on the post-update episodes: TRPO through the inner step (second order) or
+        around it, or ProMP's proximal step (``outer_update="ppo"``)."""
         params = self.actor_parameters()
+        if self.inner_estimator == "lvc":
+            with th.no_grad():
+                pre = {**pre, "old_log_prob": self._log_prob(self._stacked(n_slots), pre)}
+        if self.outer_update == "ppo":
+            objective, inner_kl = self._clipped_objective(pre, post, n_slots)
+            self._proximal_update(params.values(), objective, n_slots)
+            kl = inner_kl()
+            if self.target_inner_kl is not None:
+                if kl < self.target_inner_kl / 1.5:
+                    self.inner_kl_coef /= 2
+                elif kl > self.target_inner_kl * 1.5:
+                    self.inner_kl_coef *= 2
+            self.logger.record("train/inner_kl", kl)
+            self.logger.record("train/inner_kl_coef", self.inner_kl_coef)
+            return
         if self.first_order:
             with th.no_grad():
                 fixed = self._stacked(n_slots, {k: v.detach() for k, v in params.items()})
