@@ -6,10 +6,11 @@ the runs alternate (MAESN dummy, MAESN native, PPO dummy, PPO native, ...) so al
 machine load, and the median env-steps/s of each is reported with MAESN's split between sampling
 and updates. PPO: ``n_steps`` = the horizon, 4 minibatches, 10 epochs, a (100, 100) ReLU MLP.
 ``--fisher-subsample 0.1`` adds MAESN on the native backend with 10 % of the steps in TRPO's
-Fisher-vector products. ``--reference-checkout DIR`` adds MAESN with the code of another checkout
-(its default backend; e.g. a worktree at the commit before the native batch, "MAESN today" of the
-issue that asked for it), run in a subprocess in the same rotation. Wall-clock time; the machine may
-be shared and noisy, so read the ratios of one run, not its absolutes.
+Fisher-vector products; ``--outer-update ppo`` adds it with the proximal outer step, and the ratio of
+the time per step of the two outer steps. ``--reference-checkout DIR`` adds MAESN with the code of
+another checkout (its default backend; e.g. a worktree at the commit before the native batch, "MAESN
+today" of the issue that asked for it), run in a subprocess in the same rotation. Wall-clock time;
+the machine may be shared and noisy, so read the ratios of one run, not its absolutes.
 
     python benchmarks/maesn_speed.py
     python benchmarks/maesn_speed.py --envs maesn_sb3/WheeledNav-v0 --meta-iterations 2
@@ -149,6 +150,13 @@ def measure(env_id: str, args: argparse.Namespace) -> dict[str, Any]:
             split.setdefault(name, [0.0, 0.0])
             split[name][0] += sampling
             split[name][1] += update
+        if args.outer_update == "ppo":
+            name = "MAESN native, proximal outer step"
+            rate, sampling, update = run_maesn(maker("native"), timesteps, outer_update="ppo")
+            rates.setdefault(name, []).append(rate)
+            split.setdefault(name, [0.0, 0.0])
+            split[name][0] += sampling
+            split[name][1] += update
         if args.reference_checkout is not None:
             backend, rate = run_reference(args.reference_checkout, env_id, args, timesteps)
             reference = f"MAESN at {_describe(args.reference_checkout)} ({backend})"
@@ -172,6 +180,10 @@ def measure(env_id: str, args: argparse.Namespace) -> dict[str, Any]:
         ratios[f"{name} / MAESN dummy"] = medians[name] / medians["MAESN dummy"]
         if "native" in args.backends:
             ratios[f"{name} / PPO native"] = medians[name] / medians["PPO native"]
+    if args.outer_update == "ppo" and "native" in args.backends:
+        ratios["MAESN native, TRPO / proximal outer step (time per step)"] = (
+            medians["MAESN native, proximal outer step"] / medians["MAESN native"]
+        )
     if reference:
         for backend in args.backends:
             ratios[f"MAESN {backend} / {reference}"] = medians[f"MAESN {backend}"] / medians[reference]
@@ -207,6 +219,12 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         type=float,
         default=1.0,
         help="also time MAESN on the native backend with this Fisher-vector subsample (< 1)",
+    )
+    parser.add_argument(
+        "--outer-update",
+        choices=("trpo", "ppo"),
+        default="trpo",
+        help="ppo: also time MAESN on the native backend with the proximal outer step",
     )
     parser.add_argument(
         "--reference-checkout",

@@ -29,7 +29,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 from threadpoolctl import threadpool_limits
 
 from maesn_sb3.common.advantages import LinearFeatureBaseline
-from maesn_sb3.common.policies import MlpPolicy, MultiInputPolicy
+from maesn_sb3.common.policies import MlpPolicy, MultiInputPolicy, RunningNormalization
 from maesn_sb3.common.proximal import MinibatchObjective, ProximalStats, proximal_update
 from maesn_sb3.common.rollouts import EpisodeBatch, collect_episodes
 from maesn_sb3.common.trpo import KLTerms, TRPOStats, trpo_step
@@ -249,6 +249,7 @@ class MetaAlgorithm(BaseAlgorithm):
         n_minibatches: int,
         clip_range: float,
         target_kl: float | None,
+        normalize_observations: bool,
         stats_window_size: int,
         tensorboard_log: str | None,
         policy_kwargs: dict[str, Any] | None,
@@ -299,6 +300,14 @@ class MetaAlgorithm(BaseAlgorithm):
             raise ValueError(f"clip_range must be a number > 0 (inf: no clipping), got {clip_range!r}")
         self.clip_range = float(clip_range)
         self.target_kl = None if target_kl is None else check_float("target_kl", target_kl, 0.0, strict=True)
+        if not isinstance(normalize_observations, (bool, np.bool_)):
+            raise TypeError(f"normalize_observations must be a bool, got {normalize_observations!r}")
+        self.normalize_observations = bool(normalize_observations)
+        if self.normalize_observations and not isinstance(self.observation_space, (spaces.Box, type(None))):
+            raise ValueError(
+                "normalize_observations=True needs a Box observation space, got "
+                f"{type(self.observation_space).__name__}"
+            )
         if env is not None:
             self._rounds(env, self.episodes_per_task)
 
@@ -337,6 +346,14 @@ class MetaAlgorithm(BaseAlgorithm):
         and the linear feature baseline: what ``_setup_model`` of every meta-algorithm starts with."""
         self._setup_lr_schedule()
         self.set_random_seed(self.seed)
+        if self.normalize_observations:
+            n_passed = self.latent_dim if self.uses_latent else 0
+            self.policy_kwargs = {
+                **self.policy_kwargs,
+                "features_extractor_class": RunningNormalization,
+                "features_extractor_kwargs": {"n_passed": n_passed},
+            }
+        self._observed: list[np.ndarray] = []
         self.policy = self.policy_class(
             self.observation_space, self.action_space, self.lr_schedule, **self.policy_kwargs
         ).to(self.device)
@@ -362,7 +379,7 @@ class MetaAlgorithm(BaseAlgorithm):
         return ["outer_optimizer"] if self.outer_update == "ppo" else []
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "_baseline"]
+        return [*super()._excluded_save_params(), "_baseline", "_observed"]
 
     def _draw_tasks(self, env: MetaTaskVecEnv) -> np.ndarray:
         """Draw one training task per slot of ``env`` (without replacement when there are enough), set
@@ -398,6 +415,8 @@ class MetaAlgorithm(BaseAlgorithm):
 
         batch, completed = collect_episodes(env, policy, n_rounds, deterministic, on_step, reward_key)
         if callback is not None:
+            if self.normalize_observations:  # for the statistics, once the meta-iteration is over
+                self._observed.append(batch.observations[batch.mask.astype(bool)])
             callback.on_rollout_end()
         return batch, completed
 
@@ -569,6 +588,7 @@ class MetaAlgorithm(BaseAlgorithm):
             before = self.num_timesteps
             if not self._meta_iteration(callback):
                 break
+            self._update_observation_statistics()
             iteration += 1
             self._size_progress_bar(callback, start, before, total_timesteps, iteration)
             self._update_current_progress_remaining(self.num_timesteps, total_timesteps)
@@ -577,6 +597,17 @@ class MetaAlgorithm(BaseAlgorithm):
                 self._dump_logs()
         callback.on_training_end()
         return self
+
+    def _update_observation_statistics(self) -> None:
+        """Fold the observations of the meta-iteration just finished into the policy's running statistics
+        (``normalize_observations``): fixed while an iteration samples and updates, so the outer step's
+        ratios compare policies that normalise alike."""
+        if self._observed:
+            observations = np.concatenate(self._observed)
+            for module in self.policy.modules():
+                if isinstance(module, RunningNormalization):
+                    module.update(observations)
+        self._observed = []
 
     def _size_progress_bar(
         self, callback: BaseCallback, start: int, before: int, total_timesteps: int, iteration: int

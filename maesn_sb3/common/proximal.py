@@ -69,7 +69,7 @@ def proximal_update(
                 loss, log_ratio = objective(np.sort(slots))
                 kl = approx_kl(log_ratio)
                 if n_steps == 0:
-                    loss_before = float(loss)
+                    loss_before = float(loss.detach())
                 if target_kl is not None and kl > 1.5 * target_kl:
                     stopped = True
                     break

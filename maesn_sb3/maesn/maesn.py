@@ -129,6 +129,10 @@ class MAESN(MetaAlgorithm):
     :param clip_range: the proximal step's clip range of the likelihood ratios (``inf``: no clipping).
     :param target_kl: stop the proximal step's epochs before a minibatch whose estimated KL to the
         sampling policy exceeds ``1.5 * target_kl``, as SB3's PPO (None: run them all).
+    :param normalize_observations: normalise the policy's observations by running statistics, as RL Zoo
+        does for MuJoCo (:class:`~maesn_sb3.common.policies.RunningNormalization`, the latent left out);
+        the statistics are updated after each meta-iteration, saved with the policy and applied by
+        ``predict`` and ``adapt``. Rewards are not rescaled: the advantages are normalised per task.
     :param max_kl: TRPO's limit on the mean KL of a step.
     :param gamma: discount factor.
     :param gae_lambda: GAE's lambda for the outer advantages.
@@ -175,6 +179,7 @@ class MAESN(MetaAlgorithm):
         n_minibatches: int = 5,
         clip_range: float = 0.2,
         target_kl: float | None = 0.03,
+        normalize_observations: bool = False,
         max_kl: float = 0.01,
         gamma: float = 0.99,
         gae_lambda: float = 1.0,
@@ -215,6 +220,7 @@ class MAESN(MetaAlgorithm):
             n_minibatches=n_minibatches,
             clip_range=clip_range,
             target_kl=target_kl,
+            normalize_observations=normalize_observations,
             stats_window_size=stats_window_size,
             tensorboard_log=tensorboard_log,
             policy_kwargs=policy_kwargs,
@@ -595,7 +601,12 @@ class MAESN(MetaAlgorithm):
                         table[undrawn] = rows
 
             objective = self._clipped_objective(index, inner_batches, post)
+            with th.no_grad():
+                pre_before = self._pre(index)
             self._proximal_update(params, objective, self.env.n_tasks, hold_undrawn_rows)
+            with th.no_grad():  # how far the inner step's data (sampled with pre_before) now lie off-policy
+                moved = latent_kl(*pre_before, *self._pre(index)).mean()
+            self.logger.record("train/pre_latent_kl", float(moved))
         else:
             rows = draw_fisher_rows(self._fisher_rng, int(post.mask.sum()), self.fisher_subsample)
             rows = None if rows is None else th.as_tensor(rows, device=self.device)

@@ -125,6 +125,10 @@ class MAML(MetaAlgorithm):
     :param target_inner_kl: the inner KL the penalty's weight adapts to after each proximal update
         (doubled above ``1.5 * target_inner_kl``, halved below ``target_inner_kl / 1.5``, as ProMP;
         None: the weight stays fixed).
+    :param normalize_observations: normalise the policy's observations by running statistics, as RL Zoo
+        does for MuJoCo (:class:`~maesn_sb3.common.policies.RunningNormalization`, the latent left out);
+        the statistics are updated after each meta-iteration, saved with the policy and applied by
+        ``predict`` and ``adapt``. Rewards are not rescaled: the advantages are normalised per task.
     :param max_kl: TRPO's limit on the mean KL of a step.
     :param gamma: discount factor.
     :param gae_lambda: GAE's lambda (inner and outer advantages).
@@ -165,6 +169,7 @@ class MAML(MetaAlgorithm):
         learning_rate: float | Schedule = 1e-3,
         inner_kl_coef: float = 0.01,
         target_inner_kl: float | None = 0.01,
+        normalize_observations: bool = False,
         max_kl: float = 0.01,
         gamma: float = 0.99,
         gae_lambda: float = 1.0,
@@ -203,6 +208,7 @@ class MAML(MetaAlgorithm):
             n_minibatches=n_minibatches,
             clip_range=clip_range,
             target_kl=target_kl,
+            normalize_observations=normalize_observations,
             stats_window_size=stats_window_size,
             tensorboard_log=tensorboard_log,
             policy_kwargs=policy_kwargs,
