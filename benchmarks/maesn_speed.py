@@ -181,8 +181,8 @@ def measure(env_id: str, args: argparse.Namespace) -> dict[str, Any]:
         if "native" in args.backends:
             ratios[f"{name} / PPO native"] = medians[name] / medians["PPO native"]
     if args.outer_update == "ppo" and "native" in args.backends:
-        ratios["MAESN native, TRPO / proximal outer step (time per step)"] = (
-            medians["MAESN native, proximal outer step"] / medians["MAESN native"]
+        ratios["MAESN native, time per step: proximal outer step / TRPO"] = (
+            medians["MAESN native"] / medians["MAESN native, proximal outer step"]
         )
     if reference:
         for backend in args.backends:
