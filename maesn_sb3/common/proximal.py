@@ -20,11 +20,11 @@ MinibatchObjective = Callable[[np.ndarray], tuple[th.Tensor, th.Tensor]]
 class ProximalStats:
     """What one proximal outer update did."""
 
-    loss_before: float
-    approx_kl: float
-    clip_fraction: float
-    n_steps: int
-    stopped_early: bool
+    loss_before: float  #: the first minibatch's loss before any step
+    approx_kl: float  #: mean over the minibatches stepped on of the KL estimate before their step
+    clip_fraction: float  #: mean over them of the fraction of ratios outside the clip range
+    n_steps: int  #: optimizer steps taken
+    stopped_early: bool  #: whether ``target_kl`` stopped the epochs
 
 
 def clipped_surrogate(ratio: th.Tensor, advantages: th.Tensor, clip_range: float) -> th.Tensor:
@@ -62,13 +62,13 @@ def proximal_update(
     or gradient that is not finite raises ``FloatingPointError`` with ``params`` restored.
     ``clip_range`` only enters the statistics (the objective clips)."""
     start = [p.detach().clone() for p in params]
-    loss_before, kl, clipped, n_steps, stopped = math.nan, 0.0, 0.0, 0, False
+    loss_before, kls, clipped, stopped = math.nan, [], [], False
     try:
         for _ in range(n_epochs):
             for slots in np.array_split(rng.permutation(n_slots), min(n_minibatches, n_slots)):
                 loss, log_ratio = objective(np.sort(slots))
                 kl = approx_kl(log_ratio)
-                if n_steps == 0:
+                if not kls:
                     loss_before = float(loss.detach())
                 if target_kl is not None and kl > 1.5 * target_kl:
                     stopped = True
@@ -82,9 +82,9 @@ def proximal_update(
                 optimizer.step()
                 if after_step is not None:
                     after_step()
+                kls.append(kl)
                 with th.no_grad():
-                    clipped = float((th.abs(th.exp(log_ratio) - 1) > clip_range).float().mean())
-                n_steps += 1
+                    clipped.append(float((th.abs(th.exp(log_ratio) - 1) > clip_range).float().mean()))
             if stopped:
                 break
     except FloatingPointError:
@@ -92,7 +92,8 @@ def proximal_update(
             for p, value in zip(params, start, strict=True):
                 p.copy_(value)
         raise
-    return ProximalStats(loss_before, kl, clipped, n_steps, stopped)
+    kl, clip_fraction = (float(np.mean(x)) if x else 0.0 for x in (kls, clipped))
+    return ProximalStats(loss_before, kl, clip_fraction, len(kls), stopped)
 
 
 def _check_finite(name: str, value: th.Tensor) -> None:
