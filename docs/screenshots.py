@@ -2,7 +2,8 @@
 
 Builds the site (``mkdocs build --strict``), serves it on localhost and opens the home, paper and API
 pages in headless Chromium (Debian's ``chromium`` package: ``apt-get install chromium``) at a given
-width, 1280 px by default, and writes their full-page PNGs (up to 16,000 px high). On every page of
+width, 1280 px by default, and writes their full-page PNGs (a long page in parts, one from each
+heading that the part before shows last). On every page of
 the site it prints each table, code block and signature wider than its box (its ``scrollWidth``
 above its ``clientWidth``: a column or line behind a scrollbar). Exits 1 when anything is clipped.
 Not run in CI::
@@ -27,10 +28,19 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = {"home": "index.html", "paper": "paper/index.html", "api": "api/index.html"}
+MAX_HEIGHT = 16000  # px: about Chromium's largest screenshot
 # What can hide content behind a scrollbar on a Material page: tables (and the wrappers Material
 # puts around them), code blocks and mkdocstrings' signatures.
 BOXES = "table, .md-typeset__scrollwrap, .md-typeset__table, pre > code, .doc-signature"
 CHECK = f"""<script>
+// ?from=ID: the page from heading ID on (what comes before it in the article hidden), for a long page
+// taken in parts
+let node = document.getElementById(new URLSearchParams(location.search).get("from"));
+for (; node && node.tagName !== "ARTICLE"; node = node.parentElement) {{
+  for (let before = node.previousElementSibling; before; before = before.previousElementSibling) {{
+    before.style.display = "none";
+  }}
+}}
 window.addEventListener("load", () => setTimeout(() => {{
   const clipped = [];
   for (const box of document.querySelectorAll({json.dumps(BOXES)})) {{
@@ -43,7 +53,10 @@ window.addEventListener("load", () => setTimeout(() => {{
   }}
   const out = document.createElement("pre");
   out.id = "clip-report";
-  out.textContent = JSON.stringify({{height: document.documentElement.scrollHeight, clipped}});
+  const headings = [...document.querySelectorAll("article h2[id], article h3[id]")]
+    .map(h => [h.id, h.getBoundingClientRect().top + window.scrollY]);
+  const height = document.documentElement.scrollHeight;
+  out.textContent = JSON.stringify({{height, headings, clipped}});
   document.body.appendChild(out);
 }}, 500));
 </script>"""
@@ -55,6 +68,20 @@ def _chromium(*args: str) -> str:
             command = [name, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", *args]
             return subprocess.run(command, capture_output=True, text=True, timeout=120, check=True).stdout
     raise SystemExit("no Chromium found: apt-get install chromium")
+
+
+def _parts(height: int, headings: list[tuple[str, float]]) -> list[str]:
+    """Where the screenshots of a page start: its top, then, while the page goes on below the last
+    screenshot, the last heading that screenshot shows (a page longer than Chromium's largest
+    screenshot is taken in parts that overlap)."""
+    parts, top = [""], 0.0
+    while top + MAX_HEIGHT < height:
+        below = [(at, name) for name, at in headings if top + 100 < at < top + MAX_HEIGHT - 100]
+        if not below:
+            break
+        top, name = max(below)
+        parts.append(f"?from={name}")
+    return parts
 
 
 def main() -> int:
@@ -85,10 +112,16 @@ def main() -> int:
                 report = json.loads(re.search(r'<pre id="clip-report">(.*?)</pre>', dom, re.S).group(1))
                 print(f"{page}: {len(report['clipped'])} clipped")
                 for name in [name for name, shot_page in SHOTS.items() if shot_page == page]:
-                    height = min(report["height"], 16000)  # Chromium's largest screenshot
-                    shot = args.out / f"{name}_{args.width}px.png"
-                    _chromium(f"--window-size={args.width},{height}", f"--screenshot={shot}", url)
-                    print(f"  {shot} ({args.width}x{height} of {report['height']} px)")
+                    for part, anchor in enumerate(_parts(report["height"], report["headings"])):
+                        shot = args.out / f"{name}_{args.width}px{f'_{part + 1}' if part else ''}.png"
+                        height = min(report["height"], MAX_HEIGHT)
+                        _chromium(
+                            "--virtual-time-budget=5000",
+                            f"--window-size={args.width},{height}",
+                            f"--screenshot={shot}",
+                            url + anchor,
+                        )
+                        print(f"  {shot} ({args.width}x{height} px from {anchor[6:] or 'the top'})")
                 for box in report["clipped"]:
                     clipped_anywhere = True
                     where = f"under #{box['under']}: {box['box']} {box['scroll']} > {box['client']} px"
