@@ -110,7 +110,7 @@ def main() -> int:
                     f"--window-size={args.width},900", "--virtual-time-budget=5000", "--dump-dom", url
                 )
                 report = json.loads(re.search(r'<pre id="clip-report">(.*?)</pre>', dom, re.S).group(1))
-                print(f"{page}: {len(report['clipped'])} clipped")
+                print(f"{page}: {report['height']} px high, {len(report['clipped'])} clipped")
                 for name in [name for name, shot_page in SHOTS.items() if shot_page == page]:
                     for part, anchor in enumerate(_parts(report["height"], report["headings"])):
                         shot = args.out / f"{name}_{args.width}px{f'_{part + 1}' if part else ''}.png"
