@@ -53,6 +53,7 @@ window.addEventListener("load", () => setTimeout(() => {{
   }}
   const out = document.createElement("pre");
   out.id = "clip-report";
+  out.hidden = true;  // read from the DOM, not shown in the screenshots
   const headings = [...document.querySelectorAll("article h2[id], article h3[id]")]
     .map(h => [h.id, h.getBoundingClientRect().top + window.scrollY]);
   const height = document.documentElement.scrollHeight;
@@ -73,7 +74,7 @@ def _chromium(*args: str) -> str:
 def _parts(height: int, headings: list[tuple[str, float]]) -> list[str]:
     """Where the screenshots of a page start: its top, then, while the page goes on below the last
     screenshot, the last heading that screenshot shows (a page longer than Chromium's largest
-    screenshot is taken in parts that overlap)."""
+    screenshot is taken in parts that overlap; they stop at a part with no heading below its top)."""
     parts, top = [""], 0.0
     while top + MAX_HEIGHT < height:
         below = [(at, name) for name, at in headings if top + 100 < at < top + MAX_HEIGHT - 100]
@@ -109,7 +110,7 @@ def main() -> int:
                 dom = _chromium(
                     f"--window-size={args.width},900", "--virtual-time-budget=5000", "--dump-dom", url
                 )
-                report = json.loads(re.search(r'<pre id="clip-report">(.*?)</pre>', dom, re.S).group(1))
+                report = json.loads(re.search(r'<pre id="clip-report"[^>]*>(.*?)</pre>', dom, re.S).group(1))
                 print(f"{page}: {report['height']} px high, {len(report['clipped'])} clipped")
                 for name in [name for name, shot_page in SHOTS.items() if shot_page == page]:
                     for part, anchor in enumerate(_parts(report["height"], report["headings"])):
