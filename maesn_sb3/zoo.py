@@ -10,7 +10,8 @@ key is a MAESN argument. The package ships such a file, :data:`HYPERPARAMS`.
 Run it (``pip install "maesn-sb3[zoo]"``)::
 
     python -m maesn_sb3.zoo --algo maesn --env maesn_sb3/PointNav2D-v0 -f logs/
-    # options as rl_zoo3's train; -conf defaults to maesn_sb3/hyperparams/maesn.yml, --eval-freq to -1
+    # options as rl_zoo3's train; -conf defaults to maesn_sb3/hyperparams/maesn.yml,
+    # --eval-freq to -1
 
 The zoo's periodic evaluation runs the policy with latents from the prior (no adaptation), on an eval
 VecEnv that :func:`meta_tasks` must also lay out: pass ``--eval-freq N`` together with

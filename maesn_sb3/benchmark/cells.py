@@ -16,7 +16,7 @@ LABELS = {
     "mixed": "MAESN, mixed reward (task + skill)",
     "lsbaseline": "latent-space baseline",
     "maml": "MAML (TRPO)",
-    "rl2": "RL^2 (RecurrentPPO)",
+    "rl2": "RL² (RecurrentPPO)",
     "mtppo": "multi-task PPO, fine-tuned",
     "scratch": "PPO from scratch",
 }

@@ -118,7 +118,7 @@ class MAESN(MetaAlgorithm):
     :param latent_gradient: how the outer step's gradient reaches the latents and step sizes:
         ``"reparameterization"`` (the reference's: ``z = mu' + sigma' * eps`` inside the policy) or
         ``"score_function"`` (the latent's likelihood ratio times each episode's first-step advantage);
-        both are unbiased (see :meth:`_outer_objective`).
+        both estimate the outer gradient without bias.
     :param kl_coef: weight of the KL of the pre-update latents to the prior.
     :param outer_update: ``"trpo"`` (the reference's: one trust-region step per meta-iteration) or
         ``"ppo"`` (ProMP's proximal step: ``n_epochs`` passes of Adam at ``learning_rate`` over
