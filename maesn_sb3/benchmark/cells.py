@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from maesn_sb3.benchmark.checkpoints import (
+    CellInterrupted,
+    Checkpointing,
+    meta_train,
+    stop_at_once,
+    stop_on_sigterm,
+    stop_requested,
+)
 from maesn_sb3.benchmark.skills import EnvStepCounter, mixed_discriminator, skill_meta_env, train_skills
 
 METHODS = ("maesn", "skills", "mixed", "lsbaseline", "maml", "rl2", "mtppo", "scratch")
@@ -116,14 +125,27 @@ def _horizon(env_id: str) -> int:
 
 
 def run_cell(
-    config: Config, method: str, seed: int, figure_dir: Path | None = None
+    config: Config,
+    method: str,
+    seed: int,
+    figure_dir: Path | None = None,
+    output: Path | None = None,
+    checkpoint_every: int = 10,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Meta-train ``method`` with ``seed`` (dense reward), adapt on the held-out tasks (sparse reward).
+
+    With ``output`` (the run's folder), the meta-algorithms' cells (MAESN, the latent-space baseline,
+    MAML) resume from their newest checkpoint under ``output/checkpoints`` and write one every
+    ``checkpoint_every`` meta-iterations and on SIGTERM (see :mod:`maesn_sb3.benchmark.checkpoints`);
+    a resumed cell returns the same rows as one never stopped. A SIGTERM raises
+    :class:`~maesn_sb3.benchmark.checkpoints.CellInterrupted` after the checkpoint.
 
     With ``figure_dir``, a MAESN cell also writes the paper's exploration figure for the first
     held-out task there (``exploration_maesn_seed<seed>.png``: episodes under latents from the prior
     beside action noise alone, and the adapted latent's path), from the model it just trained.
     """
+    if stop_requested():  # a SIGTERM reached this process before the cell began
+        raise CellInterrupted(method, seed)
     import torch as th
 
     th.set_num_threads(1)
@@ -161,66 +183,53 @@ def run_cell(
             **rl2,
         )
 
+    latent_steps = {"natural_gradient": config.natural_gradient, "latent_gradient": config.latent_gradient}
+    meta_algorithms = {  # the checkpointed methods: their class and arguments
+        "maesn": (MAESN, {"inner_reward_key": config.inner_reward_key, **latent_steps, **_outer(config)}),
+        "lsbaseline": (LSBaseline, {**latent_steps, **_outer(config)}),
+        "maml": (MAML, {"inner_lr": 0.1, "inner_reward_key": config.inner_reward_key, **_outer(config)}),
+    }
     start = time.perf_counter()
-    if method == "maesn":
-        model = MAESN(
-            "MlpPolicy",
-            train_env(),
-            task_set=tasks,
-            seed=seed,
-            inner_reward_key=config.inner_reward_key,
-            natural_gradient=config.natural_gradient,
-            latent_gradient=config.latent_gradient,
-            **_outer(config),
-        ).learn(budget)
-    elif method == "lsbaseline":
-        model = LSBaseline(
-            "MlpPolicy",
-            train_env(),
-            task_set=tasks,
-            seed=seed,
-            natural_gradient=config.natural_gradient,
-            latent_gradient=config.latent_gradient,
-            **_outer(config),
-        ).learn(budget)
-    elif method == "maml":
-        model = MAML(
-            "MlpPolicy",
-            train_env(),
-            task_set=tasks,
-            seed=seed,
-            inner_lr=0.1,
-            inner_reward_key=config.inner_reward_key,
-            **_outer(config),
-        ).learn(budget)
-    elif method == "rl2":
-        model = RL2(
-            "MlpLstmPolicy",
-            train_env(),
-            task_set=tasks,
-            seed=seed,
-            n_steps=trial * horizon,
-            batch_size=trial * horizon * config.n_tasks * config.rl2_envs_per_task,
-            n_epochs=5,
-            learning_rate=1e-3,
-            policy_kwargs={"shared_lstm": True, "enable_critic_lstm": False},
-        ).learn(budget)
-    elif method == "mtppo":
-        model = MultiTaskPPO(
-            "MlpPolicy",
-            train_env(),
-            task_set=tasks,
-            seed=seed,
-            n_steps=horizon,
-            batch_size=horizon * config.n_tasks * config.envs_per_task // 4,
-        ).learn(budget)
-    elif method in ("skills", "mixed"):
-        model, skill_context, train_steps = _train_over_skills(config, method, seed, tasks, budget)
-    elif method == "scratch":
-        model = None
-    else:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    train_seconds = time.perf_counter() - start
+    trained_before = 0.0  # seconds of meta-training in the checkpoint it resumed from
+    # a SIGTERM: the meta-algorithms checkpoint at the end of the meta-iteration, the others stop at once
+    at_once = contextlib.nullcontext() if method in meta_algorithms else stop_at_once(method, seed)
+    with stop_on_sigterm(), at_once:
+        if method in meta_algorithms:
+            algorithm, kwargs = meta_algorithms[method]
+            model, trained_before = meta_train(
+                lambda: algorithm("MlpPolicy", train_env(), task_set=tasks, seed=seed, **kwargs),
+                lambda payload: algorithm.load(payload, env=train_env()),
+                budget,
+                None if output is None else Checkpointing(output, config, method, seed, checkpoint_every),
+            )
+        elif method == "rl2":
+            model = RL2(
+                "MlpLstmPolicy",
+                train_env(),
+                task_set=tasks,
+                seed=seed,
+                n_steps=trial * horizon,
+                batch_size=trial * horizon * config.n_tasks * config.rl2_envs_per_task,
+                n_epochs=5,
+                learning_rate=1e-3,
+                policy_kwargs={"shared_lstm": True, "enable_critic_lstm": False},
+            ).learn(budget)
+        elif method == "mtppo":
+            model = MultiTaskPPO(
+                "MlpPolicy",
+                train_env(),
+                task_set=tasks,
+                seed=seed,
+                n_steps=horizon,
+                batch_size=horizon * config.n_tasks * config.envs_per_task // 4,
+            ).learn(budget)
+        elif method in ("skills", "mixed"):
+            model, skill_context, train_steps = _train_over_skills(config, method, seed, tasks, budget)
+        elif method == "scratch":
+            model = None
+        else:
+            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    train_seconds = trained_before + time.perf_counter() - start
     if method not in ("skills", "mixed"):
         train_steps = 0 if model is None else model.num_timesteps
 

@@ -21,7 +21,11 @@ import argparse
 import contextlib
 import functools
 import json
+import multiprocessing
+import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, as_completed
@@ -40,6 +44,12 @@ from maesn_sb3.benchmark.cells import (
     measure_speed,
     run_cell,
 )
+from maesn_sb3.benchmark.checkpoints import (
+    CellInterrupted,
+    checkpointed_cells,
+    config_differences,
+    remove_checkpoints,
+)
 from maesn_sb3.benchmark.pool import make_pool
 from maesn_sb3.benchmark.report import report
 from maesn_sb3.benchmark.results import (
@@ -50,6 +60,7 @@ from maesn_sb3.benchmark.results import (
     read_csv,
     repair_csv,
 )
+from maesn_sb3.benchmark.status import status
 
 
 def _default_output(tier: str, env_id: str, budget_scale: float) -> Path:
@@ -63,12 +74,13 @@ def _default_output(tier: str, env_id: str, budget_scale: float) -> Path:
 
 @contextlib.contextmanager
 def _cell_runner(
-    workers: int, ray_address: str | None, parser: argparse.ArgumentParser
+    workers: int, ray_address: str | None, parser: argparse.ArgumentParser, low_priority: bool = False
 ) -> Iterator[Callable[..., Future]]:
-    """``submit(config, method, seed)``, a future of :func:`run_cell`: in a process pool of ``workers``, or
-    as one Ray task per cell on the cluster at ``ray_address``."""
+    """``submit(config, method, seed, ...)``, a future of :func:`run_cell`: in a process pool of ``workers``
+    (at the lowest CPU priority with ``low_priority``), or as one Ray task per cell on the cluster at
+    ``ray_address``."""
     if ray_address is None:
-        with make_pool(workers) as pool:
+        with make_pool(workers, low_priority) as pool:
             yield functools.partial(pool.submit, run_cell)
         return
     from maesn_sb3.ray_vec_env import import_ray
@@ -91,6 +103,28 @@ def _cell_runner(
     finally:
         for ref in refs:  # an interrupted run leaves no cell running on the cluster
             ray.cancel(ref, force=True)
+
+
+@contextlib.contextmanager
+def _forward_sigterm(active: bool) -> Iterator[threading.Event]:
+    """While open (where ``active``), a SIGTERM to this process is passed on to the cells' worker processes
+    (which checkpoint and stop) and sets the event yielded, so the cells not begun are cancelled."""
+    stopping = threading.Event()
+    if not active or threading.current_thread() is not threading.main_thread():
+        yield stopping
+        return
+
+    def forward(signum: int, frame: Any) -> None:
+        stopping.set()
+        for child in multiprocessing.active_children():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child.pid, signal.SIGTERM)
+
+    previous = signal.signal(signal.SIGTERM, forward)
+    try:
+        yield stopping
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
@@ -167,6 +201,27 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         "--output", type=Path, default=None, help="default: benchmarks/results/adaptation_<tier>_<env>"
     )
     parser.add_argument("--report-only", action="store_true", help="only rebuild the table and plot")
+    parser.add_argument(
+        "--status",
+        action="store_true",
+        help="only print which cells are done, in progress (their checkpointed step) and to do, with a time "
+        "estimate from the measured speed",
+    )
+    parser.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=10,
+        metavar="N",
+        help="checkpoint MAESN's, the latent-space baseline's and MAML's meta-training every N "
+        "meta-iterations under OUTPUT/checkpoints, and on SIGTERM; a rerun resumes from them (0: only "
+        "on SIGTERM; not with --ray-address)",
+    )
+    parser.add_argument(
+        "--low-priority",
+        action="store_true",
+        help="run the cells at the lowest CPU priority, also against other sessions (each cell in a "
+        "session of its own, with nice 19 written to /proc/self/autogroup)",
+    )
     args = parser.parse_args(argv)
 
     tier = dict(TIERS[args.tier])
@@ -220,14 +275,23 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     problem = _check_output(output)
     if problem:
         parser.error(problem)
+    if args.checkpoint_every < 0:
+        parser.error(f"--checkpoint-every must be >= 0 (meta-iterations), got {args.checkpoint_every}")
     saved = output / "config.json"
     if saved.exists():
         # a setting added to Config since the run began reads as its default
-        previous = {**asdict(Config(env_id=config.env_id)), **json.loads(saved.read_text())}
-        if previous != asdict(config):
-            parser.error(f"{output} holds a run with another config ({saved}); pick another --output")
-    else:
+        differences = config_differences(json.loads(saved.read_text()), config)
+        if differences:
+            parser.error(
+                f"{output} holds a run with another config ({saved}: {', '.join(differences)} differ); "
+                "pick another --output"
+            )
+    elif not args.status:
         saved.write_text(json.dumps(asdict(config), indent=1))
+    methods = args.methods or [m for m in METHODS if m in config.budgets or m == "scratch"]
+    if args.status:
+        print(status(config, output, methods, args.seeds, args.workers))
+        return 0
     if args.report_only:
         print(report(config, output))
         return 0
@@ -249,19 +313,41 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     if (output / "training.csv").exists():
         repair_csv(output / "training.csv", training, info_fields)
     done = set(finished)
-    methods = args.methods or [m for m in METHODS if m in config.budgets or m == "scratch"]
+    for method, seed in done:  # a run killed between writing a cell's rows and removing its checkpoints
+        remove_checkpoints(output, method, seed)
     # the slowest first: packs the workers better
     slow_first = ("maml", "rl2", "skills", "maesn", "mixed", "lsbaseline", "mtppo", "scratch")
     cells = [(m, s) for s in args.seeds for m in slow_first if m in methods and (m, s) not in done]
+    begun = checkpointed_cells(output) if args.ray_address is None else {}
+    cells.sort(key=lambda cell: cell not in begun)  # the cells begun first
     print(f"{len(done)} cells already done, {len(cells)} to run in {output}", flush=True)
+    for method, seed in cells:
+        if (method, seed) in begun:
+            steps = begun[method, seed]["num_timesteps"]
+            print(f"{method:>10} seed {seed}: resumes from its checkpoint at {steps:,} steps", flush=True)
     failures: list[tuple[str, int, BaseException]] = []
-    figures = output if args.ray_address is None else None  # a Ray cell runs on another machine's disk
-    with _cell_runner(args.workers, args.ray_address, parser) as submit:
-        futures = {submit(config, m, s, figures): (m, s) for m, s in cells}
+    local = args.ray_address is None
+    figures = output if local else None  # a Ray cell runs on another machine's disk
+    checkpoints = output if local else None
+    with (
+        _cell_runner(args.workers, args.ray_address, parser, args.low_priority) as submit,
+        _forward_sigterm(local) as stopping,
+    ):
+        futures = {
+            submit(config, m, s, figures, checkpoints, args.checkpoint_every): (m, s) for m, s in cells
+        }
         for future in as_completed(futures):
             method, seed = futures[future]
+            if stopping.is_set():  # the cells not begun do not begin
+                for other in futures:
+                    other.cancel()
+            if future.cancelled():
+                continue
             try:
                 rows, info = future.result()
+            except CellInterrupted as stop:
+                print(stop, flush=True)
+                continue
             except Exception as error:  # one failed cell must not cost the others their results
                 failures.append((method, seed, error))
                 print(f"{method:>10} seed {seed}: FAILED: {type(error).__name__}: {error}", flush=True)
@@ -272,6 +358,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
                 append_csv(output / "coverage.csv", [coverage_row], COVERAGE_FIELDS)
             append_csv(output / "adaptation.csv", rows, FIELDS)
             append_csv(output / "training.csv", [info], info_fields)
+            remove_checkpoints(output, method, seed)
             last = [r["success"] for r in rows if r["iteration"] == config.adapt_iterations]
             print(
                 f"{info['method']:>10} seed {info['seed']}: train {info['train_steps']:,} steps in "
@@ -279,11 +366,19 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
                 f"success at iter {config.adapt_iterations}: {np.mean(last):.2f}",
                 flush=True,
             )
-    print(f"\nfinished in {time.perf_counter() - started:.0f} s\n")
-    print(report(config, output))
+    if stopping.is_set():
+        print(
+            f"\nstopped by SIGTERM after {time.perf_counter() - started:.0f} s: run the same command to "
+            "continue (each checkpointed cell from its checkpoint)\n"
+        )
+        print(status(config, output, methods, args.seeds, args.workers))
+    else:
+        print(f"\nfinished in {time.perf_counter() - started:.0f} s\n")
+        print(report(config, output))
     if failures:
         print(f"\n{len(failures)} cell(s) failed (run again to retry them):", file=sys.stderr)
         for method, seed, error in failures:
             print(f"  {method} seed {seed}: {type(error).__name__}: {error}", file=sys.stderr)
-        return 1
-    return 0
+    if stopping.is_set():
+        return 128 + signal.SIGTERM
+    return 1 if failures else 0

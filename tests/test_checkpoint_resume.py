@@ -1,0 +1,258 @@
+"""Benchmark cells that checkpoint and resume mid-training (issue 26)."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from maesn_sb3.benchmark import Config, main, run_cell
+from maesn_sb3.benchmark.checkpoints import (
+    CHECKPOINTED,
+    checkpointed_cells,
+    read_checkpoint,
+    write_checkpoint,
+)
+from maesn_sb3.benchmark.pool import lower_priority
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV_ID = "maesn_sb3/PointNav2D-v0"
+# one meta-iteration: 2 tasks x 2 episodes x 50 steps x 2 phases = 400 env steps
+SMALL = {"n_train_tasks": 8, "n_test_tasks": 2, "n_tasks": 2, "envs_per_task": 2, "adapt_iterations": 1}
+CONFIG = Config(
+    env_id=ENV_ID,
+    adapt_episodes=2,
+    vectorization="native",
+    budgets=dict.fromkeys(CHECKPOINTED, 2000),
+    **SMALL,
+)
+
+
+def files(output):
+    return sorted(p.name for p in (output / "checkpoints").glob("*.ckpt"))
+
+
+# -- in one process: resume from the newest checkpoint, or the one before a damaged one ------------------
+@pytest.mark.parametrize("method", CHECKPOINTED)
+def test_a_resumed_cell_returns_the_rows_of_an_uninterrupted_one(method, tmp_path):
+    straight, info = run_cell(CONFIG, method, 0)
+    assert info["train_steps"] == 2000  # 5 meta-iterations
+    # checkpointing does not change the run; the two newest checkpoints stay (the cell's rows are not
+    # written yet: the benchmark's main removes them after)
+    assert run_cell(CONFIG, method, 0, output=tmp_path, checkpoint_every=1)[0] == straight
+    newest, before = (tmp_path / "checkpoints" / name for name in reversed(files(tmp_path)))
+    header, _ = read_checkpoint(newest)
+    per_iteration = header["num_timesteps"] // header["iterations"]  # LSBaseline's has one phase
+    assert header["method"] == method and header["num_timesteps"] == 2000 - per_iteration
+    assert before.name == f"{method}_seed0_{2000 - 2 * per_iteration:012d}.ckpt"
+
+    rows, resumed = run_cell(CONFIG, method, 0, output=tmp_path, checkpoint_every=0)  # from the newest
+    assert rows == straight and resumed["train_steps"] == 2000
+
+    newest.write_bytes(newest.read_bytes()[:-100])  # torn: a copy cut short
+    with pytest.warns(UserWarning, match="skipping a damaged checkpoint.*using the one before it"):
+        rows, _ = run_cell(CONFIG, method, 0, output=tmp_path, checkpoint_every=0)  # from the one before
+    assert rows == straight
+
+
+def test_a_checkpoint_whose_model_bytes_changed_is_passed_over(tmp_path):
+    run_cell(CONFIG, "maesn", 0, output=tmp_path, checkpoint_every=4)
+    (path,) = (tmp_path / "checkpoints").glob("*.ckpt")  # at 1,600 steps
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped bit in the model: the zip's CRC catches it
+    path.write_bytes(bytes(data))
+    assert checkpointed_cells(tmp_path) == {}
+    with pytest.warns(UserWarning, match="damaged checkpoint"):
+        rows, _ = run_cell(CONFIG, "maesn", 0, output=tmp_path, checkpoint_every=0)  # from the start
+    assert rows == run_cell(CONFIG, "maesn", 0)[0]
+
+
+def test_a_checkpoint_from_another_config_is_refused(tmp_path):
+    run_cell(CONFIG, "maml", 0, output=tmp_path, checkpoint_every=2)
+    other = dataclasses.replace(CONFIG, n_tasks=4, task_seed=1)
+    with pytest.raises(ValueError, match=r"another config \(it differs in: n_tasks, task_seed\)"):
+        run_cell(other, "maml", 0, output=tmp_path)
+
+
+def test_checkpoints_are_written_whole_or_not_at_all(tmp_path, monkeypatch):
+    from maesn_sb3 import MAESN, make_meta_vec_env
+
+    model = MAESN("MlpPolicy", make_meta_vec_env(ENV_ID, n_tasks=2, envs_per_task=2, seed=0, latent_dim=2))
+    first = write_checkpoint(tmp_path, CONFIG, "maesn", 0, model, {"iterations": 0, "train_seconds": 0.0})
+
+    def killed(*args):  # the process dies between writing the file and renaming it
+        raise KeyboardInterrupt
+
+    model.num_timesteps = 400
+    monkeypatch.setattr(os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        write_checkpoint(tmp_path, CONFIG, "maesn", 0, model, {"iterations": 1, "train_seconds": 1.0})
+    monkeypatch.undo()
+    assert files(tmp_path) == [first.name]  # the torn temporary file is not a checkpoint
+    assert checkpointed_cells(tmp_path)[("maesn", 0)]["num_timesteps"] == 0
+
+
+# -- the benchmark killed for real, and resumed on a fresh clone ------------------------------------------
+def bench_args(output, *extra):
+    return [
+        "--tier", "quick", "--methods", "maesn", "--seeds", "0", "--test-tasks", "2", "--n-tasks", "2",
+        "--envs-per-task", "2", "--adapt-iterations", "1", "--adapt-episodes", "2", "--budget", "maesn=4000",
+        "--speed-steps", "0", "--workers", "1", "--checkpoint-every", "2", "--output", str(output), *extra,
+    ]  # fmt: skip
+
+
+def newest_steps(output):
+    return checkpointed_cells(output).get(("maesn", 0), {}).get("num_timesteps", -1)
+
+
+def start_and_kill(output, how, *extra):
+    """Start the benchmark in a session of its own; once it has checkpointed past where it began, send
+    ``how``; its exit code and output."""
+    begun = newest_steps(output)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "maesn_sb3.benchmark", *bench_args(output, *extra)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while newest_steps(output) <= begun and time.monotonic() < deadline:
+            assert process.poll() is None, process.stdout.read()
+            time.sleep(0.02)
+        if how == "SIGKILL":  # the whole group, workers included, with no chance to save anything
+            os.killpg(process.pid, signal.SIGKILL)
+        else:  # the benchmark's process only: it passes the signal on to its workers
+            process.send_signal(signal.SIGTERM)
+        out, _ = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    return process.returncode, out
+
+
+def csv_rows(path):
+    with path.open() as f:
+        return sorted(str(row) for row in csv.DictReader(f))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="signals and process groups")
+def test_a_benchmark_stopped_by_sigterm_and_sigkill_resumes_on_a_fresh_clone_with_the_same_rows(
+    tmp_path, capsys
+):
+    repo = tmp_path / "repo"
+    output = repo / "benchmarks" / "results" / "paper" / "PointNav2D-v0"
+    output.mkdir(parents=True)
+    shutil.copy(ROOT / ".gitignore", repo / ".gitignore")  # the project's rules say what is committed
+
+    # SIGTERM to the benchmark's process: its worker ends the meta-iteration, checkpoints and stops
+    code, out = start_and_kill(output, "SIGTERM")
+    assert code == 128 + signal.SIGTERM, out
+    steps = newest_steps(output)
+    assert f"maesn seed 0: stopped by SIGTERM, checkpointed at {steps:,} steps" in out
+    assert "run the same command to continue" in out and "1 in progress" in out
+
+    # the rerun resumes there; SIGKILL to every process of it once it has checkpointed further
+    code, out = start_and_kill(output, "SIGKILL")
+    assert code == -signal.SIGKILL and f"resumes from its checkpoint at {steps:,} steps" in out, out
+    steps = newest_steps(output)
+
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "init.defaultBranch=main"]
+    subprocess.run([*git, "init", "-q"], cwd=repo, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-qm", "a run stopped mid-cell"], cwd=repo, check=True)
+    clone = tmp_path / "clone"
+    subprocess.run([*git, "clone", "-q", str(repo), str(clone)], check=True)
+    continued = clone / output.relative_to(repo)
+    assert files(continued) == files(output)  # the checkpoints travelled with the clone
+
+    capsys.readouterr()
+    assert main(bench_args(continued)) == 0
+    assert f"maesn seed 0: resumes from its checkpoint at {steps:,} steps" in capsys.readouterr().out
+    assert not (continued / "checkpoints").exists()  # removed once the cell's rows are written
+    # the same rows as the cell run in one go, with the config the benchmark saved
+    config = Config(**json.loads((continued / "config.json").read_text()))
+    rows, _ = run_cell(config, "maesn", 0)
+    assert csv_rows(continued / "adaptation.csv") == sorted(
+        str({k: str(v) for k, v in r.items()}) for r in rows
+    )
+
+
+# -- --status -------------------------------------------------------------------------------------------
+def test_status_lists_done_in_progress_and_to_do_cells_with_the_time_left(tmp_path, capsys):
+    from maesn_sb3 import MAESN, make_meta_vec_env
+
+    output = tmp_path / "run"
+    args = bench_args(output, "--seeds", "0", "1", "2", "--budget", "maesn=12000")  # the last ones stand
+    assert main([*args, "--status"]) == 0
+    assert not output.exists() or not (output / "config.json").exists()  # --status writes nothing
+    assert "0 done, 0 in progress, 3 to do (of 3 cells)" in capsys.readouterr().out
+    # seed 0 done (12,000 steps in 10 s: 1,200 steps/s, 2 s to adapt), seed 1 checkpointed at 6,000 steps
+    # after 2 s, seed 2 not begun
+    output.mkdir(parents=True, exist_ok=True)
+    rows = [
+        {
+            "method": "maesn",
+            "seed": 0,
+            "task": t,
+            "iteration": k,
+            "env_steps": 1,
+            "return": 0.0,
+            "success": 0.0,
+        }
+        for k in range(2)
+        for t in range(2)
+    ]
+    with (output / "adaptation.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    (output / "training.csv").write_text(
+        "method,seed,train_steps,train_seconds,adapt_seconds\nmaesn,0,12000,10.0,2.0\n"
+    )
+    model = MAESN("MlpPolicy", make_meta_vec_env(ENV_ID, n_tasks=2, envs_per_task=2, seed=0, latent_dim=2))
+    model.num_timesteps = 6000
+    write_checkpoint(output, CONFIG, "maesn", 1, model, {"iterations": 15, "train_seconds": 2.0})
+    capsys.readouterr()
+    assert main([*args, "--status"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "1 done, 1 in progress, 1 to do (of 3 cells)" in text
+    assert "done maesn seed 0 12,000 / 12,000 steps" in text
+    # its own speed: 6,000 steps in 2 s, so 6,000 more in 2 s, and 2 s to adapt
+    assert "in progress maesn seed 1 6,000 / 12,000 steps (checkpoint of 20" in text
+    assert "UTC), about 4 s left" in text
+    assert "to do maesn seed 2 0 / 12,000 steps, about 12 s left" in text  # 10 + 2 s
+    assert "left: about 16 s of cell time" in text
+
+
+# -- a low priority that holds against other sessions -----------------------------------------------------
+@pytest.mark.skipif(not Path("/proc/self/autogroup").exists(), reason="no scheduler autogroups here")
+def test_lower_priority_puts_the_process_in_a_session_of_its_own_at_nice_19():
+    ours = Path("/proc/self/autogroup").read_text()
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover  (the child reports through the pipe)
+        try:
+            done = lower_priority()
+            autogroup = Path("/proc/self/autogroup").read_text()
+            os.write(write, f"{os.getsid(0) == os.getpid()}|{os.nice(0)}|{autogroup}|{done}".encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        own_session, nice, autogroup, done = pipe.read().split("|")
+    os.waitpid(child, 0)
+    assert own_session == "True" and nice == "19" and autogroup.strip().endswith("nice 19"), done
+    assert done == "a session of its own, nice 19, autogroup " + autogroup.strip()
+    assert Path("/proc/self/autogroup").read_text() == ours  # this session's priority is left alone
