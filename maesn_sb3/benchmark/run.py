@@ -4,7 +4,11 @@ For one task family, every method meta-trains with the dense reward on the train
 scratch does not), then adapts on the same held-out tasks with the sparse reward, with the same
 env-step budget: ``adapt_iterations + 1`` batches of ``adapt_episodes`` episodes per task. Several
 seeds; one (method, seed) cell at a time, appended to ``adaptation.csv`` when it finishes, so a killed
-run resumes from its last finished cell. Writes ``adaptation.csv`` (every method, seed, task, iteration,
+run resumes from its last finished cell. MAESN's, the latent-space baseline's and MAML's cells also
+checkpoint their meta-training under ``checkpoints/`` every ``--checkpoint-every`` meta-iterations and
+on SIGTERM (then the run exits with 143): the same command resumes each from its newest checkpoint,
+with the rows of a run never stopped, and removes the checkpoints when the cell's rows are written.
+Writes ``adaptation.csv`` (every method, seed, task, iteration,
 env steps, return, success), ``training.csv`` (meta-training steps and time per cell), ``speed.json``
 (env steps/s of MAESN, MAML and SB3 PPO meta-training on the same env, measured side by side),
 ``adaptation.png`` (return and success vs iteration and vs env steps, 95 % bootstrap bands) and
@@ -13,6 +17,8 @@ env steps, return, success), ``training.csv`` (meta-training steps and time per 
     maesn-sb3 benchmark --tier quick                  # PointNav2D, all methods, < 30 min
     maesn-sb3 benchmark --tier paper --env maesn_sb3/WheeledNav-v0
     maesn-sb3 benchmark --tier quick --report-only    # redo table and plot from the CSV
+    maesn-sb3 benchmark --tier paper --env maesn_sb3/AntGoal-v0 --budget-scale 8 --status
+    maesn-sb3 benchmark --tier paper --env maesn_sb3/AntGoal-v0 --budget-scale 8 --low-priority
 """
 
 from __future__ import annotations
@@ -272,7 +278,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         tier["outer_kwargs"] = args.outer_kwargs
     config = Config(**tier)
     output = args.output or _default_output(args.tier, config.env_id, args.budget_scale)
-    problem = _check_output(output)
+    problem = None if args.status else _check_output(output)  # --status creates nothing
     if problem:
         parser.error(problem)
     if args.checkpoint_every < 0:

@@ -23,26 +23,45 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def _same_family(output: Path, env_id: str) -> list[Path]:
+    """The other run folders beside ``output`` (other budgets, other settings) of the task family."""
+    if not output.parent.is_dir():
+        return []
+    return [
+        folder
+        for folder in sorted(output.parent.iterdir())
+        if folder != output
+        and (folder / "config.json").is_file()
+        and json.loads((folder / "config.json").read_text()).get("env_id") == env_id
+    ]
+
+
 def measured_speeds(
-    output: Path, methods: Sequence[str], checkpointed: dict[tuple[str, int], dict[str, Any]]
+    output: Path, env_id: str, methods: Sequence[str], checkpointed: dict[tuple[str, int], dict[str, Any]]
 ) -> dict[str, tuple[float | None, float]]:
     """Per method: meta-training env steps/s and adaptation seconds per cell, from the folder's finished
-    cells (``training.csv``), else from its ``checkpointed`` cells, else from ``speed.json`` (steps/s None:
-    unknown)."""
-    training = read_csv(output / "training.csv")
+    cells (``training.csv``), else its ``checkpointed`` cells, else the finished cells of the family's
+    other folders beside it, else its ``speed.json`` (steps/s None: unknown)."""
+    here = read_csv(output / "training.csv")
+    beside = [r for folder in _same_family(output, env_id) for r in read_csv(folder / "training.csv")]
     measured_json = output / "speed.json"
     side_by_side = json.loads(measured_json.read_text()) if measured_json.exists() else {}
     speeds: dict[str, tuple[float | None, float]] = {}
     for method in methods:
-        cells = [r for r in training if r["method"] == method]
-        steps = sum(int(r["train_steps"]) for r in cells)
-        seconds = sum(float(r["train_seconds"]) for r in cells)
+        saved = [p for (m, _), p in checkpointed.items() if m == method]
+        sources = (
+            [(int(r["train_steps"]), float(r["train_seconds"]), r) for r in here if r["method"] == method],
+            [(p["num_timesteps"], p["train_seconds"], None) for p in saved],
+            [(int(r["train_steps"]), float(r["train_seconds"]), r) for r in beside if r["method"] == method],
+        )
+        cells = [r for source in (sources[0], sources[2]) for _, _, r in source]
         adapt = sum(float(r["adapt_seconds"]) for r in cells) / len(cells) if cells else 0.0
-        if not seconds:
-            saved = [p for (m, _), p in checkpointed.items() if m == method]
-            steps = sum(p["num_timesteps"] for p in saved)
-            seconds = sum(p["train_seconds"] for p in saved)
-        rate = steps / seconds if seconds else side_by_side.get(_SPEED_KEYS.get(method, ""))
+        rate = side_by_side.get(_SPEED_KEYS.get(method, ""))
+        for source in sources:
+            seconds = sum(s for _, s, _ in source)
+            if seconds:
+                rate = sum(n for n, _, _ in source) / seconds
+                break
         speeds[method] = (rate, adapt)
     return speeds
 
@@ -59,7 +78,7 @@ def status(
     }
     methods = [m for m in METHODS if m in methods]
     checkpointed = checkpointed_cells(output)
-    speeds = measured_speeds(output, methods, checkpointed)
+    speeds = measured_speeds(output, config.env_id, methods, checkpointed)
     lines, counts, left, unknown = [], {"done": 0, "in progress": 0, "to do": 0}, 0.0, []
     for seed in seeds:
         for method in methods:
@@ -98,5 +117,5 @@ def status(
             estimate += f", about {_duration(left / parallel)} with --workers {parallel}"
         if unknown:
             estimate += f", plus {len(unknown)} cell(s) of unknown speed"
-        lines.append(estimate + " (from the speed measured in this folder)")
+        lines.append(estimate + " (from the meta-training speed measured in this run or the family's others)")
     return "\n".join(lines)
