@@ -125,7 +125,7 @@ def main() -> None:
         f"{'method':<11} {'steps/iter':>10} {'iter s':>7} {'write s':>8} {'% of iter':>9} {'kB':>6} "
         f"{'resume s':>8}  exact"
     )
-    with tempfile.TemporaryDirectory(dir=".") as folder:  # the disk the results live on
+    with tempfile.TemporaryDirectory(dir="benchmarks/results") as folder:  # the disk the results live on
         for method in args.methods:
             r = measure(config, method, args.iterations, args.writes, Path(folder) / method)
             print(

@@ -42,25 +42,27 @@ def files(output):
 
 
 # -- in one process: resume from the newest checkpoint, or the one before a damaged one ------------------
+@pytest.mark.parametrize("outer_update", ["trpo", "ppo"])
 @pytest.mark.parametrize("method", CHECKPOINTED)
-def test_a_resumed_cell_returns_the_rows_of_an_uninterrupted_one(method, tmp_path):
-    straight, info = run_cell(CONFIG, method, 0)
-    assert info["train_steps"] == 2000  # 5 meta-iterations
+def test_a_resumed_cell_returns_the_rows_of_an_uninterrupted_one(method, outer_update, tmp_path):
+    config = dataclasses.replace(CONFIG, outer_update=outer_update)
+    straight, info = run_cell(config, method, 0)
+    assert info["train_steps"] == 2000
     # checkpointing does not change the run; the two newest checkpoints stay (the cell's rows are not
     # written yet: the benchmark's main removes them after)
-    assert run_cell(CONFIG, method, 0, output=tmp_path, checkpoint_every=1)[0] == straight
+    assert run_cell(config, method, 0, output=tmp_path, checkpoint_every=1)[0] == straight
     newest, before = (tmp_path / "checkpoints" / name for name in reversed(files(tmp_path)))
     header, _ = read_checkpoint(newest)
     per_iteration = header["num_timesteps"] // header["iterations"]  # LSBaseline's has one phase
     assert header["method"] == method and header["num_timesteps"] == 2000 - per_iteration
     assert before.name == f"{method}_seed0_{2000 - 2 * per_iteration:012d}.ckpt"
 
-    rows, resumed = run_cell(CONFIG, method, 0, output=tmp_path, checkpoint_every=0)  # from the newest
+    rows, resumed = run_cell(config, method, 0, output=tmp_path, checkpoint_every=0)  # from the newest
     assert rows == straight and resumed["train_steps"] == 2000
 
     newest.write_bytes(newest.read_bytes()[:-100])  # torn: a copy cut short
     with pytest.warns(UserWarning, match="skipping a damaged checkpoint.*using the one before it"):
-        rows, _ = run_cell(CONFIG, method, 0, output=tmp_path, checkpoint_every=0)  # from the one before
+        rows, _ = run_cell(config, method, 0, output=tmp_path, checkpoint_every=0)  # from the one before
     assert rows == straight
 
 
@@ -256,3 +258,46 @@ def test_lower_priority_puts_the_process_in_a_session_of_its_own_at_nice_19():
     assert own_session == "True" and nice == "19" and autogroup.strip().endswith("nice 19"), done
     assert done == "a session of its own, nice 19, autogroup " + autogroup.strip()
     assert Path("/proc/self/autogroup").read_text() == ours  # this session's priority is left alone
+
+
+# -- the budget curve ------------------------------------------------------------------------------------
+def write_run(folder, config, success, coverage=None):
+    """A run folder with 3 seeds x 2 tasks whose success at the last iteration is ``success``."""
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps(dataclasses.asdict(config)))
+    cell = {"method": "maesn", "env_steps": 1, "return": 0.0}
+    rows = [
+        {**cell, "seed": seed, "task": task, "iteration": k, "success": success if k else 0.0}
+        for seed in range(3)
+        for task in range(2)
+        for k in range(config.adapt_iterations + 1)
+    ]
+    with (folder / "adaptation.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    if coverage is not None:
+        (folder / "coverage.csv").write_text(
+            "method,seed,coverage_latents,coverage_action_noise\n"
+            + "".join(f"maesn,{seed},{coverage},0.1\n" for seed in range(3))
+        )
+
+
+def test_the_budget_curve_takes_the_family_runs_with_its_settings_and_coverage_where_there_is_some(tmp_path):
+    from maesn_sb3.benchmark.budget import budget_runs, plot_budget_curve
+
+    base = dataclasses.replace(CONFIG, budgets={"maesn": 2000})
+    write_run(tmp_path / "PointNav2D-v0", base, 0.5)
+    write_run(tmp_path / "PointNav2D-v0_2x", dataclasses.replace(base, budgets={"maesn": 4000}), 1.0, 0.8)
+    write_run(tmp_path / "PointNav2D-v0_vanilla", dataclasses.replace(base, natural_gradient=False), 0.0)
+    write_run(tmp_path / "WheeledNav-v0", dataclasses.replace(base, env_id="maesn_sb3/WheeledNav-v0"), 0.0)
+    runs, other = budget_runs(tmp_path, ENV_ID)
+    assert [folder.name for folder, _ in runs] == ["PointNav2D-v0", "PointNav2D-v0_2x"]
+    assert [folder.name for folder in other] == ["PointNav2D-v0_vanilla"]  # other settings: left out
+    points = plot_budget_curve(tmp_path, ENV_ID, tmp_path / "curve.png")
+    low, high = points["maesn"]
+    assert (low["steps"], low["iqm"], low["coverage"]) == (2000, 0.5, None)
+    assert (high["steps"], high["iqm"], high["coverage"]) == (4000, 1.0, pytest.approx(0.8))
+    assert (tmp_path / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="no finished cells"):
+        plot_budget_curve(tmp_path, "maesn_sb3/AntGoal-v0", tmp_path / "none.png")

@@ -1,9 +1,10 @@
 """The adaptation benchmark as a library: cells, their checkpoints, resumable CSV files, IQM and bootstrap
-CIs, the report and the run's status.
+CIs, the report, the run's status and the budget curve.
 
 ``maesn-sb3 benchmark`` (or ``python -m maesn_sb3.benchmark``) runs :func:`main`.
 """
 
+from maesn_sb3.benchmark.budget import budget_points, budget_runs, budget_table, plot_budget_curve
 from maesn_sb3.benchmark.cells import (
     COVERAGE_FIELDS,
     FIELDS,
@@ -51,6 +52,9 @@ __all__ = [
     "TornCheckpoint",
     "append_csv",
     "bootstrap_ci",
+    "budget_points",
+    "budget_runs",
+    "budget_table",
     "cell_rows",
     "checkpointed_cells",
     "config_differences",
@@ -63,6 +67,7 @@ __all__ = [
     "measure_speed",
     "meta_train",
     "plot",
+    "plot_budget_curve",
     "read_checkpoint",
     "read_csv",
     "remove_checkpoints",

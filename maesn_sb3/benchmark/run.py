@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from maesn_sb3.benchmark.budget import budget_table, plot_budget_curve
 from maesn_sb3.benchmark.cells import (
     COVERAGE_FIELDS,
     FIELDS,
@@ -214,6 +215,13 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         "estimate from the measured speed",
     )
     parser.add_argument(
+        "--budget-curve",
+        action="store_true",
+        help="only draw the family's budget curve (MAESN, the latent-space baseline and MAML: success at the "
+        "last iteration and exploration coverage against meta-training steps) from the run folders beside "
+        "OUTPUT with its settings, to <family>/budget_curve.png there",
+    )
+    parser.add_argument(
         "--checkpoint-every",
         type=int,
         default=10,
@@ -278,7 +286,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         tier["outer_kwargs"] = args.outer_kwargs
     config = Config(**tier)
     output = args.output or _default_output(args.tier, config.env_id, args.budget_scale)
-    problem = None if args.status else _check_output(output)  # --status creates nothing
+    problem = None if args.status or args.budget_curve else _check_output(output)  # these create nothing
     if problem:
         parser.error(problem)
     if args.checkpoint_every < 0:
@@ -292,11 +300,21 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
                 f"{output} holds a run with another config ({saved}: {', '.join(differences)} differ); "
                 "pick another --output"
             )
-    elif not args.status:
+    elif not (args.status or args.budget_curve):
         saved.write_text(json.dumps(asdict(config), indent=1))
     methods = args.methods or [m for m in METHODS if m in config.budgets or m == "scratch"]
     if args.status:
         print(status(config, output, methods, args.seeds, args.workers))
+        return 0
+    if args.budget_curve:
+        family = config.env_id.split("/")[-1].split(":")[-1]
+        figure = output.parent / family / "budget_curve.png"  # beside the family's base run
+        figure.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            points = plot_budget_curve(output.parent, config.env_id, figure)
+        except ValueError as error:
+            parser.error(f"--budget-curve: {error}")
+        print(f"{budget_table(points)}\n\nwrote {figure}")
         return 0
     if args.report_only:
         print(report(config, output))
