@@ -19,6 +19,7 @@ from maesn_sb3.benchmark import Config, main, run_cell
 from maesn_sb3.benchmark.checkpoints import (
     CHECKPOINTED,
     checkpointed_cells,
+    meta_train,
     read_checkpoint,
     write_checkpoint,
 )
@@ -42,6 +43,24 @@ def files(output):
 
 
 # -- in one process: resume from the newest checkpoint, or the one before a damaged one ------------------
+@pytest.mark.parametrize("outer_update", ["trpo", "ppo"])
+def test_meta_training_one_meta_iteration_at_a_time_is_the_same_run_as_one_learn_call(outer_update):
+    import torch as th
+
+    from maesn_sb3 import MAESN, make_meta_vec_env
+
+    def new_model():
+        env = make_meta_vec_env(ENV_ID, n_tasks=2, envs_per_task=2, seed=0, latent_dim=2)
+        return MAESN("MlpPolicy", env, n_train_tasks=4, seed=0, outer_update=outer_update)
+
+    whole = new_model().learn(2000)
+    stepwise, before = meta_train(new_model, None, 2000)
+    assert before == 0.0 and stepwise.num_timesteps == whole.num_timesteps == 2000
+    for name, tensor in whole.policy.state_dict().items():
+        assert th.equal(stepwise.policy.state_dict()[name], tensor), name
+    assert th.equal(stepwise.latents.means, whole.latents.means)
+
+
 @pytest.mark.parametrize("outer_update", ["trpo", "ppo"])
 @pytest.mark.parametrize("method", CHECKPOINTED)
 def test_a_resumed_cell_returns_the_rows_of_an_uninterrupted_one(method, outer_update, tmp_path):

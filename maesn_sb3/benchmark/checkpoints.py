@@ -165,16 +165,12 @@ def write_checkpoint(
 
 def _fsync_folder(folder: Path) -> None:
     """Make a rename in ``folder`` durable (where the platform allows opening a folder)."""
-    try:
+    with contextlib.suppress(OSError):
         fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def read_checkpoint(path: Path) -> tuple[dict[str, Any], bytes]:
