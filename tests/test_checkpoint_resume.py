@@ -169,6 +169,7 @@ def csv_rows(path):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="signals and process groups")
+@pytest.mark.skipif(shutil.which("git") is None, reason="clones with git")
 def test_a_benchmark_stopped_by_sigterm_and_sigkill_resumes_on_a_fresh_clone_with_the_same_rows(
     tmp_path, capsys
 ):

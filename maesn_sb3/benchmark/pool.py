@@ -16,7 +16,7 @@ from pathlib import Path
 from maesn_sb3.benchmark.checkpoints import request_stop
 
 #: the nice value of a low-priority worker and of its autogroup (19: the lowest priority)
-LOW_PRIORITY = 19
+_LOWEST = 19
 
 
 def lower_priority() -> str:
@@ -34,12 +34,12 @@ def lower_priority() -> str:
         done.append("a session of its own")
     except OSError:  # already a session or group leader
         pass
-    os.nice(max(LOW_PRIORITY - os.nice(0), 0))
+    os.nice(max(_LOWEST - os.nice(0), 0))
     done.append(f"nice {os.nice(0)}")
     autogroup = Path("/proc/self/autogroup")
     if autogroup.exists():
         try:
-            autogroup.write_text(str(LOW_PRIORITY))
+            autogroup.write_text(str(_LOWEST))
             done.append(f"autogroup {autogroup.read_text().strip()}")
         except OSError as error:
             warnings.warn(f"could not lower the autogroup's priority: {error}", stacklevel=2)

@@ -36,34 +36,36 @@ def _same_family(output: Path, env_id: str) -> list[Path]:
     ]
 
 
-def measured_speeds(
+def _speeds(
     output: Path, env_id: str, methods: Sequence[str], checkpointed: dict[tuple[str, int], dict[str, Any]]
 ) -> dict[str, tuple[float | None, float]]:
-    """Per method: meta-training env steps/s and adaptation seconds per cell, from the folder's finished
-    cells (``training.csv``), else its ``checkpointed`` cells, else the finished cells of the family's
-    other folders beside it, else its ``speed.json`` (steps/s None: unknown)."""
+    """Per method: meta-training env steps/s, from the folder's finished cells (``training.csv``), else its
+    ``checkpointed`` cells, else the finished cells of the family's other folders beside it, else its
+    ``speed.json`` (None: unknown); and the mean adaptation seconds of the finished cells."""
     here = read_csv(output / "training.csv")
     beside = [r for folder in _same_family(output, env_id) for r in read_csv(folder / "training.csv")]
     measured_json = output / "speed.json"
     side_by_side = json.loads(measured_json.read_text()) if measured_json.exists() else {}
     speeds: dict[str, tuple[float | None, float]] = {}
     for method in methods:
-        saved = [p for (m, _), p in checkpointed.items() if m == method]
-        sources = (
-            [(int(r["train_steps"]), float(r["train_seconds"]), r) for r in here if r["method"] == method],
-            [(p["num_timesteps"], p["train_seconds"], None) for p in saved],
-            [(int(r["train_steps"]), float(r["train_seconds"]), r) for r in beside if r["method"] == method],
-        )
-        cells = [r for source in (sources[0], sources[2]) for _, _, r in source]
-        adapt = sum(float(r["adapt_seconds"]) for r in cells) / len(cells) if cells else 0.0
+        finished = [[r for r in rows if r["method"] == method] for rows in (here, beside)]
+        saved = [
+            (p["num_timesteps"], p["train_seconds"]) for (m, _), p in checkpointed.items() if m == method
+        ]
         rate = side_by_side.get(_SPEED_KEYS.get(method, ""))
-        for source in sources:
-            seconds = sum(s for _, s, _ in source)
+        for pairs in (_steps_and_seconds(finished[0]), saved, _steps_and_seconds(finished[1])):
+            seconds = sum(s for _, s in pairs)
             if seconds:
-                rate = sum(n for n, _, _ in source) / seconds
+                rate = sum(n for n, _ in pairs) / seconds
                 break
+        cells = finished[0] + finished[1]
+        adapt = sum(float(r["adapt_seconds"]) for r in cells) / len(cells) if cells else 0.0
         speeds[method] = (rate, adapt)
     return speeds
+
+
+def _steps_and_seconds(rows: list[dict[str, Any]]) -> list[tuple[int, float]]:
+    return [(int(r["train_steps"]), float(r["train_seconds"])) for r in rows]
 
 
 def status(
@@ -78,8 +80,8 @@ def status(
     }
     methods = [m for m in METHODS if m in methods]
     checkpointed = checkpointed_cells(output)
-    speeds = measured_speeds(output, config.env_id, methods, checkpointed)
-    lines, counts, left, unknown = [], {"done": 0, "in progress": 0, "to do": 0}, 0.0, []
+    speeds = _speeds(output, config.env_id, methods, checkpointed)
+    lines, counts, left, unknown = [], {"done": 0, "in progress": 0, "to do": 0}, 0.0, 0
     for seed in seeds:
         for method in methods:
             budget = config.budgets.get(method, 0)
@@ -104,7 +106,7 @@ def status(
                 left += seconds
                 line += f", about {_duration(seconds)} left"
             else:
-                unknown.append(f"{method} seed {seed}")
+                unknown += 1
                 line += ", time unknown (no cell of this method measured yet)"
             lines.append(line)
     total = sum(counts.values())
@@ -116,6 +118,6 @@ def status(
         if parallel > 1:
             estimate += f", about {_duration(left / parallel)} with --workers {parallel}"
         if unknown:
-            estimate += f", plus {len(unknown)} cell(s) of unknown speed"
+            estimate += f", plus {unknown} cell(s) of unknown speed"
         lines.append(estimate + " (from the meta-training speed measured in this run or the family's others)")
     return "\n".join(lines)
