@@ -321,3 +321,14 @@ def test_the_budget_curve_takes_the_family_runs_with_its_settings_and_coverage_w
     assert (tmp_path / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="no finished cells"):
         plot_budget_curve(tmp_path, "maesn_sb3/AntGoal-v0", tmp_path / "none.png")
+
+
+def test_checkpoint_every_is_checked_before_any_work(tmp_path, capsys):
+    for extra, message in (
+        (["--checkpoint-every", "-1"], "--checkpoint-every must be >= 0 (meta-iterations), got -1"),
+        (["--checkpoint-every", "5", "--ray-address", "auto"], "a Ray cell runs on another machine's disk"),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            main([*bench_args(tmp_path / "run"), *extra])
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

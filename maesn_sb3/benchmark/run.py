@@ -224,9 +224,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser.add_argument(
         "--checkpoint-every",
         type=int,
-        default=10,
+        default=None,
         metavar="N",
-        help="checkpoint MAESN's, the latent-space baseline's and MAML's meta-training every N "
+        help="checkpoint MAESN's, the latent-space baseline's and MAML's meta-training every N (default 10) "
         "meta-iterations under OUTPUT/checkpoints, and on SIGTERM; a rerun resumes from them (0: only "
         "on SIGTERM; not with --ray-address)",
     )
@@ -274,6 +274,12 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         parser.error(f"--seeds must not repeat a seed (each cell runs once), got {repeated} twice or more")
     if args.workers < 1:
         parser.error(f"--workers must be >= 1, got {args.workers}")
+    if args.checkpoint_every is not None and args.ray_address is not None:
+        parser.error("--checkpoint-every: a Ray cell runs on another machine's disk, it is not checkpointed")
+    if args.checkpoint_every is None:
+        args.checkpoint_every = 10
+    elif args.checkpoint_every < 0:
+        parser.error(f"--checkpoint-every must be >= 0 (meta-iterations), got {args.checkpoint_every}")
     if args.vanilla_gradient:
         tier["natural_gradient"] = False
     if args.latent_gradient is not None:
@@ -289,8 +295,6 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     problem = None if args.status or args.budget_curve else _check_output(output)  # these create nothing
     if problem:
         parser.error(problem)
-    if args.checkpoint_every < 0:
-        parser.error(f"--checkpoint-every must be >= 0 (meta-iterations), got {args.checkpoint_every}")
     saved = output / "config.json"
     if saved.exists():
         # a setting added to Config since the run began reads as its default
