@@ -33,8 +33,8 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, as_completed
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -112,6 +112,28 @@ def _cell_runner(
             ray.cancel(ref, force=True)
 
 
+def _signal_workers() -> None:
+    """Send SIGTERM to this process's worker processes."""
+    for child in multiprocessing.active_children():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child.pid, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def _sigterm_ignored(active: bool) -> Iterator[None]:
+    """While open (where ``active``), this process ignores SIGTERM, and so do the pool's worker processes
+    spawned meanwhile (an ignored signal stays ignored across ``exec``) until their initializer installs
+    their handler: a SIGTERM while a worker still imports would otherwise end it and break the pool."""
+    if not active or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 @contextlib.contextmanager
 def _forward_sigterm(active: bool) -> Iterator[threading.Event]:
     """While open (where ``active``), a SIGTERM to this process is passed on to the cells' worker processes
@@ -123,15 +145,27 @@ def _forward_sigterm(active: bool) -> Iterator[threading.Event]:
 
     def forward(signum: int, frame: Any) -> None:
         stopping.set()
-        for child in multiprocessing.active_children():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(child.pid, signal.SIGTERM)
+        _signal_workers()
 
     previous = signal.signal(signal.SIGTERM, forward)
     try:
         yield stopping
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _completed(futures: Iterable[Future], stopping: threading.Event) -> Iterator[Future]:
+    """The futures as they complete, those cancelled left out. Once ``stopping`` is set, the cells not
+    begun are cancelled and the workers get SIGTERM again every few seconds: one that was still starting
+    (SIGTERM ignored, see :func:`_sigterm_ignored`) when the first came, gets it once it can act on it."""
+    pending = set(futures)
+    while pending:
+        done, pending = wait(pending, timeout=5.0, return_when=FIRST_COMPLETED)
+        if stopping.is_set():
+            for future in pending:
+                future.cancel()
+            _signal_workers()
+        yield from (future for future in done if not future.cancelled())
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
@@ -357,43 +391,37 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     local = args.ray_address is None
     figures = output if local else None  # a Ray cell runs on another machine's disk
     checkpoints = output if local else None
-    with (
-        _cell_runner(args.workers, args.ray_address, parser, args.low_priority) as submit,
-        _forward_sigterm(local) as stopping,
-    ):
-        futures = {
-            submit(config, m, s, figures, checkpoints, args.checkpoint_every): (m, s) for m, s in cells
-        }
-        for future in as_completed(futures):
-            method, seed = futures[future]
-            if stopping.is_set():  # the cells not begun do not begin
-                for other in futures:
-                    other.cancel()
-            if future.cancelled():
-                continue
-            try:
-                rows, info = future.result()
-            except CellInterrupted as stop:
-                print(stop, flush=True)
-                continue
-            except Exception as error:  # one failed cell must not cost the others their results
-                failures.append((method, seed, error))
-                print(f"{method:>10} seed {seed}: FAILED: {type(error).__name__}: {error}", flush=True)
-                continue
-            coverage = {key: info.pop(key) for key in COVERAGE_FIELDS[2:] if key in info}
-            if coverage:  # before the cell's rows: a cell killed in between runs again and overwrites it
-                coverage_row = {"method": method, "seed": seed, **coverage}
-                append_csv(output / "coverage.csv", [coverage_row], COVERAGE_FIELDS)
-            append_csv(output / "adaptation.csv", rows, FIELDS)
-            append_csv(output / "training.csv", [info], info_fields)
-            remove_checkpoints(output, method, seed)
-            last = [r["success"] for r in rows if r["iteration"] == config.adapt_iterations]
-            print(
-                f"{info['method']:>10} seed {info['seed']}: train {info['train_steps']:,} steps in "
-                f"{info['train_seconds']:.0f} s, adapt {info['adapt_seconds']:.0f} s, "
-                f"success at iter {config.adapt_iterations}: {np.mean(last):.2f}",
-                flush=True,
-            )
+    with _cell_runner(args.workers, args.ray_address, parser, args.low_priority) as submit:
+        with _sigterm_ignored(local):  # the workers start here: see _sigterm_ignored
+            futures = {
+                submit(config, m, s, figures, checkpoints, args.checkpoint_every): (m, s) for m, s in cells
+            }
+        with _forward_sigterm(local) as stopping:
+            for future in _completed(futures, stopping):
+                method, seed = futures[future]
+                try:
+                    rows, info = future.result()
+                except CellInterrupted as stop:
+                    print(stop, flush=True)
+                    continue
+                except Exception as error:  # one failed cell must not cost the others their results
+                    failures.append((method, seed, error))
+                    print(f"{method:>10} seed {seed}: FAILED: {type(error).__name__}: {error}", flush=True)
+                    continue
+                coverage = {key: info.pop(key) for key in COVERAGE_FIELDS[2:] if key in info}
+                if coverage:  # before the cell's rows: a cell killed in between runs again and overwrites it
+                    coverage_row = {"method": method, "seed": seed, **coverage}
+                    append_csv(output / "coverage.csv", [coverage_row], COVERAGE_FIELDS)
+                append_csv(output / "adaptation.csv", rows, FIELDS)
+                append_csv(output / "training.csv", [info], info_fields)
+                remove_checkpoints(output, method, seed)
+                last = [r["success"] for r in rows if r["iteration"] == config.adapt_iterations]
+                print(
+                    f"{info['method']:>10} seed {info['seed']}: train {info['train_steps']:,} steps in "
+                    f"{info['train_seconds']:.0f} s, adapt {info['adapt_seconds']:.0f} s, "
+                    f"success at iter {config.adapt_iterations}: {np.mean(last):.2f}",
+                    flush=True,
+                )
     if stopping.is_set():
         print(
             f"\nstopped by SIGTERM after {time.perf_counter() - started:.0f} s: run the same command to "
