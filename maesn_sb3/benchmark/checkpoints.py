@@ -255,7 +255,8 @@ def meta_train(
     checkpointing: Checkpointing | None = None,
 ) -> tuple[Any, float]:
     """Meta-train up to ``budget`` env steps one meta-iteration at a time, which is the same run as
-    ``new_model().learn(budget)``; with ``checkpointing``, start from the cell's newest checkpoint
+    ``new_model().learn(budget)`` (a learning-rate schedule would see each call's own progress; the
+    benchmark's rates are constants); with ``checkpointing``, start from the cell's newest checkpoint
     (``load_model`` rebuilds it from the model's bytes), write one every ``every`` meta-iterations and,
     after SIGTERM, write one at the end of the meta-iteration and raise :class:`CellInterrupted`.
 
