@@ -42,8 +42,8 @@ def table(rows: list[dict[str, Any]], training: list[dict[str, Any]], config: Co
         n_seeds = score_matrix(rows, m, last, "success").shape[0]
         mean_success = float(np.mean(score_matrix(rows, m, last, "success")))
         lines.append(
-            f"| {LABELS[m]} | {n_seeds} | {int(np.mean(train)) if train else 0:,} | {' | '.join(cells)} | "
-            f"{mean_success:.2f} | {steps[m]:,} |"
+            f"| {label(m, config)} | {n_seeds} | {int(np.mean(train)) if train else 0:,} | "
+            f"{' | '.join(cells)} | {mean_success:.2f} | {steps[m]:,} |"
         )
     return "\n".join(lines)
 
@@ -66,7 +66,7 @@ def improvements(rows: list[dict[str, Any]], config: Config) -> str:
         other = score_matrix(rows, m, last, "success")
         low, high = improvement_ci(maesn, other)
         lines.append(
-            f"| {LABELS[m]} | {probability_of_improvement(maesn, other):.2f} [{low:.2f}, {high:.2f}] |"
+            f"| {label(m, config)} | {probability_of_improvement(maesn, other):.2f} [{low:.2f}, {high:.2f}] |"
         )
     return "\n".join(lines)
 
@@ -85,7 +85,7 @@ def plot_profiles(rows: list[dict[str, Any]], config: Config, path: Path) -> Non
     for ax, iteration in zip(axes, (0, last), strict=True):
         for m in [m for m in METHODS if any(r["method"] == m for r in rows)]:
             fraction, low, high = performance_profile(score_matrix(rows, m, iteration, "success"), thresholds)
-            ax.plot(thresholds, fraction, label=LABELS[m])
+            ax.plot(thresholds, fraction, label=label(m, config))
             ax.fill_between(thresholds, low, high, alpha=0.2)
         ax.set_title(f"iteration {iteration}" + (" (before any update)" if iteration == 0 else ""))
         ax.set_xlabel("held-out success rate tau")
@@ -125,16 +125,16 @@ def plot(rows: list[dict[str, Any]], config: Config, path: Path) -> None:
                 highs.append(high)
             for col, x in enumerate((iterations, steps)):
                 ax = axes[row, col]
-                ax.plot(x, means, "o-", ms=3, label=LABELS[m])
+                ax.plot(x, means, "o-", ms=3, label=label(m, config))
                 ax.fill_between(x, lows, highs, alpha=0.2)
     from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 
     for row, key in enumerate(("return", "success rate")):
         axes[row, 0].set_ylabel(f"held-out {key} (sparse reward)")
     axes[1, 0].yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
-    for col, label in enumerate(("adaptation iteration (0: before any update)", "env steps per task")):
+    for col, x_label in enumerate(("adaptation iteration (0: before any update)", "env steps per task")):
         for row in range(2):
-            axes[row, col].set_xlabel(label)
+            axes[row, col].set_xlabel(x_label)
             axes[row, col].grid(alpha=0.3)
     for row in range(2):
         axes[row, 0].xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -148,6 +148,13 @@ def plot(rows: list[dict[str, Any]], config: Config, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
+
+
+def label(method: str, config: Config) -> str:
+    """The method's name in tables and figures; MAML's names its outer update (TRPO, or ProMP's step)."""
+    if method == "maml" and config.outer_update == "ppo":
+        return "MAML (ProMP)"
+    return LABELS[method]
 
 
 def coverage_table(rows: list[dict[str, str]], config: Config) -> str:
@@ -171,7 +178,8 @@ def coverage_table(rows: list[dict[str, str]], config: Config) -> str:
         latents = [float(cells[method, s]["coverage_latents"]) for s in seeds]
         noise = [float(cells[method, s]["coverage_action_noise"]) for s in seeds]
         per_seed = ", ".join(f"{s}: {a:.2f} / {b:.2f}" for s, a, b in zip(seeds, latents, noise, strict=True))
-        lines.append(f"| {LABELS[method]} | {np.mean(latents):.2f} | {np.mean(noise):.2f} | {per_seed} |")
+        means = f"{np.mean(latents):.2f} | {np.mean(noise):.2f}"
+        lines.append(f"| {label(method, config)} | {means} | {per_seed} |")
     return "\n".join(lines)
 
 
