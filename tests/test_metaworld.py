@@ -221,7 +221,9 @@ def test_rl2_is_scored_with_the_inputs_it_was_trained_on(monkeypatch: pytest.Mon
 
     def recording_predict(obs, state, episode_start, deterministic):
         action, state = predict(obs, state, episode_start, deterministic)
-        inputs.append(obs.copy()), starts.append(episode_start.copy()), actions.append(action.copy())
+        inputs.append(obs.copy())
+        starts.append(episode_start.copy())
+        actions.append(action.copy())
         return action, state
 
     def recording_step(timestep):
@@ -242,7 +244,7 @@ def test_rl2_is_scored_with_the_inputs_it_was_trained_on(monkeypatch: pytest.Mon
     # the previous action and reward: Meta-World's within an episode, the agent's own at an episode start
     within = [t for t in range(63) if t + 1 != 32]
     np.testing.assert_array_equal(inputs[[t + 1 for t in within], :, 39:43], actions[within])
-    np.testing.assert_allclose(inputs[1:17, :, -2], np.stack(rewards[:16]), rtol=1e-6)  # adaptation
+    np.testing.assert_allclose(inputs[1:17, :, -2], np.stack(rewards[:16]), rtol=1e-6)  # unscaled
     assert np.all(inputs[24, :, -2] == 0.0)  # an evaluation episode's last reward is not handed to agents
     with pytest.raises(ValueError, match=r"observations must be \(n_envs, 45\).*RL2Agent.ENV_KWARGS"):
         RL2Agent(model).eval_action(np.zeros((5, 39)))

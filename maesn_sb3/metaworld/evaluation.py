@@ -160,7 +160,7 @@ def metalearning_evaluation(
         meta_batch_size=meta_batch_size,
         total_tasks_per_cls=total_tasks_per_cls,
         max_episode_steps=max_episode_steps,
-        **_env_kwargs(agent),
+        **(RL2Agent.ENV_KWARGS if isinstance(agent, RL2Agent) else {}),  # RL^2: rewards in its input
     )
     try:
         if counting == "metaworld":
@@ -174,11 +174,6 @@ def metalearning_evaluation(
         return _per_env(agent, envs, settings)
     finally:
         envs.close()
-
-
-def _env_kwargs(agent: Any) -> dict[str, Any]:
-    """The extra arguments of ``make_ml_envs_test`` that ``agent`` needs (RL^2: rewards in its input)."""
-    return RL2Agent.ENV_KWARGS if isinstance(agent, RL2Agent) else {}
 
 
 def _per_env(agent: Any, envs: Any, settings: dict[str, Any]) -> MetaWorldScore:
@@ -195,7 +190,7 @@ def _per_env(agent: Any, envs: Any, settings: dict[str, Any]) -> MetaWorldScore:
         success.append(round_success)
         returns.append(round_returns)
         counted = [np.array(ended[:episodes]) for ended in by_name.values()]
-        by_name_success.append(np.mean([c[:, 0].sum() / episodes for c in counted]))
+        by_name_success.append(np.mean([c[:, 0].mean() for c in counted]))
         by_name_return.append(np.mean([c[:, 1] for c in counted]))
     success_per_env, return_per_env = np.stack(success), np.stack(returns)
     per_name = np.array(names)
