@@ -4,7 +4,8 @@ ML1 (one environment, 50 training goals and 50 held-out goals: ``--env reach-v3`
 ML10 (``--benchmark ML10``: 10 training environments, 5 held-out ones). MAESN meta-trains on the
 benchmark's training tasks, then ``maesn_sb3.metaworld.metalearning_evaluation`` gives Meta-World's
 test envs the held-out tasks, lets MAESN adapt its latent for a few episodes per env and counts, per
-env, the episodes that reach success (beside Meta-World 3.1's own count, which inflates ML1). Needs ``pip install "maesn-sb3[metaworld]"`` (MuJoCo 3.3).
+env, the episodes that reach success (beside Meta-World 3.1's own count, which inflates ML1). Needs
+``pip install "maesn-sb3[metaworld]"`` (MuJoCo 3.3).
 
 Run: ``python examples/maesn_metaworld.py [--benchmark ML1 --env push-v3] [--timesteps 200000]``
 (the default takes about half an hour on one core; published Meta-World results use 10^7 to 10^8
@@ -72,7 +73,8 @@ def main() -> None:
         max_episode_steps=args.max_episode_steps,
     )
     print(f"Meta-World meta-test success: {score.success_rate:.1%} (mean return {score.mean_return:.1f})")
-    print(f"  Meta-World 3.1's own count of the same episodes (per env name): {score.success_rate_by_name:.1%}")
+    by_name = score.success_rate_by_name
+    print(f"  Meta-World 3.1's own count of the same episodes (per env name): {by_name:.1%}")
     for name, rate in sorted(score.success_per_task.items()):
         print(f"  {name}: {rate:.1%}")
 
