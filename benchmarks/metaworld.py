@@ -1,28 +1,39 @@
-"""Meta-World: MAESN vs fine-tuned multi-task PPO vs PPO from scratch, scored by Meta-World's own
-``metaworld.evaluation.metalearning_evaluation``, and MAESN's meta-training speed and memory per layout.
+"""Meta-World ML1: MAESN, MAML, RL^2, fine-tuned multi-task PPO and PPO from scratch, meta-tested with
+Meta-World's protocol and scored two ways from the same episodes; Meta-World's env steps/s and memory
+per env through the library's dummy and subprocess backends.
 
-Run it in the Meta-World venv (MuJoCo 3.3; ``make test-metaworld`` builds ``.venv-metaworld``)::
+Run it in the Meta-World venv (MuJoCo 3.3; ``make test-metaworld`` builds ``.venv-metaworld``). The
+issue-scale run (hours on a few cores; 5 methods x 2 envs x 3 seeds at 1M meta-training steps)::
 
-    .venv-metaworld/bin/python benchmarks/metaworld.py --budget 200000 --out benchmarks/results/metaworld
+    nice -n 10 .venv-metaworld/bin/python benchmarks/metaworld.py --budget 1000000 --seeds 0 1 2 \\
+        --num-evals 10 --adaptation-episodes 10 --speed --out benchmarks/results/metaworld_1m
 
-Every cell (benchmark, environment, method, seed) runs in its own process (so its peak memory is its
-own, read from ``getrusage``) at one torch thread, and appends one JSON line to ``<out>/cells.jsonl``;
-a rerun with the same settings skips the cells already there (resumable). ``--layouts`` measures
-MAESN's meta-training env-steps/s and peak memory for ``n_tasks x envs_per_task`` layouts. The report
-(a Markdown table) is printed at the end, and by ``--report`` alone.
+Every cell (env, method, seed) runs in its own process (its peak memory its own, read from
+``getrusage``) at one torch thread and appends one JSON line to ``<out>/cells.jsonl``; a rerun with the
+same settings skips the cells already there (resumable: stop it any time and run it again). The report
+(Markdown tables) is printed at the end, and by ``--report`` alone.
 
-Methods, all at the same meta-training budget of env steps (``--budget``; PPO from scratch: none) and
-the same evaluation: Meta-World builds its test envs (the benchmark's test tasks) and, per evaluation
-round, lets each method adapt for ``--adaptation-episodes`` episodes per env (``--adaptation-steps``
-updates), then counts the success of ``--evaluation-episodes`` episodes per environment name (solved if
-the success flag was ever set). MAESN adapts its latent (``MAESNAgent``), the PPO baselines fine-tune a
-copy per test env with one PPO update per adaptation step (``PPOFinetuneAgent``).
+Each method meta-trains on the benchmark's training tasks for ``--budget`` env steps (PPO from scratch:
+none), then ``maesn_sb3.metaworld.metalearning_evaluation`` runs Meta-World's protocol on its test
+tasks: per round (``--num-evals``) each of ``--meta-batch-size`` test envs gets a test goal, the method
+adapts on ``--adaptation-episodes`` episodes per env (``--adaptation-steps`` times), then plays
+``--evaluation-episodes`` episodes per env that stop at success. "success (per env)" scores every
+env's episodes (every sampled goal counts once); "success (Meta-World 3.1)" is Meta-World's own count
+of the same episodes (the first episodes to end per env name, which inflates ML1; the tests check that
+it equals ``metaworld.evaluation.metalearning_evaluation``). MAESN adapts its latent, MAML its weights
+(one policy-gradient step per adaptation step), RL^2 its LSTM state (trials of adaptation + evaluation
+episodes, the length it trains on), the PPO baselines fine-tune a copy per test env.
+
+``--speed`` measures Meta-World's env steps/s through ``make_metaworld_env`` (random actions) with the
+dummy and subprocess backends at 1 to ``--speed-envs`` sub-envs, and the memory per sub-env (the
+growth of this process's proportional set size plus the workers', over the sub-envs).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import resource
 import subprocess
@@ -34,18 +45,9 @@ from typing import Any
 # this script's folder comes first on sys.path, and its name would shadow the metaworld package
 sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-#: (benchmark, env, seed) in the order they run
-CELLS = [
-    ("ML1", "reach-v3", 0),
-    ("ML10", None, 0),
-    ("ML1", "push-v3", 0),
-    ("ML1", "reach-v3", 1),
-    ("ML1", "reach-v3", 2),
-    ("ML1", "pick-place-v3", 0),
-]
-METHODS = ("maesn", "mtppo", "scratch")
-ML10_METHODS = ("maesn", "mtppo")
-#: ML10 meta-test success in the Meta-World paper (Yu et al., CoRL 2019, Table/Figure of ML10 results)
+METHODS = ("maesn", "maml", "rl2", "mtppo", "scratch")
+ENVS = ("reach-v3", "push-v3")
+#: ML10 meta-test success in the Meta-World paper (Yu et al., CoRL 2019): MAML and RL^2 have agents here
 PUBLISHED_ML10 = {"MAML": 0.316, "RL^2": 0.358, "PEARL": 0.130}
 
 
@@ -53,109 +55,127 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_cell(cell: dict[str, Any]) -> dict[str, Any]:
-    """Meta-train one method and score it with Meta-World's evaluation (in this process)."""
-    import torch as th
+def pss_mb(pid: int | str = "self") -> float:
+    """A process's proportional set size now (Linux): its resident memory, pages shared with other
+    processes (the forkserver's imports) split between them."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no Pss for process {pid}")
 
-    th.set_num_threads(1)
+
+def train(cell: dict[str, Any]) -> Any:
+    """Meta-train the cell's method; returns the model (PPO from scratch: untrained)."""
     from stable_baselines3 import PPO
 
-    from maesn_sb3 import MAESN, MultiTaskPPO
-    from maesn_sb3.metaworld import (
-        make_metaworld_env,
-        metalearning_evaluation,
-        metaworld_agent,
-        metaworld_task_set,
-    )
+    from maesn_sb3 import MAESN, MAML, RL2, MultiTaskPPO
+    from maesn_sb3.metaworld import make_metaworld_env, metaworld_task_set
+    from wrappers import RL2Wrapper
 
-    bench, env_name, method, seed = cell["benchmark"], cell["env_name"], cell["method"], cell["seed"]
-    horizon = cell["max_episode_steps"]
-    tasks = metaworld_task_set(bench, env_name, seed=0)
+    method, seed, horizon = cell["method"], cell["seed"], cell["max_episode_steps"]
+    tasks = metaworld_task_set("ML1", cell["env_name"], seed=0)
+    trial = cell["adaptation_episodes"] * cell["adaptation_steps"] + cell["evaluation_episodes"]
+    extra: dict[str, Any] = {"latent_dim": 2} if method == "maesn" else {}
+    if method == "rl2":
+        extra = {"wrapper_class": RL2Wrapper, "wrapper_kwargs": {"episodes_per_trial": trial}}
     env = make_metaworld_env(
-        bench,
-        env_name,
+        "ML1",
+        cell["env_name"],
         cell["n_tasks"],
         cell["envs_per_task"],
         seed=seed,
         tasks=tasks,
-        latent_dim=2 if method == "maesn" else None,
         max_episode_steps=horizon,
+        **extra,
     )
-    rss_envs = peak_rss_mb()
-    ppo_settings = {"n_steps": horizon, "batch_size": horizon, "n_epochs": 10, "seed": seed}
-    start = time.perf_counter()
+    ppo = {"n_steps": horizon, "batch_size": horizon, "n_epochs": 10, "seed": seed}
     if method == "maesn":
         model = MAESN("MlpPolicy", env, task_set=tasks, seed=seed)
-        model.learn(cell["budget"])
+    elif method == "maml":
+        model = MAML("MlpPolicy", env, task_set=tasks, seed=seed)
+    elif method == "rl2":
+        model = RL2("MlpLstmPolicy", env, task_set=tasks, n_steps=horizon * trial, seed=seed)
     elif method == "mtppo":
-        model = MultiTaskPPO("MlpPolicy", env, task_set=tasks, **ppo_settings)
-        model.learn(cell["budget"])
+        model = MultiTaskPPO("MlpPolicy", env, task_set=tasks, **ppo)
     else:
-        model = PPO("MlpPolicy", env, **ppo_settings)
+        model = PPO("MlpPolicy", env, **ppo)
+    if method != "scratch":
+        model.learn(cell["budget"])
+    env.close()
+    return model
+
+
+def run_cell(cell: dict[str, Any]) -> dict[str, Any]:
+    """Meta-train one method and meta-test it (in this process)."""
+    import torch as th
+
+    th.set_num_threads(1)
+    from maesn_sb3.metaworld import metalearning_evaluation, metaworld_agent
+
+    start = time.perf_counter()
+    model = train(cell)
     train_s = time.perf_counter() - start
     steps = int(model.num_timesteps)
-    env.close()
     start = time.perf_counter()
     score = metalearning_evaluation(
-        metaworld_agent(model, seed=seed),
-        bench,
-        env_name,
+        metaworld_agent(model, seed=cell["seed"]),
+        "ML1",
+        cell["env_name"],
         meta_batch_size=cell["meta_batch_size"],
         num_evals=cell["num_evals"],
         adaptation_steps=cell["adaptation_steps"],
         adaptation_episodes=cell["adaptation_episodes"],
         evaluation_episodes=cell["evaluation_episodes"],
-        max_episode_steps=horizon,
+        max_episode_steps=cell["max_episode_steps"],
     )
     return {
         **cell,
         "success": score.success_rate,
+        "success_metaworld": score.success_rate_by_name,
         "return": score.mean_return,
-        "success_per_task": score.success_per_task,
+        "return_metaworld": score.mean_return_by_name,
+        "success_per_env": score.success_per_env.tolist(),
         "train_steps": steps,
         "train_s": round(train_s, 1),
         "train_steps_per_s": round(steps / train_s, 1) if steps else None,
         "eval_s": round(time.perf_counter() - start, 1),
-        "peak_rss_mb_after_envs": round(rss_envs),
         "peak_rss_mb": round(peak_rss_mb()),
     }
 
 
-def run_layout(cell: dict[str, Any]) -> dict[str, Any]:
-    """One MAESN meta-iteration on ``env_name`` at a layout: env-steps/s and peak memory."""
+def run_speed(cell: dict[str, Any]) -> dict[str, Any]:
+    """Meta-World env steps/s and memory per sub-env through one backend (in this process)."""
+    import numpy as np
     import torch as th
 
     th.set_num_threads(1)
-    from maesn_sb3 import MAESN
     from maesn_sb3.metaworld import make_metaworld_env, metaworld_task_set
 
-    tasks = metaworld_task_set(cell["benchmark"], cell["env_name"], seed=0)
-    base = peak_rss_mb()
+    tasks = metaworld_task_set("ML1", cell["env_name"], seed=0)
+    before = pss_mb()
     start = time.perf_counter()
     env = make_metaworld_env(
-        cell["benchmark"],
-        cell["env_name"],
-        cell["n_tasks"],
-        cell["envs_per_task"],
-        seed=0,
-        tasks=tasks,
-        latent_dim=2,
-        max_episode_steps=cell["max_episode_steps"],
+        "ML1", cell["env_name"], cell["n_envs"], 1, seed=0, tasks=tasks, vectorization=cell["backend"]
     )
     build_s = time.perf_counter() - start
-    with_envs = peak_rss_mb()
-    model = MAESN("MlpPolicy", env, task_set=tasks, seed=0)
-    start = time.perf_counter()
-    model.learn(1)  # one meta-iteration: pre- and post-update episodes of every sub-env
-    learn_s = time.perf_counter() - start
+    rng = np.random.default_rng(0)
+    env.reset()
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < cell["seconds"]:
+        env.step(rng.uniform(-1, 1, (env.num_envs, 4)).astype(np.float32))
+        steps += env.num_envs
+    elapsed = time.perf_counter() - start
+    workers = sum(pss_mb(child.pid) for child in multiprocessing.active_children())
+    main = pss_mb()
+    env.close()
     return {
         **cell,
-        "build_s": round(build_s, 1),
-        "env_steps": int(model.num_timesteps),
-        "steps_per_s": round(model.num_timesteps / learn_s, 1),
-        "rss_mb_before_envs": round(base),
-        "peak_rss_mb_after_envs": round(with_envs),
-        "peak_rss_mb": round(peak_rss_mb()),
+        "steps_per_s": round(steps / elapsed, 1),
+        "build_s": round(build_s, 2),
+        "pss_mb_before": round(before),
+        "pss_mb_main": round(main),
+        "pss_mb_workers": round(workers),
+        "mb_per_env": round((main - before + workers) / cell["n_envs"], 1),
     }
 
 
@@ -171,6 +191,18 @@ def load(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
+def run_missing(kind: str, path: Path, cells: list[dict[str, Any]]) -> None:
+    """Run the cells not yet in ``path`` (same keys, same values), appending each result as it ends."""
+    for cell in cells:
+        if cell in [{k: row.get(k) for k in cell} for row in load(path)]:
+            continue
+        result = in_subprocess(kind, cell)
+        with open(path, "a") as f:
+            f.write(json.dumps(result) + "\n")
+        shown = ("env_name", "method", "seed", "success", "success_metaworld", "train_s")
+        print({k: result[k] for k in shown if k in result} if kind == "cell" else result, flush=True)
+
+
 def report(out: Path) -> str:
     import numpy as np
 
@@ -178,54 +210,55 @@ def report(out: Path) -> str:
     cells = load(out / "cells.jsonl")
     if cells:
         lines += [
-            "| benchmark | env | method | seeds | meta-train env steps | success (Meta-World) | return |",
+            "| env | method | seeds | meta-train env steps | success (per env) | "
+            "success (Meta-World 3.1 count) | return (per env) |",
             "|---|---|---|---|---|---|---|",
         ]
         groups: dict[tuple, list] = {}
         for c in cells:
-            groups.setdefault((c["benchmark"], c["env_name"] or "-", c["method"]), []).append(c)
-        for (bench, env_name, method), rows in groups.items():
-            success = np.array([r["success"] for r in rows])
-            returns = np.array([r["return"] for r in rows])
-            spread = f" ± {success.std(ddof=1):.2f}" if len(rows) > 1 else ""
+            groups.setdefault((c["env_name"], c["method"], c["budget"]), []).append(c)
+        for (env_name, method, _), rows in sorted(groups.items()):
+
+            def cell(key: str, rows: list = rows) -> str:
+                values = [r[key] for r in rows]
+                each = ", ".join(f"{v:.2f}" for v in values)
+                return f"{np.mean(values):.2f} ({each})" if len(values) > 1 else f"{values[0]:.2f}"
+
             lines.append(
-                f"| {bench} | {env_name} | {method} | {len(rows)} | {rows[0]['train_steps']:,} | "
-                f"{success.mean():.2f}{spread} | {returns.mean():.1f} |"
+                f"| {env_name} | {method} | {', '.join(str(r['seed']) for r in rows)} | "
+                f"{rows[0]['train_steps']:,} | {cell('success')} | {cell('success_metaworld')} | "
+                f"{np.mean([r['return'] for r in rows]):.1f} |"
             )
         first = cells[0]
         lines.append(
-            f"\nEvaluation: meta_batch_size={first['meta_batch_size']}, num_evals={first['num_evals']}, "
-            f"adaptation_steps={first['adaptation_steps']}, "
-            f"adaptation_episodes={first['adaptation_episodes']}, "
-            f"evaluation_episodes={first['evaluation_episodes']}, horizon {first['max_episode_steps']}; "
-            f"layout {first['n_tasks']} tasks x {first['envs_per_task']} envs."
-        )
-        lines.append(
-            "Published ML10 meta-test success (Meta-World paper): "
+            f"\nProtocol: {first['num_evals']} round(s) x {first['meta_batch_size']} test envs, "
+            f"{first['adaptation_episodes']} adaptation episodes x {first['adaptation_steps']} step(s), "
+            f"{first['evaluation_episodes']} evaluation episodes per env; "
+            f"horizon {first['max_episode_steps']}; "
+            f"meta-training layout {first['n_tasks']} tasks x {first['envs_per_task']} envs. Per seed in "
+            "brackets. Published ML10 meta-test success (Meta-World paper): "
             + ", ".join(f"{k} {v:.1%}" for k, v in PUBLISHED_ML10.items())
         )
         lines += [
-            "\n| cell | train env-steps/s | train s | eval s | peak RSS MB (envs built / end) |",
+            "\n| cell | meta-train env-steps/s | train s | eval s | peak RSS MB |",
             "|---|---|---|---|---|",
         ]
         for c in cells:
             lines.append(
-                f"| {c['benchmark']} {c['env_name'] or ''} {c['method']} seed {c['seed']} | "
-                f"{c['train_steps_per_s']} | {c['train_s']} | {c['eval_s']} | "
-                f"{c['peak_rss_mb_after_envs']} / {c['peak_rss_mb']} |"
+                f"| {c['env_name']} {c['method']} seed {c['seed']} | {c['train_steps_per_s']} | "
+                f"{c['train_s']} | {c['eval_s']} | {c['peak_rss_mb']} |"
             )
-    layouts = load(out / "layouts.jsonl")
-    if layouts:
+    speed = load(out / "speed.jsonl")
+    if speed:
         lines += [
-            "\n| MAESN layout (tasks x envs) | env | env steps | env-steps/s | build s | "
-            "RSS MB: start / envs / peak |",
+            f"\n| backend | sub-envs | env steps/s | MB per sub-env | main / workers PSS MB | build s |"
+            f" (cores: {os.cpu_count()})",
             "|---|---|---|---|---|---|",
         ]
-        for c in layouts:
+        for c in speed:
             lines.append(
-                f"| {c['n_tasks']} x {c['envs_per_task']} | {c['env_name']} | {c['env_steps']:,} | "
-                f"{c['steps_per_s']} | {c['build_s']} | {c['rss_mb_before_envs']} / "
-                f"{c['peak_rss_mb_after_envs']} / {c['peak_rss_mb']} |"
+                f"| {c['backend']} | {c['n_envs']} | {c['steps_per_s']:,} | {c['mb_per_env']} | "
+                f"{c['pss_mb_main']} / {c['pss_mb_workers']} | {c['build_s']} |"
             )
     return "\n".join(lines)
 
@@ -235,43 +268,41 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/metaworld"))
-    parser.add_argument("--budget", type=int, default=200_000, help="meta-training env steps per method")
+    parser.add_argument("--budget", type=int, default=1_000_000, help="meta-training env steps per method")
+    parser.add_argument("--envs", nargs="+", default=list(ENVS), help="ML1 environments")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--n-tasks", type=int, default=10, help="task slots per meta-iteration / rollout")
     parser.add_argument("--envs-per-task", type=int, default=2)
     parser.add_argument("--max-episode-steps", type=int, default=500, help="Meta-World's horizon is 500")
     parser.add_argument("--meta-batch-size", type=int, default=10, help="Meta-World's test envs")
-    parser.add_argument("--num-evals", type=int, default=1)
+    parser.add_argument("--num-evals", type=int, default=1, help="rounds (Meta-World's default: 10)")
     parser.add_argument("--adaptation-steps", type=int, default=1)
-    parser.add_argument("--adaptation-episodes", type=int, default=2)
+    parser.add_argument("--adaptation-episodes", type=int, default=2, help="Meta-World's default: 10")
     parser.add_argument("--evaluation-episodes", type=int, default=3)
-    parser.add_argument("--skip-ml10", action="store_true")
-    parser.add_argument("--only", default="", help="run only these comma-separated envs (e.g. reach-v3,ML10)")
-    parser.add_argument("--layouts", default="", help="e.g. 10x2,10x10: MAESN speed and memory (push-v3)")
+    parser.add_argument("--speed", action="store_true", help="also measure env steps/s and memory per env")
+    parser.add_argument("--speed-envs", type=int, default=8, help="the largest sub-env count measured")
+    parser.add_argument("--speed-seconds", type=float, default=10.0)
+    parser.add_argument("--no-cells", action="store_true", help="skip the methods (e.g. only --speed)")
     parser.add_argument("--report", action="store_true", help="print the report of --out and stop")
     parser.add_argument("--cell", help=argparse.SUPPRESS)
-    parser.add_argument("--layout", help=argparse.SUPPRESS)
+    parser.add_argument("--speed-cell", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.cell or args.layout:
-        result = run_cell(json.loads(args.cell)) if args.cell else run_layout(json.loads(args.layout))
+    if args.cell or args.speed_cell:
+        result = run_cell(json.loads(args.cell)) if args.cell else run_speed(json.loads(args.speed_cell))
         print(json.dumps(result))
         return
     args.out.mkdir(parents=True, exist_ok=True)
     if not args.report:
         print(f"load: {os.getloadavg()}", flush=True)
-        for layout in filter(None, args.layouts.split(",")):
-            n_tasks, envs = (int(x) for x in layout.split("x"))
-            cell = {
-                "benchmark": "ML1",
-                "env_name": "push-v3",
-                "n_tasks": n_tasks,
-                "envs_per_task": envs,
-                "max_episode_steps": args.max_episode_steps,
-            }
-            if cell not in [{k: c[k] for k in cell} for c in load(args.out / "layouts.jsonl")]:
-                result = in_subprocess("layout", cell)
-                with open(args.out / "layouts.jsonl", "a") as f:
-                    f.write(json.dumps(result) + "\n")
-                print(result, flush=True)
+        if args.speed:
+            counts = sorted({1, *(2**k for k in range(1, 8) if 2**k < args.speed_envs), args.speed_envs})
+            speed = [
+                {"env_name": ENVS[0], "backend": backend, "n_envs": n, "seconds": args.speed_seconds}
+                for backend in ("dummy", "subproc")
+                for n in counts
+            ]
+            run_missing("speed-cell", args.out / "speed.jsonl", speed)
         settings = {
             "budget": args.budget,
             "n_tasks": args.n_tasks,
@@ -284,24 +315,12 @@ def main() -> None:
             "evaluation_episodes": args.evaluation_episodes,
         }
         plan = [
-            (b, e, m, s)
-            for b, e, s in CELLS
-            if not (b == "ML10" and args.skip_ml10)
-            if not args.only or (e or b) in args.only.split(",")
-            for m in (ML10_METHODS if b == "ML10" else METHODS)
+            {"env_name": env_name, "method": method, "seed": seed, **settings}
+            for seed in args.seeds
+            for env_name in args.envs
+            for method in args.methods
         ]
-        for bench, env_name, method, seed in plan:
-            cell = {"benchmark": bench, "env_name": env_name, "method": method, "seed": seed, **settings}
-            done = [{k: c[k] for k in cell} for c in load(args.out / "cells.jsonl")]
-            if cell in done:
-                continue
-            result = in_subprocess("cell", cell)
-            with open(args.out / "cells.jsonl", "a") as f:
-                f.write(json.dumps(result) + "\n")
-            print(
-                {k: result[k] for k in ("benchmark", "env_name", "method", "seed", "success", "train_s")},
-                flush=True,
-            )
+        run_missing("cell", args.out / "cells.jsonl", [] if args.no_cells else plan)
         print(f"load: {os.getloadavg()}", flush=True)
     print(report(args.out))
 

@@ -211,6 +211,16 @@ def test_adapt_bad_input():
         model.adapt(DummyVecEnv([lambda: gym.make(ENV_ID)]))
 
 
+@pytest.mark.parametrize("algo", [MAESN, LSBaseline])
+def test_one_episode_per_task_is_an_error_before_any_episode(algo, monkeypatch):
+    """Advantages centred per task are all 0 with one episode: adapt refuses rather than not moving."""
+    model = algo("MlpPolicy", small_env(), n_train_tasks=4, seed=0)
+    assert model.adapt(small_env(envs_per_task=1), n_iterations=0).returns.shape == (1, 2)  # no step: fine
+    monkeypatch.setattr(model, "_sample", lambda *args, **kwargs: pytest.fail("an episode was sampled"))
+    with pytest.raises(ValueError, match=r"needs >= 2 episodes per task .*got 1: pass episodes_per_iter"):
+        model.adapt(small_env(envs_per_task=1), n_iterations=1)
+
+
 # -- adaptation and prediction -------------------------------------------------------------------
 def test_adapt_is_reproducible_and_leaves_weights_alone():
     model = small_model().learn(400)

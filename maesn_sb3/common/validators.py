@@ -185,3 +185,15 @@ def check_episodes(name: str, episodes: Any, envs_per_task: int) -> int:
     if episodes % envs_per_task:
         raise ValueError(f"{name} must be a multiple of env.envs_per_task = {envs_per_task}, got {episodes}")
     return episodes // envs_per_task
+
+
+def check_latent_adaptation_episodes(episodes: int) -> None:
+    """A ``ValueError`` unless every task has >= 2 episodes per latent adaptation step: MAESN's latent
+    advantages are centred per task, so with one episode they are all 0 and the latent would not move."""
+    if episodes < 2:
+        raise ValueError(
+            "a latent adaptation step needs >= 2 episodes per task (the advantages are centred per task: "
+            f"with one they are all 0 and the latent would stay at the prior), got {episodes}: pass "
+            "episodes_per_iteration >= 2 (or more envs_per_task); in Meta-World's evaluation, "
+            "adaptation_episodes >= 2"
+        )

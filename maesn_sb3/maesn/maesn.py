@@ -29,7 +29,12 @@ from maesn_sb3.common.trpo import (
     draw_fisher_rows,
     fisher_chunks,
 )
-from maesn_sb3.common.validators import check_float, check_int, check_unit_interval
+from maesn_sb3.common.validators import (
+    check_float,
+    check_int,
+    check_latent_adaptation_episodes,
+    check_unit_interval,
+)
 from maesn_sb3.maesn.policies import TaskLatents, gaussian_log_prob, latent_kl
 from maesn_sb3.tasks import TaskSet
 from maesn_sb3.vec_env import MetaTaskVecEnv
@@ -667,7 +672,8 @@ class MAESN(MetaAlgorithm):
             slots, adapted independently) or a single task env (the latent wrapper is added if missing).
         :param n_iterations: number of latent updates; ``n_iterations + 1`` batches are sampled.
         :param episodes_per_iteration: episodes per task and iteration, a multiple of
-            ``env.envs_per_task`` (None: ``envs_per_task``).
+            ``env.envs_per_task`` (None: ``envs_per_task``); at least 2 when ``n_iterations > 0`` (the
+            advantages are centred per task, so one episode could not move the latent: a ``ValueError``).
         :param seed: seeds the env and the action noise (None: the model's seed).
         :param evaluate: also run one deterministic episode per sub-env with the mean latent each
             iteration.
@@ -681,6 +687,8 @@ class MAESN(MetaAlgorithm):
 
         def sample(meta: MetaTaskVecEnv, n_rounds: int, deterministic: bool) -> EpisodeBatch:
             if state["mean"] is None:  # every slot starts from the prior N(0, I)
+                if n_iterations:  # checked before any episode
+                    check_latent_adaptation_episodes(n_rounds * meta.envs_per_task)
                 shape = (meta.n_tasks, self.latent_dim)
                 state["mean"] = th.zeros(shape, device=self.device)
                 state["log_std"] = th.zeros(shape, device=self.device)
@@ -718,11 +726,13 @@ class MAESN(MetaAlgorithm):
         natural_gradient: bool | None = None,
     ) -> tuple[th.Tensor, th.Tensor]:
         """Adaptation update ``iteration`` of :meth:`adapt`: one latent step per task slot of ``batch``
-        (``batch.task_slot`` indexes the rows of ``mean`` and ``log_std``, each with as many episodes)."""
+        (``batch.task_slot`` indexes the rows of ``mean`` and ``log_std``, each with as many episodes: >= 2
+        of them, or a ``ValueError``)."""
         natural = self.natural_gradient if natural_gradient is None else bool(natural_gradient)
         step_sizes = (
             None if self.adapt_lr is None else th.full((self.latent_dim,), self.adapt_lr, device=self.device)
         )
+        check_latent_adaptation_episodes(int(np.bincount(batch.task_slot, minlength=len(mean)).min()))
         z, advantages = self._latent_advantages(batch, len(mean))
         with th.no_grad():
             return self.latents.inner_update(

@@ -1,16 +1,17 @@
-"""Agents for Meta-World's own meta-learning evaluation (``metaworld.evaluation.metalearning_evaluation``).
+"""Agents for Meta-World's meta-learning evaluation protocol (:func:`metalearning_evaluation`, and
+Meta-World's own ``metaworld.evaluation.metalearning_evaluation``).
 
-Meta-World's evaluation owns the envs and the protocol: for each of ``num_evals`` rounds it gives every
-env of its test vector env a test task, lets the agent act for ``adaptation_episodes`` episodes per env
-(``adapt_action`` and ``step``), calls ``adapt`` (``adaptation_steps`` times), then counts the success
-of ``evaluation_episodes`` episodes per task played with ``eval_action`` (an episode is solved if its
-success flag was ever set: it stops at success). The agents below plug models of this package into it.
+The evaluation owns the envs and the protocol: for each of ``num_evals`` rounds it gives every env of its
+test vector env a test task, lets the agent act for ``adaptation_episodes`` episodes per env
+(``adapt_action`` and ``step``), calls ``adapt`` (``adaptation_steps`` times), then plays evaluation
+episodes with ``eval_action`` (an episode is solved if its success flag was ever set: it stops at
+success; ``reset(env_mask)`` marks the envs whose episode ended). The agents below plug models of this
+package into it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -26,17 +27,16 @@ from maesn_sb3.common.rollouts import EpisodeBatch
 from maesn_sb3.maesn import MAESN
 from maesn_sb3.maml import MAML
 from maesn_sb3.maml.maml import _SlotPolicy
-from maesn_sb3.metaworld.env import make_benchmark, require_metaworld
 from maesn_sb3.ppo.ppo import ppo_settings
+from maesn_sb3.rl2 import RL2
 from wrappers.latent import append_latent
 
 __all__ = [
     "MAESNAgent",
     "MAMLAgent",
-    "MetaWorldScore",
     "PPOFinetuneAgent",
     "PolicyAgent",
-    "metalearning_evaluation",
+    "RL2Agent",
     "metaworld_agent",
 ]
 
@@ -368,10 +368,101 @@ class PPOFinetuneAgent:
         pass
 
 
+class RL2Agent:
+    """RL^2 in Meta-World's protocol: a trial per round. Each env's LSTM state starts fresh at ``init``
+    (new test tasks) and is kept through the adaptation episodes into the evaluation episodes, as in an
+    :class:`~wrappers.RL2Wrapper` trial; ``adapt`` takes no gradient step.
+
+    The policy reads the previous action, reward and done flag, which Meta-World's test envs put in the
+    observation when built with :attr:`ENV_KWARGS` (``recurrent_info_in_obs``, reward unscaled as in
+    ``RL2Wrapper``; :func:`metalearning_evaluation` builds them so for this agent). Meta-World's vector
+    envs reset an ended episode in the same step, so its observation never shows the done flag: the agent
+    sets it, with its last action and the episode's last reward, at the first step of the next episode.
+    That reward is known during adaptation (``step``) but not during evaluation, where it is 0.
+
+    Meta-World's default protocol makes a trial of ``adaptation_episodes`` + ``evaluation_episodes``
+    episodes; train the model on trials of that length (``RL2Wrapper(episodes_per_trial=...)``).
+
+    :param model: a meta-trained :class:`~maesn_sb3.RL2` (on :class:`MetaWorldTaskEnv` sub-envs).
+    :param seed: seeds torch's generator (the action noise).
+    :param deterministic: evaluation with the mean actions (adaptation episodes sample).
+    """
+
+    #: the arguments of ``metaworld.make_ml_envs_test`` that give the policy its inputs
+    ENV_KWARGS: ClassVar[dict[str, Any]] = {
+        "recurrent_info_in_obs": True,
+        "normalize_reward_in_recurrent_info": False,
+    }
+
+    def __init__(self, model: RL2, seed: int | None = None, deterministic: bool = True) -> None:
+        if not isinstance(model, RL2):
+            raise TypeError(f"model must be an RL2 model, got {type(model).__name__}")
+        self.model, self.deterministic = model, bool(deterministic)
+        self._action_size = int(np.prod(model.action_space.shape))
+        if seed is not None:
+            th.manual_seed(seed)
+        self.init()
+
+    def init(self) -> None:
+        """A new set of test tasks: a new trial in every env."""
+        self._states: tuple[np.ndarray, ...] | None = None
+        self._starts: np.ndarray | None = None  # the first step of a trial: the LSTM state starts fresh
+        self._boundary: np.ndarray | None = None  # the previous step ended an episode
+        self._last_action: np.ndarray | None = None
+        self._last_reward: np.ndarray | None = None
+
+    def _act(self, observations: np.ndarray, deterministic: bool) -> np.ndarray:
+        obs = np.array(observations, dtype=np.float32)
+        expected = self.model.observation_space.shape[0]
+        if obs.ndim != 2 or obs.shape[1] != expected:
+            raise ValueError(
+                f"observations must be (n_envs, {expected}) (the env's features, then the previous action, "
+                f"reward and done flag), got shape {obs.shape}: build the test envs with "
+                "metaworld.make_ml_envs_test(..., **RL2Agent.ENV_KWARGS)"
+            )
+        if self._starts is None:
+            n_envs = len(obs)
+            self._starts, self._boundary = np.ones(n_envs, dtype=bool), np.zeros(n_envs, dtype=bool)
+            self._last_action = np.zeros((n_envs, self._action_size), dtype=np.float32)
+            self._last_reward = np.zeros(n_envs, dtype=np.float32)
+        rows, a = self._boundary, self._action_size
+        obs[rows, -a - 2 : -2] = self._last_action[rows]
+        obs[rows, -2], obs[rows, -1] = self._last_reward[rows], 1.0
+        actions, self._states = self.model.predict(obs, self._states, self._starts, deterministic)
+        self._starts[:], self._boundary[:] = False, False
+        self._last_action = np.asarray(actions, dtype=np.float32).reshape(len(obs), a)
+        return actions
+
+    def adapt_action(self, observations: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        return self._act(observations, False), {}
+
+    def step(self, timestep: Any) -> None:
+        self._boundary |= np.logical_or(timestep.terminated, timestep.truncated)
+        self._last_reward = np.asarray(timestep.reward, dtype=np.float32)
+
+    def adapt(self) -> None:
+        """No gradient step: the trial goes on. The envs are reset next, so every env starts an episode."""
+        if self._boundary is None:
+            raise RuntimeError("adapt() needs adaptation episodes: call adapt_action() and step() first")
+        self._boundary[:] = True
+
+    def eval_action(self, observations: np.ndarray) -> np.ndarray:
+        actions = self._act(observations, self.deterministic)
+        self._last_reward[:] = 0.0  # this step's reward reaches the agent only through the next observation
+        return actions
+
+    def reset(self, env_mask: np.ndarray) -> None:
+        """The envs of ``env_mask`` start a new episode (the trial, and the LSTM state, go on)."""
+        if self._boundary is not None:
+            self._boundary |= np.asarray(env_mask, dtype=bool)
+
+
 def metaworld_agent(model: BaseAlgorithm, seed: int | None = None, **kwargs: Any) -> Any:
     """The agent that adapts ``model`` as its method does: :class:`MAESNAgent` for MAESN (and the
-    latent-space baseline), :class:`MAMLAgent` for MAML, :class:`PPOFinetuneAgent` for PPO and
-    MultiTaskPPO."""
+    latent-space baseline), :class:`MAMLAgent` for MAML, :class:`RL2Agent` for RL^2,
+    :class:`PPOFinetuneAgent` for PPO and MultiTaskPPO."""
+    if isinstance(model, RL2):
+        return RL2Agent(model, seed=seed, **kwargs)
     if isinstance(model, MAESN):
         return MAESNAgent(model, seed=seed, **kwargs)
     if isinstance(model, MAML):
@@ -379,70 +470,6 @@ def metaworld_agent(model: BaseAlgorithm, seed: int | None = None, **kwargs: Any
     if isinstance(model, PPO):
         return PPOFinetuneAgent(model, seed=seed, **kwargs)
     raise TypeError(
-        f"no Meta-World agent adapts a {type(model).__name__} (MAESN, LSBaseline, MAML, PPO and MultiTaskPPO "
-        "have one); PolicyAgent(model) scores its policy without adaptation"
-    )
-
-
-@dataclass
-class MetaWorldScore:
-    """What ``metaworld.evaluation.metalearning_evaluation`` returns: the mean success rate and return over
-    the evaluation rounds, and the success rate per environment name."""
-
-    success_rate: float
-    mean_return: float
-    success_per_task: dict[str, float]
-    settings: dict[str, Any]
-
-
-def metalearning_evaluation(
-    agent: Any,
-    benchmark: str = "ML1",
-    env_name: str | None = None,
-    benchmark_seed: int = 0,
-    meta_batch_size: int = 10,
-    num_evals: int = 10,
-    adaptation_steps: int = 1,
-    adaptation_episodes: int = 10,
-    evaluation_episodes: int = 3,
-    max_episode_steps: int | None = None,
-    total_tasks_per_cls: int | None = None,
-) -> MetaWorldScore:
-    """Score ``agent`` (e.g. :func:`metaworld_agent` of a model) with Meta-World's own
-    ``metaworld.evaluation.metalearning_evaluation`` on the test tasks of the benchmark, its test envs
-    built by ``metaworld.make_ml_envs_test`` with ``benchmark_seed`` (the seed the training tasks came
-    from, so that train and test tasks are the benchmark's own split). The other arguments are
-    Meta-World's (``meta_batch_size`` test envs, a multiple of the number of test env classes that
-    splits their tasks evenly; ``max_episode_steps`` None: 500).
-    """
-    metaworld = require_metaworld()
-    from metaworld.evaluation import metalearning_evaluation as evaluate
-
-    make_benchmark(benchmark, env_name, benchmark_seed)  # checks the names
-    settings = {
-        "benchmark": benchmark,
-        "env_name": env_name,
-        "benchmark_seed": benchmark_seed,
-        "meta_batch_size": meta_batch_size,
-        "num_evals": num_evals,
-        "adaptation_steps": adaptation_steps,
-        "adaptation_episodes": adaptation_episodes,
-        "evaluation_episodes": evaluation_episodes,
-        "max_episode_steps": max_episode_steps,
-    }
-    envs = metaworld.make_ml_envs_test(
-        env_name if benchmark == "ML1" else benchmark,
-        seed=benchmark_seed,
-        meta_batch_size=meta_batch_size,
-        total_tasks_per_cls=total_tasks_per_cls,
-        max_episode_steps=max_episode_steps,
-    )
-    try:
-        success, mean_return, per_task = evaluate(
-            agent, envs, num_evals, adaptation_steps, adaptation_episodes, evaluation_episodes
-        )
-    finally:
-        envs.close()
-    return MetaWorldScore(
-        float(success), float(mean_return), {k: float(v) for k, v in per_task.items()}, settings
+        f"no Meta-World agent adapts a {type(model).__name__} (MAESN, LSBaseline, MAML, RL2, PPO and "
+        "MultiTaskPPO have one); PolicyAgent(model) scores its policy without adaptation"
     )

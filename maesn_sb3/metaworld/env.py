@@ -80,6 +80,14 @@ def metaworld_task_set(benchmark: str = "ML1", env_name: str | None = None, seed
     )
 
 
+def _holds(tasks: set[Any], task: Any) -> bool:
+    """Whether ``task`` is one of ``tasks`` (False for an unhashable object, which no task is)."""
+    try:
+        return task in tasks
+    except TypeError:
+        return False
+
+
 @functools.cache
 def _observation_bounds(env_cls: type) -> tuple[np.ndarray, np.ndarray]:
     """The bounds of ``env_cls``'s partially observable observation space (as the ML benchmarks set it)."""
@@ -143,6 +151,8 @@ class MetaWorldTaskEnv(gym.Env):
         self.benchmark, self.env_name, self.split = benchmark, env_name, split
         self.benchmark_seed, self.reward_type, self.render_mode = benchmark_seed, reward_type, render_mode
         self.tasks = list(bench.train_tasks if split == "train" else bench.test_tasks)
+        self._task_keys = set(self.tasks)  # Meta-World's tasks are hashable (env name, pickled goal)
+        self._other_keys = set(bench.test_tasks if split == "train" else bench.train_tasks)
         self._classes = bench.train_classes if split == "train" else bench.test_classes
         every_class = {**bench.train_classes, **bench.test_classes}  # both splits see one space
         bounds = [_observation_bounds(cls) for cls in every_class.values()]
@@ -174,14 +184,17 @@ class MetaWorldTaskEnv(gym.Env):
         return [self.tasks[i] for i in self.np_random.choice(len(self.tasks), size=n, replace=False)]
 
     def set_task(self, task: Any) -> None:
-        name = getattr(task, "env_name", None)
-        if name not in self._classes:
+        """Run ``task``, one of the split's own tasks (ML1's train and test goals share the env name, so
+        the task itself is compared: a test env refuses a training goal)."""
+        if not _holds(self._task_keys, task):
+            other = "train" if self.split == "test" else "test"
+            hint = f" (it is one of the {other} tasks)" if _holds(self._other_keys, task) else ""
             raise ValueError(
-                f"task must be a Meta-World task of {_describe(self.benchmark, self.env_name)}'s "
-                f"{self.split} split (env_name one of {sorted(self._classes)}), got "
-                f"{type(task).__name__} {task!r:.120}"
+                f"task must be one of the {len(self.tasks)} {self.split} tasks of Meta-World "
+                f"{_describe(self.benchmark, self.env_name)} (benchmark_seed={self.benchmark_seed}), got "
+                f"{type(task).__name__} {task!r:.120}{hint}"
             )
-        env = self._env_of(name)
+        env = self._env_of(task.env_name)
         env.set_task(task)
         env.max_path_length = self.max_episode_steps
         self._env, self._task = env, task
@@ -251,7 +264,9 @@ def make_metaworld_env(
 
     Example: ``make_metaworld_env("ML1", "reach-v3", n_tasks=10, envs_per_task=2, latent_dim=2)``.
 
-    ``tasks`` None draws ``n_tasks`` tasks of ``split``. Success is counted as Meta-World counts it
+    ``tasks`` None draws ``n_tasks`` tasks of ``split``; a :class:`~maesn_sb3.TaskSet` gives its first
+    ``n_tasks`` tasks of ``split`` (``test``: its ``test`` tasks). The sub-envs refuse tasks of the other
+    split. Success is counted as Meta-World counts it
     (``success_mode="any"``). Memory: each sub-env holds about 21 MB per Meta-World env instance (one;
     ML10/ML45: up to ``max_cached_envs``); MAESN on the default 10 x 2 layout peaked at 0.95 GB, on
     10 x 10 at 3.1 GB (measured, see the Meta-World guide).
@@ -267,6 +282,13 @@ def make_metaworld_env(
         **make_kwargs.pop("env_kwargs", {}),
     }
     MetaWorldTaskEnv(**env_kwargs).close()  # checks every argument here, before building the sub-envs
+    if isinstance(tasks, TaskSet) and split == "test":  # make_meta_vec_env takes a TaskSet's train tasks
+        if len(tasks.test) < n_tasks:
+            raise ValueError(
+                f"tasks (a TaskSet) has {len(tasks.test)} test tasks, fewer than n_tasks={n_tasks} "
+                "(split='test' takes its test tasks)"
+            )
+        tasks = tasks.test[:n_tasks]
     return make_meta_vec_env(
         MetaWorldTaskEnv,
         n_tasks=n_tasks,
