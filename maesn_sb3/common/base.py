@@ -586,6 +586,7 @@ class MetaAlgorithm(BaseAlgorithm):
         iteration, start = 0, self.num_timesteps
         while self.num_timesteps < total_timesteps:
             before = self.num_timesteps
+            self._observed = []
             if not self._meta_iteration(callback):
                 break
             self._update_observation_statistics()
@@ -607,7 +608,6 @@ class MetaAlgorithm(BaseAlgorithm):
             for module in self.policy.modules():
                 if isinstance(module, RunningNormalization):
                     module.update(observations)
-        self._observed = []
 
     def _size_progress_bar(
         self, callback: BaseCallback, start: int, before: int, total_timesteps: int, iteration: int
