@@ -368,11 +368,19 @@ class MetaAlgorithm(BaseAlgorithm):
             self._minibatch_rng = np.random.default_rng(None if self.seed is None else self.seed + 3)
         self._baseline = LinearFeatureBaseline()
 
-    def _setup_outer_optimizer(self, params: Iterable[th.Tensor]) -> None:
-        """The optimizer of the proximal outer step (``outer_update="ppo"``): Adam on ``params`` at
-        ``learning_rate``, kept from one meta-iteration to the next and saved with the model."""
+    def _setup_outer_optimizer(self, params: Iterable[th.Tensor] | Iterable[dict[str, Any]]) -> None:
+        """The optimizer of the proximal outer step (``outer_update="ppo"``): Adam on ``params`` (tensors,
+        or parameter groups whose ``"lr_scale"`` multiplies ``learning_rate``), kept from one
+        meta-iteration to the next and saved with the model."""
         if self.outer_update == "ppo":
             self.outer_optimizer = th.optim.Adam(params, lr=self.lr_schedule(1))
+            self._scale_outer_learning_rates()
+
+    def _scale_outer_learning_rates(self) -> None:
+        """Set each group of ``outer_optimizer`` to the scheduled learning rate times its ``lr_scale``."""
+        lr = self.lr_schedule(self._current_progress_remaining)
+        for group in self.outer_optimizer.param_groups:
+            group["lr"] = lr * group.get("lr_scale", 1.0)
 
     def _outer_save_params(self) -> list[str]:
         """``outer_optimizer`` where the model has one (for ``_get_torch_save_params``)."""
@@ -460,7 +468,8 @@ class MetaAlgorithm(BaseAlgorithm):
     ) -> ProximalStats:
         """The proximal outer step (:func:`~maesn_sb3.common.proximal.proximal_update`) with the model's
         settings, logged."""
-        self._update_learning_rate(self.outer_optimizer)
+        self._update_learning_rate(self.outer_optimizer)  # logs the schedule's value
+        self._scale_outer_learning_rates()
         stats = proximal_update(
             list(params),
             self.outer_optimizer,

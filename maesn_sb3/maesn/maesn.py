@@ -129,6 +129,10 @@ class MAESN(MetaAlgorithm):
         ``"ppo"`` (ProMP's proximal step: ``n_epochs`` passes of Adam at ``learning_rate`` over
         ``n_minibatches`` minibatches of whole tasks, on the clipped surrogate of the post-update
         episodes, differentiated through the inner step; see :meth:`_clipped_objective`).
+    :param latent_learning_rate: the proximal step's learning rate for the latent tables and step
+        sizes, following ``learning_rate``'s schedule in proportion (None: ``learning_rate``). A task's
+        row only moves in the meta-iterations that draw it (about ``n_tasks / n_train_tasks`` of them),
+        so it needs a larger rate than the policy shared by every task.
     :param n_epochs: passes over the batch of the proximal step.
     :param n_minibatches: minibatches of whole task slots per pass of the proximal step.
     :param clip_range: the proximal step's clip range of the likelihood ratios (``inf``: no clipping).
@@ -180,6 +184,7 @@ class MAESN(MetaAlgorithm):
         latent_gradient: str = "reparameterization",
         kl_coef: float = 0.1,
         outer_update: str = "trpo",
+        latent_learning_rate: float | None = None,
         n_epochs: int = 10,
         n_minibatches: int = 5,
         clip_range: float = 0.2,
@@ -246,6 +251,16 @@ class MAESN(MetaAlgorithm):
             raise ValueError(f"latent_gradient must be one of {LATENT_GRADIENTS}, got {latent_gradient!r}")
         self.latent_gradient = latent_gradient
         self.kl_coef = check_float("kl_coef", kl_coef, 0.0)
+        if latent_learning_rate is not None and outer_update != "ppo":
+            raise ValueError(
+                f"latent_learning_rate is a setting of the proximal step (outer_update='ppo'), got it "
+                f"({latent_learning_rate!r}) with outer_update={outer_update!r}"
+            )
+        self.latent_learning_rate = (
+            None
+            if latent_learning_rate is None
+            else check_float("latent_learning_rate", latent_learning_rate, 0.0, strict=True)
+        )
         self.baseline = baseline
         self.n_critic_updates = check_int("n_critic_updates", n_critic_updates)
         self.fisher_subsample = check_unit_interval("fisher_subsample", fisher_subsample, open_low=True)
@@ -273,7 +288,11 @@ class MAESN(MetaAlgorithm):
         if getattr(self, "_fisher_rng", None) is None:
             self._fisher_rng = np.random.default_rng(None if self.seed is None else self.seed + 2)
         self._predict_latents: np.ndarray | None = None
-        self._setup_outer_optimizer(self._outer_parameters())
+        actor = self._actor_parameters()
+        latent_lr = self.latent_learning_rate
+        lr_scale = 1.0 if latent_lr is None else latent_lr / self.lr_schedule(1)
+        latent_group = {"params": self._outer_parameters()[len(actor) :], "lr_scale": lr_scale}
+        self._setup_outer_optimizer([{"params": actor}, latent_group])
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         return ["policy", "latents", "policy.optimizer", *self._outer_save_params()], []
