@@ -195,6 +195,30 @@ def test_adam_leaves_the_latent_rows_of_tasks_not_drawn_alone() -> None:
         assert not th.equal(table.detach()[index], start[index])
 
 
+@pytest.mark.parametrize("cls", [MAESN, LSBaseline])
+def test_latent_tables_move_at_the_latent_learning_rate(cls: type) -> None:
+    """Adam's first step moves every parameter with a gradient by its group's rate (``lr * sign(g)``):
+    the policy by ``learning_rate``, the drawn latent rows by ``latent_learning_rate``; both follow the
+    schedule in proportion."""
+    lr, latent_lr = 1e-3, 0.05
+    model = cls(
+        "MlpPolicy", small_env(True), n_train_tasks=6, seed=0, outer_update="ppo", n_epochs=1,
+        n_minibatches=1, target_kl=None, learning_rate=lambda progress: lr * progress,
+        latent_learning_rate=latent_lr,
+    )  # fmt: skip
+    *_, args = captured_objectives(model)
+    index = args[0]
+    model._current_progress_remaining = 0.5
+    policy = [p for p in model._actor_parameters() if p.requires_grad]
+    before = [p.detach().clone() for p in [*policy, model.latents.means]]
+    model._outer_update(*args)
+    steps = [(p.detach() - b).abs() for p, b in zip([*policy, model.latents.means], before, strict=True)]
+    policy_step = th.cat([s.flatten() for s in steps[:-1]])
+    assert policy_step.max().item() == pytest.approx(0.5 * lr, rel=1e-3)
+    assert steps[-1][index].max().item() == pytest.approx(0.5 * latent_lr, rel=1e-3)
+    assert [g["lr"] for g in model.outer_optimizer.param_groups] == pytest.approx([0.5 * lr, 0.5 * latent_lr])
+
+
 @pytest.mark.parametrize("cls", [MAESN, MAML])
 def test_save_load_learn_continues_exactly(cls: type, tmp_path) -> None:
     """The optimizer's state, the minibatch generator and MAML's inner KL weight travel with the model."""
@@ -223,8 +247,11 @@ def test_bad_proximal_settings_are_refused() -> None:
         ("n_minibatches", 1.5, "n_minibatches must be an int >= 1, got 1.5"),
         ("clip_range", 0, r"clip_range must be a number > 0 \(inf: no clipping\), got 0"),
         ("target_kl", -1, "target_kl must be a finite number > 0, got -1"),
+        ("latent_learning_rate", 0, "latent_learning_rate must be a finite number > 0, got 0"),
     ]:
         with pytest.raises(ValueError, match=message):
-            MAESN("MlpPolicy", env, n_train_tasks=4, **{name: value})
+            MAESN("MlpPolicy", env, n_train_tasks=4, **{"outer_update": "ppo", name: value})
+    with pytest.raises(ValueError, match=r"latent_learning_rate is a setting of the proximal step"):
+        MAESN("MlpPolicy", env, n_train_tasks=4, latent_learning_rate=0.01)
     with pytest.raises(ValueError, match="inner_estimator must be 'reinforce', 'lvc' or None, got 'x'"):
         MAML("MlpPolicy", small_env(False), n_train_tasks=4, inner_estimator="x")
