@@ -129,10 +129,10 @@ class MAESN(MetaAlgorithm):
         ``"ppo"`` (ProMP's proximal step: ``n_epochs`` passes of Adam at ``learning_rate`` over
         ``n_minibatches`` minibatches of whole tasks, on the clipped surrogate of the post-update
         episodes, differentiated through the inner step; see :meth:`_clipped_objective`).
-    :param latent_learning_rate: the proximal step's learning rate for the latent tables and step
-        sizes, following ``learning_rate``'s schedule in proportion (None: ``learning_rate``). A task's
-        row only moves in the meta-iterations that draw it (about ``n_tasks / n_train_tasks`` of them),
-        so it needs a larger rate than the policy shared by every task.
+    :param latent_learning_rate: the proximal step's learning rate for the per-task latent tables,
+        following ``learning_rate``'s schedule in proportion (None: ``learning_rate``). A task's row
+        only moves in the meta-iterations that draw it (about ``n_tasks / n_train_tasks`` of them), so it
+        may need a larger rate than the policy and step sizes, which every meta-iteration updates.
     :param n_epochs: passes over the batch of the proximal step.
     :param n_minibatches: minibatches of whole task slots per pass of the proximal step.
     :param clip_range: the proximal step's clip range of the likelihood ratios (``inf``: no clipping).
@@ -288,11 +288,13 @@ class MAESN(MetaAlgorithm):
         if getattr(self, "_fisher_rng", None) is None:
             self._fisher_rng = np.random.default_rng(None if self.seed is None else self.seed + 2)
         self._predict_latents: np.ndarray | None = None
-        actor = self._actor_parameters()
         latent_lr = self.latent_learning_rate
-        lr_scale = 1.0 if latent_lr is None else latent_lr / self.lr_schedule(1)
-        latent_group = {"params": self._outer_parameters()[len(actor) :], "lr_scale": lr_scale}
-        self._setup_outer_optimizer([{"params": actor}, latent_group])
+        tables = {  # the per-task rows: each moves only when its task is drawn
+            "params": [self.latents.means, self.latents.log_stds],
+            "lr_scale": 1.0 if latent_lr is None else latent_lr / self.lr_schedule(1),
+        }
+        shared = [p for p in self._outer_parameters() if all(p is not t for t in tables["params"])]
+        self._setup_outer_optimizer([{"params": shared}, tables])
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         return ["policy", "latents", "policy.optimizer", *self._outer_save_params()], []
