@@ -56,8 +56,8 @@ SPECS = {
     "MAESN": Spec(MAESN, {"latent_dim": 2}),
     "LSBaseline": Spec(LSBaseline, {"latent_dim": 2}),
     "MAML": Spec(MAML),
-    "MAESN-ppo": Spec(MAESN, {"latent_dim": 2}, {"outer_update": "ppo"}),
-    "MAML-ppo": Spec(MAML, model_kwargs={"outer_update": "ppo"}),
+    "MAESN-trpo": Spec(MAESN, {"latent_dim": 2}, {"outer_update": "trpo"}),
+    "MAML-trpo": Spec(MAML, model_kwargs={"outer_update": "trpo"}),
     "RL2": Spec(
         RL2,
         {"wrapper_class": RL2Wrapper, "wrapper_kwargs": {"episodes_per_trial": 3}},

@@ -37,7 +37,7 @@ def test_train_writes_model_config_and_logs(run: Path) -> None:
     assert model.kl_coef == 0.5 and model.num_timesteps >= 1000
     assert len(model.task_set.train) == 4 and len(model.task_set.test) == 3
     header = (run / "logs" / "progress.csv").read_text(encoding="utf-8").splitlines()[0]
-    assert "rollout/post_update_return" in header and "train/trpo_kl" in header
+    assert "rollout/post_update_return" in header and "train/approx_kl" in header  # the proximal step
     assert list((run / "logs").glob("events.out.tfevents.*"))
 
 
@@ -189,7 +189,7 @@ def test_tensorboard_log_groups_the_meta_training_scalars(tmp_path: Path) -> Non
     accumulator.Reload()
     tags = set(accumulator.Tags()["scalars"])
     assert {tag.split("/")[0] for tag in tags} == {"rollout", "train", "time"}
-    assert {"rollout/post_update_return", "rollout/pre_update_success", "train/trpo_kl"} <= tags
+    assert {"rollout/post_update_return", "rollout/pre_update_success", "train/approx_kl"} <= tags
     assert {"train/latent_prior_kl", "train/step_size_mean_0", "time/fps"} <= tags
 
 

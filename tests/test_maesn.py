@@ -138,10 +138,17 @@ def test_callback_can_stop_training():
     assert model.num_timesteps < 10_000
 
 
-def test_logger_records_meta_training_scalars(tmp_path):
+@pytest.mark.parametrize(
+    ("outer_update", "outer_keys"),
+    [
+        ("trpo", ("train/surrogate_improvement", "train/trpo_kl")),
+        ("ppo", ("train/approx_kl", "train/clip_fraction", "train/outer_steps", "train/pre_latent_kl")),
+    ],
+)
+def test_logger_records_meta_training_scalars(tmp_path, outer_update, outer_keys):
     from stable_baselines3.common.logger import configure
 
-    model = small_model()
+    model = small_model(outer_update=outer_update)
     model.set_logger(configure(str(tmp_path), ["csv"]))
     model.learn(400)
     header = (tmp_path / "progress.csv").read_text().splitlines()[0].split(",")
@@ -155,8 +162,7 @@ def test_logger_records_meta_training_scalars(tmp_path):
         "train/step_size_mean_0",
         "train/inner_loss",
         "train/outer_loss",
-        "train/surrogate_improvement",
-        "train/trpo_kl",
+        *outer_keys,
         "time/sampling_s",
         "time/update_s",
     ):

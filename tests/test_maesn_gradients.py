@@ -329,7 +329,7 @@ def test_fisher_subsample_keeps_the_trust_region_and_reproduces(tmp_path) -> Non
     from stable_baselines3.common.logger import configure
 
     def run() -> tuple[MAESN, np.ndarray]:
-        model = small_point_model(MAESN, fisher_subsample=0.25, max_kl=0.01)
+        model = small_point_model(MAESN, fisher_subsample=0.25, max_kl=0.01, outer_update="trpo")
         model.set_logger(configure(str(tmp_path), ["csv"]))
         model.learn(200)
         progress = np.genfromtxt(tmp_path / "progress.csv", delimiter=",", names=True)

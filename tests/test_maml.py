@@ -196,7 +196,7 @@ def test_fisher_subsample_is_validated_saved_and_reproducible(tmp_path):
             small_model(fisher_subsample=bad)
 
     def run() -> tuple[MAML, np.ndarray]:
-        model = small_model(fisher_subsample=0.25)
+        model = small_model(fisher_subsample=0.25, outer_update="trpo")
         model.set_logger(configure(str(tmp_path / "log"), ["csv"]))
         model.learn(300)
         progress = np.genfromtxt(tmp_path / "log" / "progress.csv", delimiter=",", names=True)
@@ -216,7 +216,7 @@ def test_fisher_subsample_draws_valid_steps_and_averages_over_them(fraction):
     """The subsample holds round(fraction * valid steps) distinct valid steps of the right slots, and
     its KL is their mean: after the action log-std moves by ``delta`` every step's KL is
     ``A (delta + exp(-2 delta) / 2 - 1/2)``, so the subsample's KL must equal that too."""
-    model = small_model(fisher_subsample=fraction)
+    model = small_model(fisher_subsample=fraction, outer_update="trpo")
     generator = th.Generator().manual_seed(0)
     mask = (th.rand(3, 10, generator=generator) < 0.7).float()
     obs = th.arange(30, dtype=th.float32).reshape(3, 10, 1).expand(3, 10, 2).contiguous()  # step ids

@@ -251,7 +251,5 @@ def test_bad_proximal_settings_are_refused() -> None:
     ]:
         with pytest.raises(ValueError, match=message):
             MAESN("MlpPolicy", env, n_train_tasks=4, **{"outer_update": "ppo", name: value})
-    with pytest.raises(ValueError, match=r"latent_learning_rate is a setting of the proximal step"):
-        MAESN("MlpPolicy", env, n_train_tasks=4, latent_learning_rate=0.01)
     with pytest.raises(ValueError, match="inner_estimator must be 'reinforce', 'lvc' or None, got 'x'"):
         MAML("MlpPolicy", small_env(False), n_train_tasks=4, inner_estimator="x")

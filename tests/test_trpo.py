@@ -152,7 +152,7 @@ def test_gauss_newton_products_equal_the_double_backward_ones_on_the_algorithms(
     monkeypatch.setattr(trpo, "FISHER_CHUNK_STEPS", 10)  # 36 steps: MAESN's products in 4 chunks
     env_kwargs = {"wrapper_class": kwargs.pop("wrapper_class")} if "wrapper_class" in kwargs else {}
     env = point_env(**env_kwargs) if algo is MAML else point_env(latent_dim=2, **env_kwargs)
-    model = algo("MlpPolicy", env, n_train_tasks=4, seed=0, **kwargs)
+    model = algo("MlpPolicy", env, n_train_tasks=4, seed=0, outer_update="trpo", **kwargs)
     step = first_step(model, monkeypatch)
     params = step["params"]
     chunks = [gauss_newton_vector_product(params, terms) for terms in step["terms_fn"]()]
@@ -174,7 +174,7 @@ def test_gauss_newton_products_equal_the_double_backward_ones_on_the_algorithms(
 def test_fisher_threads_give_the_same_step(monkeypatch: pytest.MonkeyPatch) -> None:
     """The chunks' products computed on two threads are summed in order: the very same step."""
     monkeypatch.setattr(trpo, "FISHER_CHUNK_STEPS", 10)
-    model = MAESN("MlpPolicy", point_env(latent_dim=2), n_train_tasks=4, seed=0)
+    model = MAESN("MlpPolicy", point_env(latent_dim=2), n_train_tasks=4, seed=0, outer_update="trpo")
     step = first_step(model, monkeypatch)
     params, results = step["params"], []
     for threads in (1, 2, 3):
@@ -212,7 +212,7 @@ from stable_baselines3.common.logger import configure
 
 def model(fisher_threads):
     env = make_meta_vec_env("maesn_sb3/PointNav2D-v0", 4, 2, latent_dim=2, seed=0)
-    made = MAESN("MlpPolicy", env, n_train_tasks=4, seed=0)
+    made = MAESN("MlpPolicy", env, n_train_tasks=4, seed=0, outer_update="trpo")
     made.n_fisher_threads = fisher_threads
     made.set_logger(configure(None, [""]))
     return made

@@ -222,14 +222,15 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         "--outer-update",
         choices=("trpo", "ppo"),
         default=None,
-        help="the outer update of MAESN, the latent-space baseline and MAML (default: trpo)",
+        help="the outer update of MAESN, the latent-space baseline and MAML (default: the tier's, ppo)",
     )
     parser.add_argument(
         "--outer-kwargs",
         type=json.loads,
         default=None,
         metavar="JSON",
-        help='more constructor arguments for those three, e.g. \'{"n_epochs": 5, "learning_rate": 3e-4}\'',
+        help='more constructor arguments for those three, e.g. \'{"n_epochs": 5, "learning_rate": 3e-4}\' '
+        "(latent_learning_rate: MAESN and the latent-space baseline only)",
     )
     parser.add_argument("--workers", type=int, default=2, help="cells run in parallel (processes)")
     parser.add_argument(

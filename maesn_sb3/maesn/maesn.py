@@ -125,14 +125,15 @@ class MAESN(MetaAlgorithm):
         ``"score_function"`` (the latent's likelihood ratio times each episode's first-step advantage);
         both estimate the outer gradient without bias.
     :param kl_coef: weight of the KL of the pre-update latents to the prior.
-    :param outer_update: ``"trpo"`` (the reference's: one trust-region step per meta-iteration) or
-        ``"ppo"`` (ProMP's proximal step: ``n_epochs`` passes of Adam at ``learning_rate`` over
-        ``n_minibatches`` minibatches of whole tasks, on the clipped surrogate of the post-update
-        episodes, differentiated through the inner step; see :meth:`_clipped_objective`).
+    :param outer_update: ``"ppo"`` (the default, ProMP's proximal step: ``n_epochs`` passes of Adam at
+        ``learning_rate`` over ``n_minibatches`` minibatches of whole tasks, on the clipped surrogate of
+        the post-update episodes, differentiated through the inner step; see :meth:`_clipped_objective`)
+        or ``"trpo"`` (the reference's: one trust-region step per meta-iteration). The proximal step
+        learnt more from the same steps in the paper tier (``docs/paper.md``).
     :param latent_learning_rate: the proximal step's learning rate for the per-task latent tables,
         following ``learning_rate``'s schedule in proportion (None: ``learning_rate``). A task's row
         only moves in the meta-iterations that draw it (about ``n_tasks / n_train_tasks`` of them), so it
-        may need a larger rate than the policy and step sizes, which every meta-iteration updates.
+        needs a larger rate than the policy and step sizes, which every meta-iteration updates.
     :param n_epochs: passes over the batch of the proximal step.
     :param n_minibatches: minibatches of whole task slots per pass of the proximal step.
     :param clip_range: the proximal step's clip range of the likelihood ratios (``inf``: no clipping).
@@ -183,8 +184,8 @@ class MAESN(MetaAlgorithm):
         natural_gradient: bool = False,
         latent_gradient: str = "reparameterization",
         kl_coef: float = 0.1,
-        outer_update: str = "trpo",
-        latent_learning_rate: float | None = None,
+        outer_update: str = "ppo",
+        latent_learning_rate: float | None = 0.01,
         n_epochs: int = 10,
         n_minibatches: int = 5,
         clip_range: float = 0.2,
@@ -194,7 +195,7 @@ class MAESN(MetaAlgorithm):
         gamma: float = 0.99,
         gae_lambda: float = 1.0,
         baseline: str = "linear",
-        learning_rate: float | Schedule = 1e-3,
+        learning_rate: float | Schedule = 3e-4,
         n_critic_updates: int = 10,
         cg_max_steps: int = 10,
         cg_damping: float = 1e-5,
@@ -251,11 +252,6 @@ class MAESN(MetaAlgorithm):
             raise ValueError(f"latent_gradient must be one of {LATENT_GRADIENTS}, got {latent_gradient!r}")
         self.latent_gradient = latent_gradient
         self.kl_coef = check_float("kl_coef", kl_coef, 0.0)
-        if latent_learning_rate is not None and outer_update != "ppo":
-            raise ValueError(
-                f"latent_learning_rate is a setting of the proximal step (outer_update='ppo'), got it "
-                f"({latent_learning_rate!r}) with outer_update={outer_update!r}"
-            )
         self.latent_learning_rate = (
             None
             if latent_learning_rate is None

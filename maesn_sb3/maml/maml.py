@@ -107,10 +107,10 @@ class MAML(MetaAlgorithm):
         (None: ``envs_per_task``).
     :param inner_lr: step size of the inner policy-gradient step.
     :param first_order: drop the second-order terms of the meta-gradient.
-    :param outer_update: ``"trpo"`` (MAML-TRPO's step) or ``"ppo"`` (ProMP's proximal step: ``n_epochs``
-        passes of Adam at ``learning_rate`` over ``n_minibatches`` minibatches of whole tasks on the
-        clipped surrogate, plus an adaptive penalty on the inner step's KL; see
-        :meth:`_clipped_objective`).
+    :param outer_update: ``"ppo"`` (the default, ProMP's proximal step: ``n_epochs`` passes of Adam at
+        ``learning_rate`` over ``n_minibatches`` minibatches of whole tasks on the clipped surrogate,
+        plus an adaptive penalty on the inner step's KL; see :meth:`_clipped_objective`) or ``"trpo"``
+        (MAML-TRPO's step).
     :param inner_estimator: the inner step's loss as the outer update differentiates it: ``"reinforce"``
         (``log pi * A``, MAML-TRPO's) or ``"lvc"`` (ProMP's low-variance curvature estimator,
         ``pi / pi_old * A``: the same inner step, a second derivative with the score's outer product);
@@ -160,13 +160,13 @@ class MAML(MetaAlgorithm):
         episodes_per_task: int | None = None,
         inner_lr: float = 0.1,
         first_order: bool = False,
-        outer_update: str = "trpo",
+        outer_update: str = "ppo",
         inner_estimator: str | None = None,
         n_epochs: int = 10,
         n_minibatches: int = 5,
         clip_range: float = 0.2,
         target_kl: float | None = 0.03,
-        learning_rate: float | Schedule = 1e-3,
+        learning_rate: float | Schedule = 3e-4,
         inner_kl_coef: float = 0.01,
         target_inner_kl: float | None = 0.01,
         normalize_observations: bool = False,
