@@ -1,0 +1,80 @@
+"""MAESN from one benchmark folder against methods from others, on the same held-out tasks.
+
+A family's methods can live in folders of different settings: the outer-step settings touch MAESN,
+the latent-space baseline and MAML only, so RL², multi-task PPO and PPO from scratch keep their
+rows in the family's first folder, and a MAESN setting may be run without rerunning MAML. This prints
+the IQM success at the last adaptation iteration (95 % stratified-bootstrap CI) of each
+``FOLDER:METHOD`` and P(MAESN > method) with its CI, as the benchmark's report does within one
+folder. The folders must share the family, the held-out tasks and the adaptation protocol (checked).
+
+    python benchmarks/compare_folders.py \\
+        benchmarks/results/paper/WheeledNav-v0_ppo_latentlr0.01:maesn \\
+        benchmarks/results/paper/WheeledNav-v0_ppo_latentlr0.01:lsbaseline \\
+        benchmarks/results/paper/WheeledNav-v0_ppo:maml \\
+        benchmarks/results/paper/WheeledNav-v0:rl2,mtppo,scratch
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from maesn_sb3.benchmark.cells import Config
+from maesn_sb3.benchmark.report import label
+from maesn_sb3.benchmark.results import read_csv
+from maesn_sb3.benchmark.stats import (
+    bootstrap_ci,
+    improvement_ci,
+    iqm,
+    probability_of_improvement,
+    score_matrix,
+)
+
+#: the settings two folders must share for their rows to be compared
+PROTOCOL = ("env_id", "n_train_tasks", "n_test_tasks", "task_seed", "adapt_iterations", "adapt_episodes")
+
+
+def parse(spec: str) -> tuple[Path, list[str]]:
+    """``FOLDER:METHOD[,METHOD...]`` as the folder and its methods."""
+    folder, _, methods = spec.rpartition(":")
+    if not folder or not methods:
+        raise argparse.ArgumentTypeError(f"expected FOLDER:METHOD[,METHOD...], got {spec!r}")
+    return Path(folder), methods.split(",")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("specs", nargs="+", type=parse, help="FOLDER:METHOD[,METHOD...]; MAESN's first")
+    args = parser.parse_args()
+    protocol, scores = None, {}
+    for folder, methods in args.specs:
+        config = json.loads((folder / "config.json").read_text())
+        shared = {key: config.get(key) for key in PROTOCOL}
+        if protocol is not None and shared != protocol:
+            raise SystemExit(f"{folder} was run with another protocol: {shared} against {protocol}")
+        protocol = shared
+        rows = read_csv(folder / "adaptation.csv")
+        for method in methods:
+            matrix = score_matrix(rows, method, config["adapt_iterations"], "success")
+            if matrix.size == 0:
+                raise SystemExit(f"{folder} has no finished cell of {method!r}")
+            scores[f"{label(method, Config(**config))} ({folder.name})"] = matrix
+    names = list(scores)
+    if not any(name.startswith("MAESN (") for name in names[:1]):
+        raise SystemExit("the first FOLDER:METHOD must be MAESN's (maesn)")
+    maesn = scores[names[0]]
+    print(f"{protocol['env_id']}: held-out success at iteration {protocol['adapt_iterations']}\n")
+    print("| method (folder) | seeds | IQM [95 % CI] | P(MAESN > method) [95 % CI] |\n|---|---|---|---|")
+    for name in names:
+        low, high = bootstrap_ci(scores[name])
+        row = f"| {name} | {scores[name].shape[0]} | {iqm(scores[name]):.2f} [{low:.2f}, {high:.2f}] |"
+        if name == names[0]:
+            print(row + " |")
+            continue
+        p_low, p_high = improvement_ci(maesn, scores[name])
+        print(row + f" {probability_of_improvement(maesn, scores[name]):.2f} [{p_low:.2f}, {p_high:.2f}] |")
+
+
+if __name__ == "__main__":
+    main()
