@@ -33,7 +33,8 @@ from maesn_sb3.common.policies import MlpPolicy, MultiInputPolicy, RunningNormal
 from maesn_sb3.common.proximal import MinibatchObjective, ProximalStats, proximal_update
 from maesn_sb3.common.rollouts import EpisodeBatch, collect_episodes
 from maesn_sb3.common.trpo import KLTerms, TRPOStats, trpo_step
-from maesn_sb3.common.validators import (  # still importable from here, their old home
+from maesn_sb3.tasks import TaskSet, check_task_env
+from maesn_sb3.validators import (  # still importable from here, their old home
     check_episodes,
     check_float,
     check_int,
@@ -45,7 +46,6 @@ from maesn_sb3.common.validators import (  # still importable from here, their o
     check_timesteps,
     check_unit_interval,
 )
-from maesn_sb3.tasks import TaskSet, check_task_env
 from maesn_sb3.vec_env import MetaTaskVecEnv, make_meta_vec_env
 
 __all__ = [

@@ -21,8 +21,8 @@ from maesn_sb3.common.base import AdaptationCurve, MetaAlgorithm
 from maesn_sb3.common.proximal import clipped_surrogate
 from maesn_sb3.common.rollouts import EpisodeBatch, map_obs, state_features
 from maesn_sb3.common.trpo import KLTerms, action_kl, distribution_tensors, draw_fisher_rows
-from maesn_sb3.common.validators import check_float, check_unit_interval
 from maesn_sb3.tasks import TaskSet
+from maesn_sb3.validators import check_float, check_unit_interval
 from maesn_sb3.vec_env import MetaTaskVecEnv
 
 __all__ = ["MAML"]
