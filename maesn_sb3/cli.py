@@ -254,7 +254,7 @@ def _ray_backend(args: argparse.Namespace, n_tasks: int) -> dict[str, Any]:
         raise CLIError(
             f"--workers must be in [1, --n-tasks = {n_tasks}] (whole task slots each), got {args.workers}"
         )
-    from maesn_sb3.ray_vec_env import import_ray
+    from maesn_sb3.vec_env import import_ray
 
     try:
         ray = import_ray()

@@ -64,7 +64,7 @@ def _slot_distribution(
 
 class _SlotPolicy:
     """Acts with one set of (adapted) actor parameters per task slot: what ``collect_episodes`` needs.
-    Picklable, so that a Ray worker receives it once per round and acts for its slots (:meth:`for_slots`)."""
+    Picklable; a remote collector sends each Ray worker its slots' part (:meth:`for_slots`)."""
 
     def __init__(self, model: MAML, params: Params, envs_per_task: int) -> None:
         self.head, self.params, self.envs_per_task = model._head, params, envs_per_task

@@ -27,7 +27,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepR
 
 from maesn_sb3.skills.relabel import _check_coef, mix_rewards
 from maesn_sb3.validators import check_int
-from maesn_sb3.vector_adapter import PicklableVecEnvWrapper
+from maesn_sb3.vec_env.wrapper import PicklableVecEnvWrapper
 from wrappers.discriminator import SkillDiscriminator
 from wrappers.latent import LatentWrapper, strip_latent, strip_latent_space
 from wrappers.skill_actions import SkillPolicy
