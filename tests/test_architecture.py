@@ -22,7 +22,6 @@ OVER_LIMIT = {
     "maesn_sb3/maesn/maesn.py",
     "maesn_sb3/common/base.py",
     "maesn_sb3/maml/maml.py",
-    "maesn_sb3/skills/relabel.py",
 }
 
 # (prefix, layer): the longest matching prefix decides; lower layers are imported by higher ones

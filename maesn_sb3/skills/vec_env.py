@@ -25,7 +25,7 @@ from stable_baselines3.common.env_util import unwrap_wrapper
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, unwrap_vec_wrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 
-from maesn_sb3.skills.relabel import _check_coef, mix_rewards
+from maesn_sb3.skills.diayn import _check_coef, mix_rewards
 from maesn_sb3.validators import check_int
 from maesn_sb3.vec_env.wrapper import PicklableVecEnvWrapper
 from wrappers.discriminator import SkillDiscriminator
