@@ -26,6 +26,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
 from maesn_sb3.vec_env.meta import MetaTaskVecEnv
+from maesn_sb3.vec_env.subproc import env_indices
 
 __all__ = ["RayVecEnv", "RayWorkerError", "import_ray"]
 
@@ -286,7 +287,7 @@ class RayVecEnv(VecEnv):
 
     def _targets(self, indices: VecEnvIndices) -> list[tuple[int, list[int], list[int]]]:
         """``(worker, positions in the answer, local indices)`` for each worker that holds ``indices``."""
-        targets = self._get_indices(indices)
+        targets = env_indices(indices, self.num_envs)
         out: dict[int, tuple[list[int], list[int]]] = {}
         for position, index in enumerate(targets):
             index = int(index)

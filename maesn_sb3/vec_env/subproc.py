@@ -29,6 +29,15 @@ from threadpoolctl import threadpool_limits
 __all__ = ["EnvWorkerError", "ReportingSubprocVecEnv"]
 
 
+def env_indices(indices: VecEnvIndices, num_envs: int) -> Sequence[int]:
+    """The sub-envs that ``indices`` names (None: all), as SB3's ``VecEnv`` reads it."""
+    if indices is None:
+        return range(num_envs)
+    if isinstance(indices, int):
+        return [indices]
+    return indices
+
+
 class EnvWorkerError(RuntimeError):
     """A sub-env of a :class:`ReportingSubprocVecEnv` failed in its worker process (or the process ended).
 
@@ -183,12 +192,12 @@ class ReportingSubprocVecEnv(SubprocVecEnv):
         return results
 
     def _call(self, message: tuple[str, Any], indices: VecEnvIndices, doing: str) -> list[Any]:
-        return self._call_each([message] * len(self._get_indices(indices)), indices, doing)
+        return self._call_each([message] * len(env_indices(indices, self.num_envs)), indices, doing)
 
     def _call_each(
         self, messages: Sequence[tuple[str, Any]], indices: VecEnvIndices, doing: str
     ) -> list[Any]:
-        targets = list(self._get_indices(indices))
+        targets = list(env_indices(indices, self.num_envs))
         sent: list[bool] = []
         for index, message in zip(targets, messages, strict=True):
             try:
