@@ -9,7 +9,7 @@ import numpy as np
 import torch as th
 from stable_baselines3.common.utils import set_random_seed
 
-from maesn_sb3.common.rollouts import collect_episodes
+from maesn_sb3.common.remote import collector_for
 from maesn_sb3.vec_env import MetaTaskVecEnv
 
 __all__ = ["LATENT_SOURCES", "ExplorationCoverage", "evaluate_latents", "exploration_coverage"]
@@ -67,7 +67,7 @@ def evaluate_latents(
         set_random_seed(seed)
         env.seed(seed)
     env.set_latent_distributions(means, stds)
-    batch, _ = collect_episodes(env, model.policy, n_rounds, deterministic, on_step)
+    batch, _ = collector_for(env)(env, model.policy, n_rounds, deterministic, on_step)
     returns = batch.per_task(batch.episode_returns, n_tasks)
     success = batch.per_task(batch.success.astype(float), n_tasks)
     return returns, success
@@ -102,7 +102,7 @@ def exploration_coverage(model: Any, env: MetaTaskVecEnv, seed: int | None = Non
             set_random_seed(seed)
             env.seed(seed)
         env.set_latent_distributions(zeros, stds)
-        batch, _ = collect_episodes(env, model.policy, 1, deterministic, None)
+        batch, _ = collector_for(env)(env, model.policy, 1, deterministic, None)
         success = batch.per_task(batch.success.astype(float), env.n_tasks)
         fractions.append(float((success > 0).mean()))
     return ExplorationCoverage(*fractions)

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 import maesn_sb3  # noqa: F401  (registers the envs)
-from maesn_sb3.common.validators import available_cores
 from maesn_sb3.envs import _mujoco_vector
 from maesn_sb3.envs.mujoco_vector import AntGoalVectorEnv, BlockPushVectorEnv, WheeledNavVectorEnv
+from maesn_sb3.validators import available_cores
 from tests._vector_equality import compare_rollouts, single_envs
 
 needs_batch = pytest.mark.skipif(not _mujoco_vector.HAS_MUJOCO_BATCH, reason="needs mujoco.batch")

@@ -90,7 +90,7 @@ def _cell_runner(
         with make_pool(workers, low_priority) as pool:
             yield functools.partial(pool.submit, run_cell)
         return
-    from maesn_sb3.ray_vec_env import import_ray
+    from maesn_sb3.vec_env import import_ray
 
     try:
         ray = import_ray()

@@ -31,9 +31,11 @@ from threadpoolctl import threadpool_limits
 from maesn_sb3.common.advantages import LinearFeatureBaseline
 from maesn_sb3.common.policies import MlpPolicy, MultiInputPolicy, RunningNormalization
 from maesn_sb3.common.proximal import MinibatchObjective, ProximalStats, proximal_update
-from maesn_sb3.common.rollouts import EpisodeBatch, collect_episodes
+from maesn_sb3.common.remote import collector_for
+from maesn_sb3.common.rollouts import EpisodeBatch
 from maesn_sb3.common.trpo import KLTerms, TRPOStats, trpo_step
-from maesn_sb3.common.validators import (  # still importable from here, their old home
+from maesn_sb3.tasks import TaskSet, check_task_env
+from maesn_sb3.validators import (  # still importable from here, their old home
     check_episodes,
     check_float,
     check_int,
@@ -45,7 +47,6 @@ from maesn_sb3.common.validators import (  # still importable from here, their o
     check_timesteps,
     check_unit_interval,
 )
-from maesn_sb3.tasks import TaskSet, check_task_env
 from maesn_sb3.vec_env import MetaTaskVecEnv, make_meta_vec_env
 
 __all__ = [
@@ -421,7 +422,7 @@ class MetaAlgorithm(BaseAlgorithm):
                 callback.update_locals(step)
                 return callback.on_step()
 
-        batch, completed = collect_episodes(env, policy, n_rounds, deterministic, on_step, reward_key)
+        batch, completed = collector_for(env)(env, policy, n_rounds, deterministic, on_step, reward_key)
         if callback is not None:
             if self.normalize_observations:  # for the statistics, once the meta-iteration is over
                 self._observed.append(batch.observations[batch.mask.astype(bool)])

@@ -119,6 +119,14 @@ def _pad_time(array: np.ndarray, length: int) -> np.ndarray:
     return np.concatenate([array, pad], axis=0)
 
 
+def concat_padded(parts: list[Any], length: int) -> Any:
+    """Time-major arrays (or dicts of them) side by side along the episode axis, each padded with zeros
+    in time to ``length``."""
+    if isinstance(parts[0], dict):
+        return {k: np.concatenate([_pad_time(p[k], length) for p in parts], axis=1) for k in parts[0]}
+    return np.concatenate([_pad_time(p, length) for p in parts], axis=1)
+
+
 def draw_noise_seeds(n_rounds: int, n_tasks: int) -> np.ndarray:
     """One seed per round and task slot for the action noise, drawn from torch's global generator (so
     ``torch.manual_seed`` and the saved random state govern them)."""
@@ -164,8 +172,9 @@ def collect_episodes(
     """Run ``n_rounds`` rounds; in each, every sub-env plays exactly one episode from a fresh reset.
 
     The env is reset at the start of every round, so each episode draws its latent from the
-    distribution in force when the round starts. A backend that collects episodes itself (the Ray
-    backend, :class:`~maesn_sb3.ray_vec_env.RayVecEnv`) is handed the whole call and returns the same batch.
+    distribution in force when the round starts. This is the local collector: it steps ``venv``
+    from this process (the Ray backend's remote collector is :func:`~maesn_sb3.common.remote.collect_remote`;
+    :func:`~maesn_sb3.common.remote.collector_for` picks one for a VecEnv).
 
     :param on_step: called after every vectorised step with ``{"infos", "dones", "n_steps"}``;
         returning False stops collection early (the partial batch is then returned with False).
@@ -176,9 +185,6 @@ def collect_episodes(
     """
     if noise_seeds is None:
         noise_seeds = draw_noise_seeds(n_rounds, venv.n_tasks)
-    backend_collect = getattr(venv.venv, "collect_episodes", None)
-    if backend_collect is not None:
-        return backend_collect(venv, policy, n_rounds, deterministic, on_step, reward_key, noise_seeds)
     n_envs = venv.num_envs
     horizon = venv.horizon  # raises if episodes could run forever
     is_box = isinstance(policy.action_space, spaces.Box)
@@ -261,11 +267,7 @@ def batch_from_rounds(
 
     def join(index: int) -> Any:
         parts = [r[index] for r in rounds]
-        if len(parts) == 1:
-            return parts[0]
-        if isinstance(parts[0], dict):
-            return {k: np.concatenate([_pad_time(p[k], length) for p in parts], axis=1) for k in parts[0]}
-        return np.concatenate([_pad_time(p, length) for p in parts], axis=1)
+        return parts[0] if len(parts) == 1 else concat_padded(parts, length)
 
     return EpisodeBatch(
         observations=join(0),

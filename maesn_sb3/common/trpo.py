@@ -15,7 +15,7 @@ from stable_baselines3.common.distributions import Distribution, kl_divergence
 from torch.distributions import Categorical, Normal
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
-from maesn_sb3.common.validators import check_int
+from maesn_sb3.validators import check_int
 
 #: A KL in Gauss-Newton form: the tensors it depends on the parameters through (evaluated at the
 #: step's start) and the KL as a function of tensors of their shapes.

@@ -13,9 +13,9 @@ from typing import Any
 import mujoco
 import numpy as np
 
-from maesn_sb3.common.validators import check_threads
 from maesn_sb3.envs._goals import check_goal
 from maesn_sb3.envs._vector_base import TaskVectorEnv
+from maesn_sb3.validators import check_threads
 
 try:  # MuJoCo >= 4
     from mujoco.batch import Batch as _Batch

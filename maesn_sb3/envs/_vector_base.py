@@ -18,7 +18,7 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
-from maesn_sb3.common.validators import check_int
+from maesn_sb3.validators import check_int
 
 IndicesLike = int | Sequence[int] | np.ndarray | None
 

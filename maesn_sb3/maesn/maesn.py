@@ -29,14 +29,14 @@ from maesn_sb3.common.trpo import (
     draw_fisher_rows,
     fisher_chunks,
 )
-from maesn_sb3.common.validators import (
+from maesn_sb3.maesn.policies import TaskLatents, gaussian_log_prob, latent_kl
+from maesn_sb3.tasks import TaskSet
+from maesn_sb3.validators import (
     check_float,
     check_int,
     check_latent_adaptation_episodes,
     check_unit_interval,
 )
-from maesn_sb3.maesn.policies import TaskLatents, gaussian_log_prob, latent_kl
-from maesn_sb3.tasks import TaskSet
 from maesn_sb3.vec_env import MetaTaskVecEnv
 from wrappers.latent import LATENT_KEY, LatentWrapper, append_latent, replace_latent
 

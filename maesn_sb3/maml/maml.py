@@ -21,8 +21,8 @@ from maesn_sb3.common.base import AdaptationCurve, MetaAlgorithm
 from maesn_sb3.common.proximal import clipped_surrogate
 from maesn_sb3.common.rollouts import EpisodeBatch, map_obs, state_features
 from maesn_sb3.common.trpo import KLTerms, action_kl, distribution_tensors, draw_fisher_rows
-from maesn_sb3.common.validators import check_float, check_unit_interval
 from maesn_sb3.tasks import TaskSet
+from maesn_sb3.validators import check_float, check_unit_interval
 from maesn_sb3.vec_env import MetaTaskVecEnv
 
 __all__ = ["MAML"]
@@ -64,7 +64,7 @@ def _slot_distribution(
 
 class _SlotPolicy:
     """Acts with one set of (adapted) actor parameters per task slot: what ``collect_episodes`` needs.
-    Picklable, so that a Ray worker receives it once per round and acts for its slots (:meth:`for_slots`)."""
+    Picklable; a remote collector sends each Ray worker its slots' part (:meth:`for_slots`)."""
 
     def __init__(self, model: MAML, params: Params, envs_per_task: int) -> None:
         self.head, self.params, self.envs_per_task = model._head, params, envs_per_task

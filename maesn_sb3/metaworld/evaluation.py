@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from maesn_sb3.common.validators import check_int
 from maesn_sb3.metaworld.agents import RL2Agent
 from maesn_sb3.metaworld.env import make_benchmark, require_metaworld
+from maesn_sb3.validators import check_int
 
 __all__ = ["COUNTINGS", "MetaWorldScore", "metalearning_evaluation"]
 

@@ -25,8 +25,8 @@ from maesn_sb3.common.callbacks import (
     find_meta_env,
     resampling_callbacks,
 )
-from maesn_sb3.common.validators import check_int, check_seed
 from maesn_sb3.tasks import TaskSet
+from maesn_sb3.validators import check_int, check_seed
 from maesn_sb3.vec_env import MetaTaskVecEnv
 
 __all__ = ["MultiTaskPPO", "finetune_ppo", "ppo_from_scratch"]

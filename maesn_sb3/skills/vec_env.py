@@ -25,9 +25,9 @@ from stable_baselines3.common.env_util import unwrap_wrapper
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, unwrap_vec_wrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 
-from maesn_sb3.common.validators import check_int
-from maesn_sb3.skills.relabel import _check_coef, mix_rewards
-from maesn_sb3.vector_adapter import PicklableVecEnvWrapper
+from maesn_sb3.skills.diayn import _check_coef, mix_rewards
+from maesn_sb3.validators import check_int
+from maesn_sb3.vec_env.wrapper import PicklableVecEnvWrapper
 from wrappers.discriminator import SkillDiscriminator
 from wrappers.latent import LatentWrapper, strip_latent, strip_latent_space
 from wrappers.skill_actions import SkillPolicy
