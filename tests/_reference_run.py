@@ -1,8 +1,10 @@
-"""Two meta-iterations of MAESN and MAML on PointNav2D (dummy and native): hashes of the end parameters.
+"""Two meta-iterations of MAESN and MAML on PointNav2D (dummy and native, with the TRPO and the proximal
+outer step): hashes of the end parameters.
 
 ``python tests/_reference_run.py OUT.json`` writes them; ``tests/test_architecture.py`` compares the
 current code's run with ``tests/data/reference_params.json``, made on commit 37fe46a (before the
-VecEnv/cli/skills refactor of issue 27), so the refactor is checked to leave results bit-identical.
+VecEnv/cli/skills refactor of issue 27; the ``-ppo`` entries on 365ce92, when the proximal step was
+the default, before the merge), so the refactor is checked to leave results bit-identical.
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ SMALL = {"n_tasks": 2, "envs_per_task": 3, "env_kwargs": {"max_episode_steps": 8
 ENV_ID = "maesn_sb3/PointNav2D-v0"
 
 
-def run(algo: type, vectorization: str) -> dict[str, str]:
+def run(algo: type, vectorization: str, outer_update: str) -> dict[str, str]:
     """Hash of every parameter tensor (and the step count) after 2 meta-iterations."""
     th.set_num_threads(1)
     latent = {"latent_dim": 2} if algo is not MAML else {}
     env = make_meta_vec_env(ENV_ID, vectorization=vectorization, **SMALL, **latent)
     steps_per_iteration = 2 * SMALL["n_tasks"] * SMALL["envs_per_task"] * 8
-    model = algo("MlpPolicy", env, n_train_tasks=4, seed=5).learn(2 * steps_per_iteration)
+    model = algo("MlpPolicy", env, n_train_tasks=4, seed=5, outer_update=outer_update)
+    model.learn(2 * steps_per_iteration)
     hashes = {"num_timesteps": str(model.num_timesteps)}
     for part, state in model.get_parameters().items():
         for name, value in state.items():
@@ -38,7 +41,12 @@ def run(algo: type, vectorization: str) -> dict[str, str]:
 
 
 def run_all() -> dict[str, dict[str, str]]:
-    return {f"{algo.__name__}-{vec}": run(algo, vec) for algo in (MAESN, MAML) for vec in ("dummy", "native")}
+    return {
+        f"{algo.__name__}-{vec}{'' if outer == 'trpo' else '-ppo'}": run(algo, vec, outer)
+        for algo in (MAESN, MAML)
+        for vec in ("dummy", "native")
+        for outer in ("trpo", "ppo")
+    }
 
 
 if __name__ == "__main__":
