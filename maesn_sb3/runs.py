@@ -6,9 +6,7 @@ after ``maesn-sb3 adapt``, ``adaptation.npz`` with a ``.csv`` beside it (the ada
 
 Example:
     >>> import tempfile
-    >>> from collections.abc import Sequence
-from collections.abc import Sequence
-from pathlib import Path
+    >>> from pathlib import Path
     >>> folder = Path(tempfile.mkdtemp())
     >>> path = save_config(folder, {"algo": "maesn", "env": "maesn_sb3/PointNav2D-v0"})
     >>> read_config(folder)["env"]
