@@ -291,13 +291,15 @@ def test_lower_priority_puts_the_process_in_a_session_of_its_own_at_nice_19():
 
 
 # -- the budget curve ------------------------------------------------------------------------------------
-def write_run(folder, config, success, coverage=None):
-    """A run folder with 3 seeds x 2 tasks whose success at the last iteration is ``success``."""
+def write_run(folder, config, success, coverage=None, methods=("maesn",)):
+    """A run folder with 3 seeds x 2 tasks of ``methods`` whose success at the last iteration is
+    ``success``."""
     folder.mkdir(parents=True)
     (folder / "config.json").write_text(json.dumps(dataclasses.asdict(config)))
-    cell = {"method": "maesn", "env_steps": 1, "return": 0.0}
     rows = [
-        {**cell, "seed": seed, "task": task, "iteration": k, "success": success if k else 0.0}
+        {"method": method, "env_steps": 1, "return": 0.0, "seed": seed, "task": task, "iteration": k}
+        | {"success": success if k else 0.0}
+        for method in methods
         for seed in range(3)
         for task in range(2)
         for k in range(config.adapt_iterations + 1)
@@ -331,6 +333,26 @@ def test_the_budget_curve_takes_the_family_runs_with_its_settings_and_coverage_w
     assert (tmp_path / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="no finished cells"):
         plot_budget_curve(tmp_path, "maesn_sb3/AntGoal-v0", tmp_path / "none.png")
+
+
+def test_the_budget_curve_compares_the_outer_update_as_each_method_receives_it(tmp_path):
+    from maesn_sb3.benchmark.budget import budget_runs, plot_budget_curve
+
+    ppo = {"outer_update": "ppo", "budgets": {"maesn": 2000, "maml": 2000}}
+    base = dataclasses.replace(CONFIG, **ppo, outer_kwargs={"latent_learning_rate": 0.01})  # the default
+    write_run(tmp_path / "ppo", dataclasses.replace(base, outer_kwargs={}), 0.5, methods=("maesn",))
+    # MAML takes no latent learning rate: this folder's MAML is base's MAML, its MAESN another run
+    other_latent_rate = dataclasses.replace(base, outer_kwargs={"latent_learning_rate": 3e-4})
+    write_run(tmp_path / "ppo_slow_latents", other_latent_rate, 0.25, methods=("maesn", "maml"))
+    write_run(tmp_path / "trpo", dataclasses.replace(CONFIG, budgets=ppo["budgets"]), 1.0, methods=("maml",))
+    runs, other = budget_runs(tmp_path, ENV_ID, base)
+    assert [folder.name for folder, _ in runs] == ["ppo", "ppo_slow_latents"]
+    assert [folder.name for folder in other] == ["trpo"]
+    points = plot_budget_curve(tmp_path, ENV_ID, tmp_path / "curve.png", base=base)
+    assert [(p["folder"], p["iqm"]) for p in points["maesn"]] == [("ppo", 0.5)]
+    assert [(p["folder"], p["iqm"], p["label"]) for p in points["maml"]] == [
+        ("ppo_slow_latents", 0.25, "MAML (ProMP)")
+    ]
 
 
 def test_checkpoint_every_is_checked_before_any_work(tmp_path, capsys):

@@ -254,7 +254,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         action="store_true",
         help="only draw the family's budget curve (MAESN, the latent-space baseline and MAML: success at the "
         "last iteration and exploration coverage against meta-training steps) from the run folders beside "
-        "OUTPUT with its settings, to <family>/budget_curve.png there",
+        "OUTPUT with OUTPUT's settings (this command's where it has none), budgets aside, to "
+        "OUTPUT/budget_curve.png",
     )
     parser.add_argument(
         "--checkpoint-every",
@@ -331,6 +332,16 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     if problem:
         parser.error(problem)
     saved = output / "config.json"
+    if args.budget_curve:  # the curve of OUTPUT's settings, budgets aside (this command's without a run)
+        base = Config(**json.loads(saved.read_text())) if saved.exists() else config
+        figure = output / "budget_curve.png"
+        figure.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            points = plot_budget_curve(output.parent, config.env_id, figure, base=base)
+        except ValueError as error:
+            parser.error(f"--budget-curve: {error}")
+        print(f"{budget_table(points)}\n\nwrote {figure}")
+        return 0
     if saved.exists():
         # a setting added to Config since the run began reads as its default
         differences = config_differences(json.loads(saved.read_text()), config)
@@ -339,21 +350,11 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
                 f"{output} holds a run with another config ({saved}: {', '.join(differences)} differ); "
                 "pick another --output"
             )
-    elif not (args.status or args.budget_curve):
+    elif not args.status:
         saved.write_text(json.dumps(asdict(config), indent=1))
     methods = args.methods or [m for m in METHODS if m in config.budgets or m == "scratch"]
     if args.status:
         print(status(config, output, methods, args.seeds, args.workers))
-        return 0
-    if args.budget_curve:
-        family = config.env_id.split("/")[-1].split(":")[-1]
-        figure = output.parent / family / "budget_curve.png"  # beside the family's base run
-        figure.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            points = plot_budget_curve(output.parent, config.env_id, figure)
-        except ValueError as error:
-            parser.error(f"--budget-curve: {error}")
-        print(f"{budget_table(points)}\n\nwrote {figure}")
         return 0
     if args.report_only:
         print(report(config, output))
