@@ -201,6 +201,10 @@ def test_benchmark_runs_resumes_and_reports(tmp_path, capsys):
     ]
     assert all(0 <= float(r[key]) <= 1 for r in coverage for key in COVERAGE_FIELDS[2:])
     assert "Exploration coverage of the 2 held-out tasks" in table
+    distances = read_rows(out / "exploration.csv")  # MAESN's exploration figure, as numbers
+    assert sorted((r["method"], r["seed"]) for r in distances) == [("maesn", "0"), ("maesn", "1")]
+    assert all(float(r["prior_distance"]) > 0 and float(r["noise_distance"]) > 0 for r in distances)
+    assert (out / "exploration_maesn_seed0.png").is_file() and "Distance from the start" in table
 
     # resume: finished cells are skipped; a lost cell is run again
     capsys.readouterr()

@@ -31,6 +31,8 @@ LABELS = {
 }
 FIELDS = ("method", "seed", "task", "iteration", "env_steps", "return", "success")
 COVERAGE_FIELDS = ("method", "seed", "coverage_latents", "coverage_action_noise")
+#: MAESN's exploration figure as numbers: the mean distance from the start at the end of its episodes
+EXPLORATION_FIELDS = ("method", "seed", "prior_distance", "noise_distance")
 
 
 @dataclass
@@ -112,6 +114,10 @@ TIERS: dict[str, dict[str, Any]] = {
         },
     },
 }
+
+
+#: episodes per panel of MAESN's exploration figure
+N_FIGURE_PATHS = 10
 
 
 # -- one cell -------------------------------------------------------------------------------------
@@ -276,8 +282,9 @@ def run_cell(
     else:
         result = model.adapt(test_env, **adapt)
     adapt_seconds = time.perf_counter() - start
+    distances = {}
     if figure_dir is not None and method == "maesn":
-        _exploration_figure(model, config, tasks.test[0], result, seed, figure_dir)
+        distances = _exploration_figure(model, config, tasks.test[0], result, seed, figure_dir)
     rows = [
         {
             "method": method,
@@ -302,7 +309,7 @@ def run_cell(
     }
     if method in ("maesn", "lsbaseline"):
         info.update(_coverage(config, model, tasks, seed, vectorization))
-    return rows, info
+    return rows, {**info, **distances}
 
 
 def _coverage(config: Config, model: Any, tasks: Any, seed: int, vectorization: str) -> dict[str, float]:
@@ -372,26 +379,32 @@ def _train_over_skills(
 
 def _exploration_figure(
     model: Any, config: Config, task: Any, adaptation: Any, seed: int, folder: Path
-) -> None:
+) -> dict[str, float]:
+    """Draw MAESN's exploration figure on held-out ``task``; returns its panels' mean distance from the
+    start at the end of an episode (``prior_distance``: latents from the prior, mean actions;
+    ``noise_distance``: action noise alone), in the units of the position the figure draws."""
     import gymnasium as gym
+    import numpy as np
 
-    from maesn_sb3.plotting import plot_exploration
+    from maesn_sb3.plotting import exploration_paths, plot_exploration
 
     radius = getattr(gym.make(config.env_id).unwrapped, "goal_radius", None)
+    common = {"task": task, "seed": seed, "env_kwargs": {"reward_type": "sparse"}}
     figure = plot_exploration(
-        model,
-        config.env_id,
-        task=task,
-        adaptation=adaptation,
-        seed=seed,
-        goal_radius=radius,
-        env_kwargs={"reward_type": "sparse"},
+        model, config.env_id, adaptation=adaptation, goal_radius=radius, n_latents=N_FIGURE_PATHS, **common
     )
     figure.suptitle(
         f"{config.env_id}, held-out task 0: MAESN (seed {seed}) after {model.num_timesteps:,} meta-training "
         "steps; paths of the position the reward scores"
     )
     figure.savefig(Path(folder) / f"exploration_maesn_seed{seed}.png", dpi=80, bbox_inches="tight")
+    prior = np.random.default_rng(seed).standard_normal((N_FIGURE_PATHS, model.latent_dim))  # the figure's
+    distances = {}
+    panels = (("prior_distance", prior, True), ("noise_distance", 0 * prior, False))
+    for key, latents, deterministic in panels:
+        paths = exploration_paths(model, config.env_id, latents, deterministic, **common)
+        distances[key] = float(np.mean([np.linalg.norm(path[-1] - path[0]) for path in paths]))
+    return distances
 
 
 # -- speed: env steps/s of meta-training, side by side ---------------------------------------------

@@ -183,6 +183,28 @@ def coverage_table(rows: list[dict[str, str]], config: Config) -> str:
     return "\n".join(lines)
 
 
+def distance_table(rows: list[dict[str, str]], config: Config) -> str:
+    """MAESN's exploration figure as numbers (held-out task 0): the mean distance from the start at the
+    end of an episode under latents from the prior (mean actions) and under action noise alone."""
+    cells = {int(r["seed"]): r for r in rows if r["method"] == "maesn"}  # a cell run twice: its last row
+    if not cells:
+        return ""
+    seeds = sorted(cells)
+    prior = [float(cells[s]["prior_distance"]) for s in seeds]
+    noise = [float(cells[s]["noise_distance"]) for s in seeds]
+    per_seed = ", ".join(f"{s}: {a:.2f} / {b:.2f}" for s, a, b in zip(seeds, prior, noise, strict=True))
+    return "\n".join(
+        [
+            f"Distance from the start at the end of MAESN's exploration episodes ({config.env_id}, held-out "
+            "task 0, the exploration figure's episodes; mean over episodes, then seeds)",
+            "",
+            "| latents from the prior, mean actions | action noise alone | per seed (latents / noise) |",
+            "|---|---|---|",
+            f"| {np.mean(prior):.2f} | {np.mean(noise):.2f} | {per_seed} |",
+        ]
+    )
+
+
 def report(config: Config, output: Path) -> str:
     rows = [r for cell in cell_rows(read_csv(output / "adaptation.csv"), config).values() for r in cell]
     training = read_csv(output / "training.csv")
@@ -202,9 +224,12 @@ def report(config: Config, output: Path) -> str:
     poi = improvements(rows, config)
     if poi:
         text += "\n\n" + poi
-    coverage = coverage_table(read_csv(output / "coverage.csv"), config)
-    if coverage:
-        text += "\n\n" + coverage
+    for extra in (
+        coverage_table(read_csv(output / "coverage.csv"), config),
+        distance_table(read_csv(output / "exploration.csv"), config),
+    ):
+        if extra:
+            text += "\n\n" + extra
     (output / "adaptation.md").write_text(text + "\n")
     try:
         plot(rows, config, output / "adaptation.png")

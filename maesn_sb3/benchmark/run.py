@@ -44,6 +44,7 @@ import numpy as np
 from maesn_sb3.benchmark.budget import budget_table, plot_budget_curve
 from maesn_sb3.benchmark.cells import (
     COVERAGE_FIELDS,
+    EXPLORATION_FIELDS,
     FIELDS,
     METHODS,
     TIERS,
@@ -410,10 +411,12 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
                     failures.append((method, seed, error))
                     print(f"{method:>10} seed {seed}: FAILED: {type(error).__name__}: {error}", flush=True)
                     continue
-                coverage = {key: info.pop(key) for key in COVERAGE_FIELDS[2:] if key in info}
-                if coverage:  # before the cell's rows: a cell killed in between runs again and overwrites it
-                    coverage_row = {"method": method, "seed": seed, **coverage}
-                    append_csv(output / "coverage.csv", [coverage_row], COVERAGE_FIELDS)
+                # before the cell's rows: a cell killed in between runs again and overwrites them
+                extras = (("coverage.csv", COVERAGE_FIELDS), ("exploration.csv", EXPLORATION_FIELDS))
+                for name, fields in extras:
+                    measured = {key: info.pop(key) for key in fields[2:] if key in info}
+                    if measured:
+                        append_csv(output / name, [{"method": method, "seed": seed, **measured}], fields)
                 append_csv(output / "adaptation.csv", rows, FIELDS)
                 append_csv(output / "training.csv", [info], info_fields)
                 remove_checkpoints(output, method, seed)
