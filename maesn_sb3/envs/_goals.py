@@ -1,4 +1,5 @@
-"""What the task families share: reward types, the paper's semicircle of goals, the goal check."""
+"""What the task families share: reward types, the paper's semicircle of goals, the goal check, and
+:func:`where`, which lets one reward function serve a single env (floats) and a batch (arrays)."""
 
 from __future__ import annotations
 
@@ -31,3 +32,18 @@ def check_goal(task: Any, extra_keys: tuple[str, ...] = ()) -> np.ndarray:
     if goal.shape != (2,) or not np.all(np.isfinite(goal)):
         raise ValueError(message)
     return goal
+
+
+def where(condition: Any, if_true: Any, if_false: Any) -> Any:
+    """``np.where`` on a batch (``condition`` an array); on one env a plain choice, so floats stay floats.
+
+    Each family's reward function is written once with it and gives a single env and a batched env
+    the same numbers, bit for bit (the same IEEE operations in the same order).
+
+    Example:
+        >>> where(True, 1.0, 0.0), where(np.array([True, False]), 1.0, 0.0)
+        (1.0, array([1., 0.]))
+    """
+    if isinstance(condition, np.ndarray):
+        return np.where(condition, if_true, if_false)
+    return if_true if condition else if_false
