@@ -7,14 +7,14 @@ from typing import Any
 
 import numpy as np
 
+from maesn_sb3.validators import check_int
+
 REWARD_TYPES = ("dense", "sparse")
 
 
 def semicircle_goals(rng: np.random.Generator, n: int, radius: float) -> list[dict[str, np.ndarray]]:
     """``n`` tasks ``{"goal": (x, y)}`` on the upper semicircle of ``radius``, angle uniform in [0, pi]."""
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-        raise ValueError(f"n must be an int >= 0, got {n!r}")
-    angles = rng.uniform(0.0, np.pi, size=n)
+    angles = rng.uniform(0.0, np.pi, size=check_int("n", n, minimum=0))
     goals = radius * np.stack([np.cos(angles), np.sin(angles)], axis=-1)
     return [{"goal": goal} for goal in goals]
 

@@ -10,6 +10,7 @@ from gymnasium import spaces
 
 from maesn_sb3.envs._goals import check_goal, where
 from maesn_sb3.envs._mujoco_base import GoalTaskMujocoEnv, check_positive
+from maesn_sb3.validators import check_int
 
 N_BLOCKS = 5
 BLOCK_X_RANGE = (0.35, 0.65)
@@ -136,8 +137,7 @@ class BlockPushEnv(GoalTaskMujocoEnv):
 
     def sample_tasks(self, n: int) -> list[dict[str, Any]]:
         """Draw ``ceil(n / 5)`` layouts, each with its five targets in turn, and keep the first ``n``."""
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-            raise ValueError(f"n must be an int >= 0, got {n!r}")
+        n = check_int("n", n, minimum=0)
         rng = self.np_random
         tasks = []
         for _ in range(-(-int(n) // N_BLOCKS)):

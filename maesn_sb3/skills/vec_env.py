@@ -26,7 +26,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, unwrap_vec_wra
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 
 from maesn_sb3.skills.diayn import _check_coef, mix_rewards
-from maesn_sb3.validators import check_int
+from maesn_sb3.validators import check_int, check_seed
 from maesn_sb3.vec_env.wrapper import PicklableVecEnvWrapper
 from wrappers.discriminator import SkillDiscriminator
 from wrappers.latent import LatentWrapper, strip_latent, strip_latent_space
@@ -305,9 +305,7 @@ class VecSkillReward(PicklableVecEnvWrapper):
         self.discriminator_batch_size = check_int("discriminator_batch_size", discriminator_batch_size)
         self.discriminator_epochs = check_int("discriminator_epochs", discriminator_epochs)
         self.buffer_size = check_int("buffer_size", buffer_size)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-            raise ValueError(f"seed must be an int or None, got {seed!r}")
-        self._rng = np.random.default_rng(seed)
+        self._rng = np.random.default_rng(check_seed("seed", seed))
         self._waiting: list[Obs] = []
         self._n_waiting = 0
         self._n_steps = 0

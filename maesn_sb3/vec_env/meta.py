@@ -14,6 +14,7 @@ from stable_baselines3.common.vec_env.base_vec_env import (
 )
 
 from maesn_sb3.tasks import TASK_METHODS
+from maesn_sb3.validators import check_int
 from maesn_sb3.vec_env.subproc import ReportingSubprocVecEnv
 from maesn_sb3.vec_env.wrapper import PicklableVecEnvWrapper
 from wrappers.latent import LatentWrapper
@@ -70,9 +71,8 @@ class MetaTaskVecEnv(PicklableVecEnvWrapper):
             raise ValueError(f"success_mode must be one of {SUCCESS_MODES}, got {success_mode!r}")
         if not isinstance(venv, VecEnv):
             raise TypeError(f"venv must be a stable_baselines3 VecEnv, got {type(venv).__name__}")
-        for name, value in (("n_tasks", n_tasks), ("envs_per_task", envs_per_task)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        check_int("n_tasks", n_tasks)
+        check_int("envs_per_task", envs_per_task)
         if venv.num_envs != n_tasks * envs_per_task:
             raise ValueError(
                 f"venv.num_envs must equal n_tasks * envs_per_task = {n_tasks * envs_per_task}, "
