@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import copy
 from collections.abc import Sequence
 from multiprocessing.reduction import ForkingPickler
@@ -19,10 +20,27 @@ from maesn_sb3.vec_env.subproc import ReportingSubprocVecEnv
 from maesn_sb3.vec_env.wrapper import PicklableVecEnvWrapper
 from wrappers.latent import LatentWrapper
 
-__all__ = ["SUCCESS_MODES", "MetaTaskVecEnv"]
+__all__ = ["SUCCESS_MODES", "MetaTaskVecEnv", "RemoteEnvsBackend"]
 
 #: How :class:`MetaTaskVecEnv` turns an env's success flag into ``info["is_success"]``.
 SUCCESS_MODES = ("any", "last", "env")
+
+
+class RemoteEnvsBackend(abc.ABC):
+    """The contract of a backend VecEnv whose sub-envs live in other processes it does not expose
+    (Ray's actors): it reads and sets their generators' states itself, for an exact resume.
+
+    :class:`MetaTaskVecEnv` hands :meth:`get_random_state` and :meth:`set_random_state` to such a
+    backend; on any other backend it reaches the generators through ``env_method`` / ``get_attr``.
+    """
+
+    @abc.abstractmethod
+    def get_random_state(self) -> list[dict[str, Any]]:
+        """The state of every sub-env's generator, in sub-env order."""
+
+    @abc.abstractmethod
+    def set_random_state(self, states: Sequence[dict[str, Any]]) -> None:
+        """Put the sub-envs' generators in ``states`` and drop pending ``seed()`` calls."""
 
 
 class MetaTaskVecEnv(PicklableVecEnvWrapper):
@@ -203,7 +221,7 @@ class MetaTaskVecEnv(PicklableVecEnvWrapper):
 
     def get_random_state(self) -> list[dict[str, Any]]:
         """The state of every sub-env's generator (see :meth:`set_random_state`)."""
-        if hasattr(type(self.venv), "get_random_state"):  # a backend whose envs live elsewhere (Ray)
+        if isinstance(self.venv, RemoteEnvsBackend):
             return self.venv.get_random_state()
         return [copy.deepcopy(generator.bit_generator.state) for generator in self._generators()]
 
@@ -214,7 +232,7 @@ class MetaTaskVecEnv(PicklableVecEnvWrapper):
             raise ValueError(
                 f"states must hold num_envs = {self.num_envs} generator states, got {len(states)}"
             )
-        if hasattr(type(self.venv), "set_random_state"):  # a backend whose envs live elsewhere (Ray)
+        if isinstance(self.venv, RemoteEnvsBackend):
             self.venv.set_random_state(states)
             return
         generators = self._generators()

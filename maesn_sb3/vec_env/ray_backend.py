@@ -26,7 +26,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
 from maesn_sb3.validators import check_int
-from maesn_sb3.vec_env.meta import MetaTaskVecEnv
+from maesn_sb3.vec_env.meta import MetaTaskVecEnv, RemoteEnvsBackend
 from maesn_sb3.vec_env.subproc import env_indices
 
 __all__ = ["RayVecEnv", "RayWorkerError", "import_ray"]
@@ -138,7 +138,7 @@ class _Group:
     slots: range
 
 
-class RayVecEnv(VecEnv):
+class RayVecEnv(VecEnv, RemoteEnvsBackend):
     """A VecEnv whose sub-envs run in ``n_workers`` Ray actors, each holding a contiguous group of them.
 
     Use it as SB3's ``SubprocVecEnv``: ``RayVecEnv(env_fns, n_workers=4)``, or
