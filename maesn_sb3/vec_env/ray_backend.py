@@ -66,6 +66,8 @@ class _EnvWorker:
         th.set_num_threads(1)  # small networks; the node's other workers need the cores
         self.venv = make_venv()
         self.meta: Any = None
+        #: what the functions run on this worker (:meth:`run`) keep between calls
+        self.cache: dict[str, Any] = {}
 
     def where(self) -> tuple[str, int]:
         """The Ray node id and the process id of this worker."""
