@@ -33,6 +33,7 @@ except ImportError as error:  # pragma: no cover - exercised only without matplo
 
 from maesn_sb3.maesn import MAESN, AdaptationResult
 from maesn_sb3.tasks import check_task_env
+from maesn_sb3.validators import check_int
 from wrappers.latent import LatentWrapper, append_latent
 
 __all__ = [
@@ -181,8 +182,7 @@ def plot_exploration(
     :param goal_radius: radius of the goal region to draw (None: none).
     :param env_kwargs: keyword arguments for ``gym.make`` when ``env`` is an id.
     """
-    if isinstance(n_latents, bool) or not isinstance(n_latents, (int, np.integer)) or n_latents < 1:
-        raise ValueError(f"n_latents must be an int >= 1, got {n_latents!r}")
+    check_int("n_latents", n_latents)
     if adaptation is not None:
         if not isinstance(adaptation, AdaptationResult):
             raise TypeError(f"adaptation must be an AdaptationResult, got {type(adaptation).__name__}")

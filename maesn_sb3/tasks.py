@@ -20,6 +20,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import gymnasium as gym
 
+from maesn_sb3.validators import check_int
+
 
 @runtime_checkable
 class TaskEnv(Protocol):
@@ -114,10 +116,8 @@ class TaskSet:
             (None: an unseeded draw).
         :param max_draws: give up after this many rounds of drawing when the family repeats tasks.
         """
-        if isinstance(n_train, bool) or not isinstance(n_train, int) or n_train < 1:
-            raise ValueError(f"n_train must be an int >= 1, got {n_train!r}")
-        if isinstance(n_test, bool) or not isinstance(n_test, int) or n_test < 0:
-            raise ValueError(f"n_test must be an int >= 0, got {n_test!r}")
+        n_train = check_int("n_train", n_train)
+        n_test = check_int("n_test", n_test, minimum=0)
         env_id = env if isinstance(env, str) else None
         made = isinstance(env, str) or not isinstance(env, gym.Env)
         instance = gym.make(env) if isinstance(env, str) else env() if made else env

@@ -43,10 +43,33 @@ def check_threads(name: str, value: Any) -> int:
     return available_cores() if value is None else check_int(name, value)
 
 
-def check_int(name: str, value: Any, minimum: int = 1) -> int:
-    """``value`` as an int, or a ``ValueError`` naming ``name`` unless it is an int ``>= minimum``."""
+def check_int(name: str, value: Any, minimum: int = 1, maximum: int | None = None, note: str = "") -> int:
+    """``value`` as an int, or a ``ValueError`` naming ``name`` unless it is an int in
+    ``[minimum, maximum]`` (``maximum`` None: no upper bound); ``note`` follows the range in the message.
+
+    Example:
+        >>> check_int("n_workers", 3, maximum=2, note=" (the groups of sub-envs)")
+        Traceback (most recent call last):
+        ...
+        ValueError: n_workers must be an int in [1, 2] (the groups of sub-envs), got 3
+    """
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, np.integer))
+        or value < minimum
+        or (maximum is not None and value > maximum)
+    ):
+        bound = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+        raise ValueError(f"{name} must be an int {bound}{note}, got {value!r}")
+    return int(value)
+
+
+def check_optional_int(name: str, value: Any, minimum: int = 1) -> int | None:
+    """``value`` as None or an int ``>= minimum``, else a ``ValueError`` naming ``name``."""
+    if value is None:
+        return None
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+        raise ValueError(f"{name} must be None or an int >= {minimum}, got {value!r}")
     return int(value)
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from stable_baselines3.common.vec_env import VecEnv
 
 from maesn_sb3.maesn import MAESN, LSBaseline
+from maesn_sb3.validators import check_int
 from maesn_sb3.vec_env import MetaTaskVecEnv
 
 __all__ = ["ALGOS", "HYPERPARAMS", "main", "meta_tasks", "register"]
@@ -45,8 +46,7 @@ def meta_tasks(venv: VecEnv, envs_per_task: int) -> MetaTaskVecEnv:
     :param envs_per_task: sub-envs (episodes) per task; must divide ``venv.num_envs`` (the zoo's
         ``n_envs``, or ``--n-eval-envs`` for its eval env).
     """
-    if isinstance(envs_per_task, bool) or not isinstance(envs_per_task, int) or envs_per_task < 1:
-        raise ValueError(f"envs_per_task must be an int >= 1, got {envs_per_task!r}")
+    check_int("envs_per_task", envs_per_task)
     if venv.num_envs % envs_per_task:
         raise ValueError(
             f"the VecEnv has {venv.num_envs} envs, not a multiple of envs_per_task={envs_per_task}: set "

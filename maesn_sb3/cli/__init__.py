@@ -11,9 +11,9 @@ import sys
 from collections.abc import Sequence
 
 from maesn_sb3 import runs
-from maesn_sb3.cli._common import CLIError, save_adaptation
+from maesn_sb3.cli._common import CLIError
 from maesn_sb3.cli.parser import HelpFormatter, build_parser
-from maesn_sb3.runs import ALGOS, load_adaptation
+from maesn_sb3.runs import ALGOS, load_adaptation, save_adaptation
 
 __all__ = ["ALGOS", "CLIError", "HelpFormatter", "build_parser", "load_adaptation", "main", "save_adaptation"]
 

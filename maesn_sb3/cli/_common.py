@@ -137,11 +137,6 @@ def _format_adaptation(result: Any) -> str:
     return "\n".join(lines)
 
 
-def save_adaptation(result: Any, path: str | os.PathLike[str]) -> None:
-    """Write an AdaptationResult to ``.npz`` (:meth:`~maesn_sb3.AdaptationCurve.save`)."""
-    result.save(path)
-
-
 # -- commands -----------------------------------------------------------------------------------
 def cmd_envs(args: argparse.Namespace) -> int:
     width = max(len(env_id) for env_id in maesn_sb3.list_envs())

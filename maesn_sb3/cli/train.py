@@ -22,6 +22,7 @@ from maesn_sb3.runs import (
     MODEL_FILE,
     train_config,
 )
+from maesn_sb3.validators import check_int
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -31,16 +32,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     cls = runs.algo_class(config["algo"])
     config["algo"] = config["algo"].lower()
     runs.check_env_id(config["env"])  # imports a `module:` prefix's module
-    for key in ("timesteps", "n_tasks", "envs_per_task", "latent_dim", "n_train_tasks"):
-        value = config[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise CLIError(f"--{key.replace('_', '-')} must be an int >= 1, got {value!r}")
-    if (
-        isinstance(config["n_test_tasks"], bool)
-        or not isinstance(config["n_test_tasks"], int)
-        or (config["n_test_tasks"] < 0)
-    ):
-        raise CLIError(f"--n-test-tasks must be an int >= 0, got {config['n_test_tasks']!r}")
+    try:
+        for key in ("timesteps", "n_tasks", "envs_per_task", "latent_dim", "n_train_tasks", "n_test_tasks"):
+            check_int(f"--{key.replace('_', '-')}", config[key], minimum=0 if key == "n_test_tasks" else 1)
+    except ValueError as error:
+        raise CLIError(str(error)) from None
     if config["n_tasks"] > config["n_train_tasks"]:
         raise CLIError(
             f"--n-tasks (tasks per meta-iteration, {config['n_tasks']}) must be <= --n-train-tasks "

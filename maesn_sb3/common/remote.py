@@ -1,30 +1,33 @@
 """Episode collectors: local (:func:`~maesn_sb3.common.rollouts.collect_episodes`) or remote, on the
 workers of a Ray backend (:func:`collect_remote`); :func:`collector_for` picks one for a VecEnv.
 
-Remote collection hands a round to the Ray workers at once: each worker's policy goes through Ray's
-object store once per call (a policy with one set of weights per task slot, :class:`SlotPolicy`, is
-cut to the worker's slots first), each worker plays its episodes locally with the local collector and
-sends them back, and the driver lays them out as local collection does, in the same order, with the
-same numbers for the same seed. The backend only runs the function on its workers
-(:meth:`~maesn_sb3.vec_env.RayVecEnv.run_on_workers`); it knows no policy.
+Remote collection hands a round to the Ray workers at once. Each worker receives what it needs to act,
+once per call through Ray's object store: an actor-critic policy travels as its weights and the small
+config that builds it (:class:`PolicyWeights`; a worker builds it once and keeps it), a policy with one
+set of weights per task slot (:class:`SlotPolicy`) as the worker's slots' part. Each worker plays its
+episodes locally with the local collector and sends them back, and the driver lays them out as local
+collection does, in the same order, with the same numbers for the same seed. The backend only runs the
+function on its workers (:meth:`~maesn_sb3.vec_env.RayVecEnv.run_on_workers`); it knows no policy.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch as th
-from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
 
 from maesn_sb3.common.rollouts import EpisodeBatch, batch_from_rounds, collect_episodes, concat_padded
 from maesn_sb3.vec_env.meta import MetaTaskVecEnv
 from maesn_sb3.vec_env.ray_backend import RayVecEnv, RayWorkerError, import_ray
 
-__all__ = ["Collector", "SlotPolicy", "collect_remote", "collector_for"]
+__all__ = ["Collector", "PolicyWeights", "SlotPolicy", "collect_remote", "collector_for"]
 
 #: ``collector(venv, policy, n_rounds, deterministic, on_step, reward_key, noise_seeds)``, as
 #: :func:`~maesn_sb3.common.rollouts.collect_episodes`
@@ -39,6 +42,60 @@ class SlotPolicy(Protocol):
     only its slots' part."""
 
     def for_slots(self, start: int, stop: int) -> Any: ...
+
+
+@dataclass(frozen=True)
+class PolicyWeights:
+    """An actor-critic policy as it travels to a Ray worker: its weights and the small config that builds
+    it (class, constructor arguments, device, training mode), not the pickled policy with its optimizer.
+
+    ``key`` names the config: a worker builds the policy once per key (:meth:`on_worker`) and loads the
+    weights into it on every call.
+    """
+
+    key: str
+    cls: type[ActorCriticPolicy]
+    kwargs: dict[str, Any]
+    device: str
+    training: bool
+    state: dict[str, th.Tensor]
+
+    @classmethod
+    def of(cls, policy: ActorCriticPolicy) -> PolicyWeights:
+        import cloudpickle
+
+        # SB3's own config of the policy (what BasePolicy.save stores), without the learning rate
+        kwargs = policy._get_constructor_parameters()
+        kwargs.update(lr_schedule=_no_learning, share_features_extractor=policy.share_features_extractor)
+        config = (type(policy), kwargs, str(policy.device), policy.training)
+        key = hashlib.sha256(cloudpickle.dumps(config)).hexdigest()
+        state = {name: value.detach() for name, value in policy.state_dict().items()}
+        return cls(key, *config, state)
+
+    def on_worker(self, cache: dict[str, Any]) -> ActorCriticPolicy:
+        """The policy on a worker: built on the first call with this key (the worker's torch generator
+        left as it was), then the weights loaded, exactly."""
+        key, policy = cache.get("policy", (None, None))
+        if key != self.key:
+            with th.random.fork_rng(devices=[]):
+                policy = self.cls(**self.kwargs).to(self.device)
+            cache["policy"] = (self.key, policy)
+        policy.load_state_dict(self.state)
+        policy.set_training_mode(self.training)
+        return policy
+
+
+def _no_learning(progress_remaining: float) -> float:
+    """The learning rate of a worker's copy of a policy, which never steps its optimizer."""
+    return 0.0
+
+
+def _message(policy: Any) -> Any:
+    """What travels to a worker for ``policy``: :class:`PolicyWeights` of an actor-critic policy (without
+    SDE, whose exploration matrices are no weights), else the policy itself."""
+    if isinstance(policy, ActorCriticPolicy) and not policy.use_sde:
+        return PolicyWeights.of(policy)
+    return policy
 
 
 def collector_for(venv: MetaTaskVecEnv) -> Collector:
@@ -66,6 +123,8 @@ def _collect_on_worker(
     """Run on a Ray worker: ``n_rounds`` rounds on its slots ``slots[0] .. slots[1] - 1``, with torch at
     the caller's ``torch_threads``: per round, the batch and its :data:`Steps`; and the seconds that took."""
     start = time.perf_counter()
+    if isinstance(policy, PolicyWeights):
+        policy = policy.on_worker(worker.cache)
     meta = worker.meta_view(slots[1] - slots[0], envs_per_task, success_key)
     th.set_num_threads(torch_threads)
     rounds = []
@@ -118,9 +177,11 @@ def collect_remote(
         start = time.perf_counter()
         slot_ranges = [(g.slots.start, g.slots.stop) for g in ray_venv.groups]
         if isinstance(policy, SlotPolicy):  # each worker receives its own slots' weights only
-            policies = [ray.put(policy.for_slots(*slots)) for slots in slot_ranges]
+            messages = [policy.for_slots(*slots) for slots in slot_ranges]
+            policies = [ray.put(message) for message in messages]
         else:
-            policies = [ray.put(policy)] * len(slot_ranges)
+            messages = [_message(policy)]
+            policies = [ray.put(messages[0])] * len(slot_ranges)
         put_s = time.perf_counter() - start
         args = [
             (
@@ -152,7 +213,7 @@ def collect_remote(
     batch, completed = _assemble(venv, [rounds for rounds, _ in answers], n_rounds, on_step)
     timings["assemble_s"] = time.perf_counter() - start
     timings["worker_s"] = max(seconds for _, seconds in answers)
-    timings["policy_bytes"] = _nbytes(policy)
+    timings["policy_bytes"] = _nbytes(messages[0])
     timings["episode_bytes"] = sum(_array_bytes(batch) for rounds, _ in answers for batch, _ in rounds)
     stats = ray_venv.collection_stats
     for key, value in timings.items():

@@ -17,6 +17,7 @@ from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
 from gymnasium.utils import EzPickle
 
 from maesn_sb3.envs._goals import REWARD_TYPES, check_goal, semicircle_goals
+from maesn_sb3.validators import check_int
 
 ASSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
 
@@ -58,9 +59,8 @@ class GoalTaskMujocoEnv(MujocoEnv, EzPickle):
             raise ValueError(
                 f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}"
             )
-        for name, value in (("width", width), ("height", height)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        check_int("width", width)
+        check_int("height", height)
         if camera_name is None and camera_id is None:
             camera_name = "overview"
         EzPickle.__init__(

@@ -15,6 +15,7 @@ import numpy as np
 
 from maesn_sb3.envs._goals import check_goal
 from maesn_sb3.envs._vector_base import TaskVectorEnv
+from maesn_sb3.envs.ant_goal import ant_goal_term
 from maesn_sb3.validators import check_threads
 
 try:  # MuJoCo >= 4
@@ -188,7 +189,7 @@ class GoalMujocoVectorEnv(MujocoTaskVectorEnv):
     def _init_goals(self) -> None:
         self._goals = np.zeros((self.num_envs, 2))
         self._goal_norms = np.zeros(self.num_envs)  # |goal| (WheeledNav's sparse constant)
-        self._goal_l1 = np.zeros(self.num_envs)  # 4 - L1(goal) (AntGoal's sparse goal term)
+        self._goal_l1 = np.zeros(self.num_envs)  # AntGoal's sparse goal term
         self._write_task(self._single.get_task()["goal"], np.arange(self.num_envs))
 
     def _goal_distances(self, indices: np.ndarray | slice = slice(None)) -> np.ndarray:
@@ -202,7 +203,7 @@ class GoalMujocoVectorEnv(MujocoTaskVectorEnv):
         gx, gy = float(task[0]), float(task[1])
         self._goals[indices] = task
         self._goal_norms[indices] = math.hypot(gx, gy)
-        self._goal_l1[indices] = -(abs(gx) + abs(gy)) + 4.0
+        self._goal_l1[indices] = ant_goal_term(gx, gy)
 
     def _read_task(self, index: int) -> dict[str, np.ndarray]:
         return {"goal": self._goals[index].copy()}

@@ -8,8 +8,9 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from maesn_sb3.envs._goals import check_goal
+from maesn_sb3.envs._goals import check_goal, where
 from maesn_sb3.envs._mujoco_base import GoalTaskMujocoEnv, check_positive
+from maesn_sb3.validators import check_int
 
 N_BLOCKS = 5
 BLOCK_X_RANGE = (0.35, 0.65)
@@ -17,6 +18,22 @@ GOAL_X_RANGE = (0.75, 0.95)
 #: block ``i`` (and a goal for block ``i``) lies in the y band ``[-0.5 + 0.2 i, -0.3 + 0.2 i]``
 Y_BANDS = tuple((-0.5 + 0.2 * i, -0.3 + 0.2 * i) for i in range(N_BLOCKS))
 _TARGET_RGBA = np.array([0.1, 0.6, 0.2, 1.0], dtype=np.float32)
+
+
+def block_push_far_reward(gx: float, gy: float) -> float:
+    """The sparse reward away from the goal ``(gx, gy)``: the dense reward of a block at the origin."""
+    return -5.0 * math.hypot(gx, gy)
+
+
+def block_push_reward(distance: Any, far_reward: Any, goal_radius: float) -> tuple[Any, Any, Any]:
+    """BlockPush's ``(dense, sparse, inside)`` for one env (floats) or a batch (arrays), bit for bit alike.
+
+    ``dense = -5 distance`` (the target block's distance to the goal); ``sparse`` is ``dense`` within
+    ``goal_radius`` of the goal, else ``far_reward`` (:func:`block_push_far_reward`).
+    """
+    inside = distance <= goal_radius
+    dense = -5.0 * distance
+    return dense, where(inside, dense, far_reward), inside
 
 
 class BlockPushEnv(GoalTaskMujocoEnv):
@@ -120,8 +137,7 @@ class BlockPushEnv(GoalTaskMujocoEnv):
 
     def sample_tasks(self, n: int) -> list[dict[str, Any]]:
         """Draw ``ceil(n / 5)`` layouts, each with its five targets in turn, and keep the first ``n``."""
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-            raise ValueError(f"n must be an int >= 0, got {n!r}")
+        n = check_int("n", n, minimum=0)
         rng = self.np_random
         tasks = []
         for _ in range(-(-int(n) // N_BLOCKS)):
@@ -147,7 +163,7 @@ class BlockPushEnv(GoalTaskMujocoEnv):
         self._task = {"layout": layout.copy(), "target": int(target), "goal": goal}
         self._tx_index = 3 + 2 * int(target)
         self._gx, self._gy = float(goal[0]), float(goal[1])
-        self._sparse_reward = -5.0 * math.hypot(self._gx, self._gy)
+        self._sparse_reward = block_push_far_reward(self._gx, self._gy)
         self._move_goal_marker(goal)
         self.model.geom_rgba[self._block_geoms] = self._block_rgba
         self.model.geom_rgba[self._block_geoms[int(target)]] = _TARGET_RGBA
@@ -186,10 +202,8 @@ class BlockPushEnv(GoalTaskMujocoEnv):
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         self._apply_action(action, cost=False)
         distance = self._distance()
-        inside = distance <= self.goal_radius
+        dense, sparse, inside = block_push_reward(distance, self._sparse_reward, self.goal_radius)
         if inside:
             self._reached = True
-        dense = -5.0 * distance
-        sparse = dense if inside else self._sparse_reward
         info = {"distance": distance, "is_success": self._reached, "sparse_reward": sparse}
         return self._obs(), sparse if self.sparse else dense, False, False, info

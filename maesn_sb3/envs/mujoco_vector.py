@@ -4,15 +4,14 @@ the same seed, task and actions, bit for bit (same ``mj_step``s, same arithmetic
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
 from maesn_sb3.envs._mujoco_vector import GoalMujocoVectorEnv, MujocoTaskVectorEnv
-from maesn_sb3.envs.ant_goal import AntGoalEnv
-from maesn_sb3.envs.block_push import N_BLOCKS, BlockPushEnv
-from maesn_sb3.envs.wheeled_nav import WheeledNavEnv
+from maesn_sb3.envs.ant_goal import AntGoalEnv, ant_goal_reward
+from maesn_sb3.envs.block_push import N_BLOCKS, BlockPushEnv, block_push_far_reward, block_push_reward
+from maesn_sb3.envs.wheeled_nav import WheeledNavEnv, wheeled_nav_reward
 
 __all__ = ["AntGoalVectorEnv", "BlockPushVectorEnv", "WheeledNavVectorEnv"]
 
@@ -94,10 +93,8 @@ class WheeledNavVectorEnv(GoalMujocoVectorEnv):
         ctrl_cost = self.ctrl_cost_weight * sq
         self.physics.step(ctrl)
         distance = self._goal_distances()
-        inside = distance <= self.goal_radius
+        dense, sparse, inside = wheeled_nav_reward(distance, ctrl_cost, self._goal_norms, self.goal_radius)
         self._reached |= inside
-        dense = -distance - ctrl_cost
-        sparse = np.where(inside, dense, -self._goal_norms - ctrl_cost)
         infos = {"distance": distance, "is_success": self._reached.copy(), "sparse_reward": sparse}
         terminated = np.zeros(self.num_envs, dtype=np.bool_)
         return self._observe(), sparse if self.sparse else dense, terminated, infos
@@ -181,18 +178,21 @@ class AntGoalVectorEnv(GoalMujocoVectorEnv):
         ctrl_cost = self.ctrl_cost_weight * sq
         self.physics.step(ctrl)
         contact = self.physics.sensordata * self._inv_weight
-        contact_sq = np.zeros(self.num_envs)
-        for j in range(contact.shape[1]):  # left to right, as the single env's loop
-            c = contact[:, j]
-            contact_sq = contact_sq + np.where(c > 1.0, 1.0, c * c)
         qpos = self.physics.qpos
         dx, dy, z = qpos[:, 0] - self._goals[:, 0], qpos[:, 1] - self._goals[:, 1], qpos[:, 2]
         distance = self._hypot(dx, dy)
-        inside = distance <= self.goal_radius
+        dense, sparse, inside = ant_goal_reward(
+            dx,
+            dy,
+            distance,
+            ctrl_cost,
+            contact.T,
+            self._goal_l1,
+            self.goal_radius,
+            self.healthy_reward,
+            self.contact_cost_weight,
+        )
         self._reached |= inside
-        rest = self.healthy_reward - ctrl_cost - self.contact_cost_weight * contact_sq
-        dense = 4.0 - np.abs(dx) - np.abs(dy) + rest
-        sparse = np.where(inside, dense, self._goal_l1 + rest)
         low, high = self.healthy_z_range
         terminated = ~((low <= z) & (z <= high))
         infos = {"distance": distance, "is_success": self._reached.copy(), "sparse_reward": sparse}
@@ -253,7 +253,7 @@ class BlockPushVectorEnv(MujocoTaskVectorEnv):
         self._layouts[indices] = task["layout"]
         self._targets[indices] = task["target"]
         self._goals[indices] = goal
-        self._sparse_const[indices] = -5.0 * math.hypot(float(goal[0]), float(goal[1]))
+        self._sparse_const[indices] = block_push_far_reward(float(goal[0]), float(goal[1]))
 
     def _read_task(self, index: int) -> dict[str, Any]:
         return {
@@ -287,10 +287,8 @@ class BlockPushVectorEnv(MujocoTaskVectorEnv):
         ctrl, _ = self._controls(actions)
         self.physics.step(ctrl)
         distance = self._target_distances()
-        inside = distance <= self.goal_radius
+        dense, sparse, inside = block_push_reward(distance, self._sparse_const, self.goal_radius)
         self._reached |= inside
-        dense = -5.0 * distance
-        sparse = np.where(inside, dense, self._sparse_const)
         infos = {"distance": distance, "is_success": self._reached.copy(), "sparse_reward": sparse}
         terminated = np.zeros(self.num_envs, dtype=np.bool_)
         return self._observe(), sparse if self.sparse else dense, terminated, infos

@@ -8,7 +8,16 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from maesn_sb3.envs._goals import REWARD_TYPES, check_goal, semicircle_goals
+from maesn_sb3.envs._goals import REWARD_TYPES, check_goal, semicircle_goals, where
+
+
+def point_nav_reward(distance: Any, goal_radius: float) -> tuple[Any, Any, Any]:
+    """PointNav2D's ``(dense, sparse, inside)`` for one env (floats) or a batch (arrays), bit for bit alike.
+
+    ``dense = -distance``; ``sparse`` is 1 within ``goal_radius`` of the goal, else 0.
+    """
+    inside = distance <= goal_radius
+    return -distance, where(inside, 1.0, 0.0), inside
 
 
 class PointNav2DEnv(gym.Env):
@@ -89,16 +98,11 @@ class PointNav2DEnv(gym.Env):
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         self._position = self._position + self.step_size * np.clip(action, -1.0, 1.0)
         dx, dy = self._position - self._goal
-        distance = (dx * dx + dy * dy) ** 0.5
-        inside = distance <= self.goal_radius
+        distance = float((dx * dx + dy * dy) ** 0.5)
+        dense, sparse_reward, inside = point_nav_reward(distance, self.goal_radius)
         self._reached = self._reached or inside
-        sparse_reward = 1.0 if inside else 0.0
-        reward = sparse_reward if self.sparse else -float(distance)
-        info = {
-            "distance": float(distance),
-            "is_success": bool(self._reached),
-            "sparse_reward": sparse_reward,
-        }
+        reward = sparse_reward if self.sparse else dense
+        info = {"distance": distance, "is_success": bool(self._reached), "sparse_reward": sparse_reward}
         return self._position.astype(np.float32), reward, False, False, info
 
     def render(self) -> np.ndarray | None:

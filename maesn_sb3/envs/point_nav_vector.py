@@ -8,7 +8,7 @@ import numpy as np
 
 from maesn_sb3.envs._goals import check_goal, semicircle_goals
 from maesn_sb3.envs._vector_base import TaskVectorEnv
-from maesn_sb3.envs.point_nav import PointNav2DEnv
+from maesn_sb3.envs.point_nav import PointNav2DEnv, point_nav_reward
 
 
 class PointNav2DVectorEnv(TaskVectorEnv):
@@ -110,10 +110,9 @@ class PointNav2DVectorEnv(TaskVectorEnv):
         # the single env takes a scalar ``** 0.5`` (libm's pow); an array ``** 0.5`` is a sqrt, which can
         # differ by one ulp, so the root is taken per env with the same pow
         distance = np.array([square**0.5 for square in (dx * dx + dy * dy).tolist()])
-        inside = distance <= self.goal_radius
+        dense, sparse_reward, inside = point_nav_reward(distance, self.goal_radius)
         self._reached |= inside
-        sparse_reward = inside.astype(np.float64)
-        rewards = sparse_reward.copy() if self.sparse else -distance
+        rewards = sparse_reward.copy() if self.sparse else dense
         infos = {"distance": distance, "is_success": self._reached.copy(), "sparse_reward": sparse_reward}
         terminated = np.zeros(self.num_envs, dtype=np.bool_)
         return self._observe(), rewards, terminated, infos

@@ -8,7 +8,21 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+from maesn_sb3.envs._goals import where
 from maesn_sb3.envs._mujoco_base import GoalReachingMujocoEnv, check_positive
+
+
+def wheeled_nav_reward(
+    distance: Any, ctrl_cost: Any, goal_norm: Any, goal_radius: float
+) -> tuple[Any, Any, Any]:
+    """WheeledNav's ``(dense, sparse, inside)`` for one env (floats) or a batch (arrays), bit for bit alike.
+
+    ``dense = -distance - ctrl_cost``; ``sparse`` is ``dense`` within ``goal_radius`` of the goal, else
+    ``-|goal| - ctrl_cost`` (``goal_norm`` is ``|goal|``).
+    """
+    inside = distance <= goal_radius
+    dense = -distance - ctrl_cost
+    return dense, where(inside, dense, -goal_norm - ctrl_cost), inside
 
 
 class WheeledNavEnv(GoalReachingMujocoEnv):
@@ -109,10 +123,8 @@ class WheeledNavEnv(GoalReachingMujocoEnv):
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         ctrl_cost = self.ctrl_cost_weight * self._apply_action(action)
         distance = self._distance()
-        inside = distance <= self.goal_radius
+        dense, sparse, inside = wheeled_nav_reward(distance, ctrl_cost, self._goal_norm, self.goal_radius)
         if inside:
             self._reached = True
-        dense = -distance - ctrl_cost
-        sparse = dense if inside else -self._goal_norm - ctrl_cost
         info = {"distance": distance, "is_success": self._reached, "sparse_reward": sparse}
         return self._obs(), sparse if self.sparse else dense, False, False, info

@@ -11,6 +11,7 @@ import gymnasium as gym
 import numpy as np
 
 from maesn_sb3.tasks import TaskSet
+from maesn_sb3.validators import check_int, check_optional_int
 from maesn_sb3.vec_env import MetaTaskVecEnv, make_meta_vec_env
 
 __all__ = [
@@ -142,11 +143,8 @@ class MetaWorldTaskEnv(gym.Env):
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         if reward_type not in REWARD_TYPES:
             raise ValueError(f"reward_type must be one of {REWARD_TYPES}, got {reward_type!r}")
-        for name, value in (("max_episode_steps", max_episode_steps), ("max_cached_envs", max_cached_envs)):
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1
-            ):
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        check_optional_int("max_episode_steps", max_episode_steps)
+        check_optional_int("max_cached_envs", max_cached_envs)
         bench = make_benchmark(benchmark, env_name, benchmark_seed)
         self.benchmark, self.env_name, self.split = benchmark, env_name, split
         self.benchmark_seed, self.reward_type, self.render_mode = benchmark_seed, reward_type, render_mode
@@ -172,8 +170,7 @@ class MetaWorldTaskEnv(gym.Env):
     # -- the task API ------------------------------------------------------------------------------
     def sample_tasks(self, n: int) -> list[Any]:
         """``n`` distinct tasks of the split, drawn with this env's seeded generator."""
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-            raise ValueError(f"n must be an int >= 0, got {n!r}")
+        n = check_int("n", n, minimum=0)
         if n > len(self.tasks):
             raise ValueError(
                 f"{n} tasks asked of the {len(self.tasks)} {self.split} tasks of Meta-World "

@@ -25,10 +25,11 @@ class _DIAYNReplayMixin(_DIAYNBuffer):
             )
 
     def _get_samples(self, batch_inds: np.ndarray, env: VecNormalize | None = None) -> Any:
-        """SB3's own sampling, raw (``env=None``), then normalised as SB3 does and relabelled. SB3 has no
-        public hook between drawing a batch and returning it, so this overrides the private
-        ``_get_samples`` (it calls SB3's rather than copying it); the discriminator needs the raw next
-        observations, which SB3's normalised samples no longer hold."""
+        """SB3's own sampling, raw (``env=None``), then normalised as SB3 does (``env.normalize_obs``,
+        ``env.normalize_reward``) and relabelled. SB3 has no public hook between drawing a batch and
+        returning it, so this overrides the private ``_get_samples`` (it calls SB3's rather than copying
+        it); the discriminator needs the raw next observations, which SB3's normalised samples no longer
+        hold."""
         raw = super()._get_samples(batch_inds, env=None)  # type: ignore[misc]
 
         def numpy(value: Any) -> Any:
@@ -39,13 +40,15 @@ class _DIAYNReplayMixin(_DIAYNBuffer):
         def normalized(obs: Any) -> Any:
             if env is None:
                 return obs
-            values = self._normalize_obs(numpy(obs), env)  # type: ignore[attr-defined]
+            values = env.normalize_obs(numpy(obs))
             if isinstance(values, dict):
                 return {key: self.to_torch(part) for key, part in values.items()}  # type: ignore[attr-defined]
             return self.to_torch(values)  # type: ignore[attr-defined]
 
         next_raw = numpy(raw.next_observations)
-        env_rewards = self._normalize_reward(raw.rewards.cpu().numpy(), env)  # type: ignore[attr-defined]
+        env_rewards = raw.rewards.cpu().numpy()
+        if env is not None:  # as SB3's buffers normalise a reward
+            env_rewards = env.normalize_reward(env_rewards).astype(np.float32)
         rewards = self.relabel(next_raw, env_rewards)
         if self.train_discriminator:
             self._train_on(next_raw)

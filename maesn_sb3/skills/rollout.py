@@ -10,6 +10,7 @@ from gymnasium import spaces
 from stable_baselines3.common.buffers import DictRolloutBuffer, RolloutBuffer
 
 from maesn_sb3.skills.diayn import _DIAYNBuffer
+from maesn_sb3.validators import check_int
 from wrappers.discriminator import SkillDiscriminator
 
 __all__ = ["DIAYNDictRolloutBuffer", "DIAYNRolloutBuffer"]
@@ -22,11 +23,8 @@ class _DIAYNRolloutMixin(_DIAYNBuffer):
     observations: Any
 
     def _setup_rollout(self, batch_size: int, epochs: int) -> None:
-        for name, value in (("discriminator_batch_size", batch_size), ("discriminator_epochs", epochs)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-        self.discriminator_batch_size = int(batch_size)
-        self.discriminator_epochs = int(epochs)
+        self.discriminator_batch_size = check_int("discriminator_batch_size", batch_size)
+        self.discriminator_epochs = check_int("discriminator_epochs", epochs)
 
     def _reset_next(self) -> None:
         space = self.observation_space

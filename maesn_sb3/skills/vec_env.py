@@ -24,9 +24,10 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import unwrap_wrapper
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, unwrap_vec_wrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
+from stable_baselines3.common.vec_env.util import dict_to_obs
 
 from maesn_sb3.skills.diayn import _check_coef, mix_rewards
-from maesn_sb3.validators import check_int
+from maesn_sb3.validators import check_int, check_seed
 from maesn_sb3.vec_env.wrapper import PicklableVecEnvWrapper
 from wrappers.discriminator import SkillDiscriminator
 from wrappers.latent import LatentWrapper, strip_latent, strip_latent_space
@@ -187,14 +188,16 @@ class SkillActionVecEnv(DummyVecEnv):
                     self.buf_dones[i] = True
                     active[i] = False
                 self.buf_infos[i] = info
-                self._save_obs(i, obs)
+                for key in self.keys:  # what DummyVecEnv's private _save_obs does
+                    self.buf_obs[key][i] = obs if key is None else obs[key]
         for i, info in enumerate(self.buf_infos):
             info["skill"] = int(skills[i])
             info["skill_steps"] = int(steps[i])
             for key, total in sums.items():
                 info[key] = float(total[i])
         self.buf_rews[:] = rewards
-        return self._obs_from_buf(), np.copy(self.buf_rews), np.copy(self.buf_dones), deepcopy(self.buf_infos)
+        obs = dict_to_obs(self.observation_space, deepcopy(self.buf_obs))
+        return obs, np.copy(self.buf_rews), np.copy(self.buf_dones), deepcopy(self.buf_infos)
 
 
 def _n_skills_of(space: spaces.Space, model_space: spaces.Space) -> int:
@@ -305,9 +308,7 @@ class VecSkillReward(PicklableVecEnvWrapper):
         self.discriminator_batch_size = check_int("discriminator_batch_size", discriminator_batch_size)
         self.discriminator_epochs = check_int("discriminator_epochs", discriminator_epochs)
         self.buffer_size = check_int("buffer_size", buffer_size)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-            raise ValueError(f"seed must be an int or None, got {seed!r}")
-        self._rng = np.random.default_rng(seed)
+        self._rng = np.random.default_rng(check_seed("seed", seed))
         self._waiting: list[Obs] = []
         self._n_waiting = 0
         self._n_steps = 0

@@ -1,6 +1,7 @@
 """The VecEnv layer, one module per concern.
 
-- :mod:`~maesn_sb3.vec_env.meta`: :class:`MetaTaskVecEnv`, task slots over any backend;
+- :mod:`~maesn_sb3.vec_env.meta`: :class:`MetaTaskVecEnv`, task slots over any backend, and
+  :class:`RemoteEnvsBackend`, the contract of a backend whose sub-envs live out of reach (Ray);
 - :mod:`~maesn_sb3.vec_env.factory`: :func:`make_meta_vec_env`, which picks the backend;
 - :mod:`~maesn_sb3.vec_env.subproc`: :class:`ReportingSubprocVecEnv`, SB3's subprocess backend with
   errors that name the sub-env;
@@ -13,7 +14,7 @@ A backend steps envs; it does not collect episodes for an algorithm (that is ``m
 """
 
 from maesn_sb3.vec_env.factory import VECTORIZATIONS, make_meta_vec_env
-from maesn_sb3.vec_env.meta import SUCCESS_MODES, MetaTaskVecEnv
+from maesn_sb3.vec_env.meta import SUCCESS_MODES, MetaTaskVecEnv, RemoteEnvsBackend
 from maesn_sb3.vec_env.native import (
     MonitoredVectorEnvAdapter,
     VectorEnvAdapter,
@@ -33,6 +34,7 @@ __all__ = [
     "PicklableVecEnvWrapper",
     "RayVecEnv",
     "RayWorkerError",
+    "RemoteEnvsBackend",
     "ReportingSubprocVecEnv",
     "VectorEnvAdapter",
     "import_ray",

@@ -7,11 +7,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
 from maesn_sb3.tasks import TaskSet
+from maesn_sb3.validators import check_int, check_optional_int
 from maesn_sb3.vec_env.meta import SUCCESS_MODES, MetaTaskVecEnv
 from maesn_sb3.vec_env.native import make_native_vec_env
 from maesn_sb3.vec_env.subproc import ReportingSubprocVecEnv
@@ -92,13 +92,9 @@ def make_meta_vec_env(
     vectorization = _check_vectorization(vectorization, vec_env_cls, batched)
     if success_mode not in SUCCESS_MODES:
         raise ValueError(f"success_mode must be one of {SUCCESS_MODES}, got {success_mode!r}")
-    for name, value in (("n_tasks", n_tasks), ("envs_per_task", envs_per_task)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-    if latent_dim is not None and (
-        isinstance(latent_dim, bool) or not isinstance(latent_dim, (int, np.integer)) or latent_dim < 1
-    ):
-        raise ValueError(f"latent_dim must be None or an int >= 1, got {latent_dim!r}")
+    check_int("n_tasks", n_tasks)
+    check_int("envs_per_task", envs_per_task)
+    check_optional_int("latent_dim", latent_dim)
     if ray_workers is not None and vectorization != "ray":
         raise ValueError(f"ray_workers={ray_workers!r} needs vectorization='ray', got {vectorization!r}")
     env_kwargs = dict(env_kwargs or {})

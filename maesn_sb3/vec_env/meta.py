@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import copy
 from collections.abc import Sequence
 from multiprocessing.reduction import ForkingPickler
@@ -14,14 +15,32 @@ from stable_baselines3.common.vec_env.base_vec_env import (
 )
 
 from maesn_sb3.tasks import TASK_METHODS
+from maesn_sb3.validators import check_int
 from maesn_sb3.vec_env.subproc import ReportingSubprocVecEnv
 from maesn_sb3.vec_env.wrapper import PicklableVecEnvWrapper
 from wrappers.latent import LatentWrapper
 
-__all__ = ["SUCCESS_MODES", "MetaTaskVecEnv"]
+__all__ = ["SUCCESS_MODES", "MetaTaskVecEnv", "RemoteEnvsBackend"]
 
 #: How :class:`MetaTaskVecEnv` turns an env's success flag into ``info["is_success"]``.
 SUCCESS_MODES = ("any", "last", "env")
+
+
+class RemoteEnvsBackend(abc.ABC):
+    """The contract of a backend VecEnv whose sub-envs live in other processes it does not expose
+    (Ray's actors): it reads and sets their generators' states itself, for an exact resume.
+
+    :class:`MetaTaskVecEnv` hands :meth:`get_random_state` and :meth:`set_random_state` to such a
+    backend; on any other backend it reaches the generators through ``env_method`` / ``get_attr``.
+    """
+
+    @abc.abstractmethod
+    def get_random_state(self) -> list[dict[str, Any]]:
+        """The state of every sub-env's generator, in sub-env order."""
+
+    @abc.abstractmethod
+    def set_random_state(self, states: Sequence[dict[str, Any]]) -> None:
+        """Put the sub-envs' generators in ``states`` and drop pending ``seed()`` calls."""
 
 
 class MetaTaskVecEnv(PicklableVecEnvWrapper):
@@ -70,9 +89,8 @@ class MetaTaskVecEnv(PicklableVecEnvWrapper):
             raise ValueError(f"success_mode must be one of {SUCCESS_MODES}, got {success_mode!r}")
         if not isinstance(venv, VecEnv):
             raise TypeError(f"venv must be a stable_baselines3 VecEnv, got {type(venv).__name__}")
-        for name, value in (("n_tasks", n_tasks), ("envs_per_task", envs_per_task)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        check_int("n_tasks", n_tasks)
+        check_int("envs_per_task", envs_per_task)
         if venv.num_envs != n_tasks * envs_per_task:
             raise ValueError(
                 f"venv.num_envs must equal n_tasks * envs_per_task = {n_tasks * envs_per_task}, "
@@ -203,7 +221,7 @@ class MetaTaskVecEnv(PicklableVecEnvWrapper):
 
     def get_random_state(self) -> list[dict[str, Any]]:
         """The state of every sub-env's generator (see :meth:`set_random_state`)."""
-        if hasattr(type(self.venv), "get_random_state"):  # a backend whose envs live elsewhere (Ray)
+        if isinstance(self.venv, RemoteEnvsBackend):
             return self.venv.get_random_state()
         return [copy.deepcopy(generator.bit_generator.state) for generator in self._generators()]
 
@@ -214,7 +232,7 @@ class MetaTaskVecEnv(PicklableVecEnvWrapper):
             raise ValueError(
                 f"states must hold num_envs = {self.num_envs} generator states, got {len(states)}"
             )
-        if hasattr(type(self.venv), "set_random_state"):  # a backend whose envs live elsewhere (Ray)
+        if isinstance(self.venv, RemoteEnvsBackend):
             self.venv.set_random_state(states)
             return
         generators = self._generators()

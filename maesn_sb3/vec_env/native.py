@@ -99,7 +99,7 @@ class VectorEnvAdapter(VecEnv):
         self.env = env
         self._autoreset_mode = mode
         self._per_env_attrs: list[dict[str, Any]] = [{} for _ in range(env.num_envs)]
-        self._actions: np.ndarray | None = None
+        self._pending_actions: np.ndarray | None = None
         super().__init__(env.num_envs, env.single_observation_space, env.single_action_space)
 
     # -- the wrapper chain ----------------------------------------------------------------------
@@ -156,10 +156,10 @@ class VectorEnvAdapter(VecEnv):
         return obs
 
     def step_async(self, actions: np.ndarray) -> None:
-        self._actions = actions
+        self._pending_actions = actions
 
     def step_wait(self) -> VecEnvStepReturn:
-        obs, rewards, terminated, truncated, infos = self.env.step(self._actions)
+        obs, rewards, terminated, truncated, infos = self.env.step(self._pending_actions)
         terminated, truncated = np.asarray(terminated, dtype=bool), np.asarray(truncated, dtype=bool)
         dones = terminated | truncated
         step_infos = infos_per_env(infos, self.num_envs)

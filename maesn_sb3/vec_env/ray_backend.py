@@ -25,7 +25,8 @@ import torch as th
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
-from maesn_sb3.vec_env.meta import MetaTaskVecEnv
+from maesn_sb3.validators import check_int
+from maesn_sb3.vec_env.meta import MetaTaskVecEnv, RemoteEnvsBackend
 from maesn_sb3.vec_env.subproc import env_indices
 
 __all__ = ["RayVecEnv", "RayWorkerError", "import_ray"]
@@ -65,6 +66,8 @@ class _EnvWorker:
         th.set_num_threads(1)  # small networks; the node's other workers need the cores
         self.venv = make_venv()
         self.meta: Any = None
+        #: what the functions run on this worker (:meth:`run`) keep between calls
+        self.cache: dict[str, Any] = {}
 
     def where(self) -> tuple[str, int]:
         """The Ray node id and the process id of this worker."""
@@ -137,7 +140,7 @@ class _Group:
     slots: range
 
 
-class RayVecEnv(VecEnv):
+class RayVecEnv(VecEnv, RemoteEnvsBackend):
     """A VecEnv whose sub-envs run in ``n_workers`` Ray actors, each holding a contiguous group of them.
 
     Use it as SB3's ``SubprocVecEnv``: ``RayVecEnv(env_fns, n_workers=4)``, or
@@ -180,11 +183,9 @@ class RayVecEnv(VecEnv):
         if (env_fns is None) == (make_group is None):
             raise ValueError("give exactly one of env_fns and make_group")
         n_envs = len(env_fns) if env_fns is not None else n_envs
-        if isinstance(n_envs, bool) or not isinstance(n_envs, int) or n_envs < 1:
-            raise ValueError(f"n_envs must be an int >= 1 (with make_group), got {n_envs!r}")
-        for name, value, minimum in (("group_size", group_size, 1), ("max_retries", max_retries, 0)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+        check_int("n_envs", n_envs, note=" (with make_group)")
+        check_int("group_size", group_size)
+        check_int("max_retries", max_retries, minimum=0)
         if n_envs % group_size:
             raise ValueError(f"the {n_envs} sub-envs do not split into groups of group_size={group_size}")
         if not num_cpus_per_worker > 0:
@@ -197,12 +198,13 @@ class RayVecEnv(VecEnv):
             n_workers = max(
                 1, min(n_groups, int(ray.available_resources().get("CPU", 1) // num_cpus_per_worker))
             )
-        if isinstance(n_workers, bool) or not isinstance(n_workers, int) or not 1 <= n_workers <= n_groups:
-            self._shutdown_ray()
-            raise ValueError(
-                f"n_workers must be an int in [1, {n_groups}] (the groups of {group_size} sub-envs), got "
-                f"{n_workers!r}"
+        try:
+            check_int(
+                "n_workers", n_workers, maximum=n_groups, note=f" (the groups of {group_size} sub-envs)"
             )
+        except ValueError:
+            self._shutdown_ray()
+            raise
         self._check_cpus(ray, n_workers, num_cpus_per_worker, address)
         self.n_workers, self.group_size, self.max_retries = n_workers, group_size, max_retries
         self.groups = [

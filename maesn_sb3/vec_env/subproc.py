@@ -22,7 +22,6 @@ from stable_baselines3.common.vec_env.base_vec_env import (
     VecEnvStepReturn,
 )
 from stable_baselines3.common.vec_env.patch_gym import _patch_env
-from stable_baselines3.common.vec_env.subproc_vec_env import _stack_obs
 from stable_baselines3.common.vec_env.subproc_vec_env import _worker as _sb3_worker
 from threadpoolctl import threadpool_limits
 
@@ -95,6 +94,16 @@ def _reporting_worker(
                 remote.send(_WorkerFailure(type(error).__name__, str(error), traceback.format_exc()))
             except (OSError, EOFError):
                 return
+
+
+def _stack(obs: Sequence[Any], space: gym.Space) -> VecEnvObs:
+    """The sub-envs' observations as one batch, as ``SubprocVecEnv`` stacks them (per key of a ``Dict``
+    space, per entry of a ``Tuple`` space, else one array)."""
+    if isinstance(space, gym.spaces.Dict):
+        return {key: np.stack([single[key] for single in obs]) for key in space.spaces}
+    if isinstance(space, gym.spaces.Tuple):
+        return tuple(np.stack([single[i] for single in obs]) for i in range(len(space.spaces)))
+    return np.stack(obs)
 
 
 class ReportingSubprocVecEnv(SubprocVecEnv):
@@ -221,7 +230,7 @@ class ReportingSubprocVecEnv(SubprocVecEnv):
         finally:
             self.waiting = False  # every answer was read, failures included
         obs, rews, dones, infos, self.reset_infos = zip(*results, strict=True)
-        return _stack_obs(obs, self.observation_space), np.stack(rews), np.stack(dones), infos
+        return _stack(obs, self.observation_space), np.stack(rews), np.stack(dones), infos
 
     def reset(self) -> VecEnvObs:
         messages = [("reset", (self._seeds[i], self._options[i])) for i in range(self.num_envs)]
@@ -229,7 +238,7 @@ class ReportingSubprocVecEnv(SubprocVecEnv):
         obs, self.reset_infos = zip(*results, strict=True)
         self._reset_seeds()
         self._reset_options()
-        return _stack_obs(obs, self.observation_space)
+        return _stack(obs, self.observation_space)
 
     def env_method(
         self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs: Any
