@@ -193,3 +193,17 @@ def test_code_blocks_in_the_pages_fit_the_text_column() -> None:
             elif inside and len(line) > CODE_WIDTH:
                 long.append(f"{page.relative_to(ROOT)}:{number}")
     assert long == []
+
+
+def test_the_architecture_page_lists_every_private_sb3_name_the_package_uses(monkeypatch) -> None:
+    """docs/architecture.md names each private SB3 name in use (counted by tests/_private_names.py), and
+    its count; a new one must be listed with its reason."""
+    import runpy
+
+    monkeypatch.chdir(ROOT)
+    count = runpy.run_path(str(ROOT / "tests" / "_private_names.py"))["used_private_names"]
+    used = count(["maesn_sb3", "wrappers"])
+    page = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    section = page.split("## Stable-Baselines3's private names", 1)[1].split("\nGone in", 1)[0]
+    assert sorted(name for name in used if f"`{name}`" not in section) == []
+    assert f"uses {len(used)} private (underscore) names" in section
