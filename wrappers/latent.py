@@ -57,20 +57,22 @@ def inject_latent(
 ) -> np.ndarray | dict[str, np.ndarray]:
     """``obs`` (one observation of ``space`` or a batch of them) with a latent where it comes without one.
 
-    ``space`` is the observation space with the latent (a :class:`LatentWrapper`'s, or a model's trained
-    on one). An observation that already carries its latent (a ``Dict`` one under :data:`LATENT_KEY`, a
-    1-D ``Box`` one with the space's size) is returned as it is; one without (a ``Box`` one ``latent_dim``
-    features shorter) gets ``latents(n)``, the ``(n, latent_dim)`` latents of its ``n`` rows (1 for one
-    observation), added as float32 by :func:`append_latent`; a ``Box`` result is float32. Other sizes
-    raise a ``ValueError``.
+    ``space`` is the observation space with the latent (a :class:`LatentWrapper`'s, or that of a model
+    trained on one). An observation that carries its latent (a ``Dict`` one under :data:`LATENT_KEY`, a
+    1-D ``Box`` one with the space's size) is returned as it is. One without it (a ``Box`` one
+    ``latent_dim`` features shorter) gets ``latents(n)``, the ``(n, latent_dim)`` latents of its ``n``
+    rows (1 for one observation), as float32 through :func:`append_latent` (a ``Box`` result is float32).
+    Other sizes raise a ``ValueError``.
 
     Example:
         >>> space = spaces.Box(-1.0, 1.0, shape=(3,))  # 2 features and a 1-D latent
-        >>> inject_latent(np.zeros((2, 2)), space, 1, lambda n: np.arange(n)[:, None]).tolist()
-        [[0.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
-        >>> inject_latent(np.zeros(2), space, 1, lambda n: np.ones((n, 1))).tolist()
+        >>> def ones(n):
+        ...     return np.ones((n, 1))
+        >>> inject_latent(np.zeros((2, 2)), space, 1, ones).tolist()
+        [[0.0, 0.0, 1.0], [0.0, 0.0, 1.0]]
+        >>> inject_latent(np.zeros(2), space, 1, ones).tolist()
         [0.0, 0.0, 1.0]
-        >>> inject_latent(np.zeros(3), space, 1, lambda n: np.ones((n, 1))).tolist()  # has its latent
+        >>> inject_latent(np.zeros(3), space, 1, ones).tolist()  # it has its latent
         [0.0, 0.0, 0.0]
     """
     if isinstance(obs, dict):
