@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch as th
+from stable_baselines3.common.base_class import BaseAlgorithm
 
 from maesn_sb3.common.proximal import MinibatchObjective, ProximalStats, proximal_update
 from maesn_sb3.common.trpo import KLTerms, TRPOStats, trpo_step
@@ -19,7 +20,7 @@ __all__ = ["OUTER_UPDATES", "OuterUpdateMixin"]
 OUTER_UPDATES = ("trpo", "ppo")
 
 
-class OuterUpdateMixin:
+class OuterUpdateMixin(BaseAlgorithm):
     """:class:`~maesn_sb3.common.base.MetaAlgorithm`'s outer step: the optimizer of the proximal step
     (``outer_update="ppo"``), one TRPO step and the proximal step, each with the model's settings and
     logged. It reads the model's attributes (``max_kl``, ``n_epochs``, ``logger``, ...)."""

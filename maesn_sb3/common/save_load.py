@@ -7,13 +7,14 @@ import warnings
 from typing import Any
 
 import torch as th
+from stable_baselines3.common.base_class import BaseAlgorithm
 
 from maesn_sb3.common.utils import user_stacklevel
 
 __all__ = ["RandomStateMixin"]
 
 
-class RandomStateMixin:
+class RandomStateMixin(BaseAlgorithm):
     """The random-state plumbing of :class:`~maesn_sb3.common.base.MetaAlgorithm`'s ``save``, ``load``
     and ``learn``."""
 
