@@ -14,7 +14,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 import maesn_sb3  # noqa: F401  (registers the envs)
-from wrappers import LatentWrapper
+from wrappers import LatentWrapper, inject_latent
 
 ENV_ID = "maesn_sb3/PointNav2D-v0"
 
@@ -249,3 +249,35 @@ def test_unsupported_observation_spaces() -> None:
     clash.observation_space = spaces.Dict({"latent": spaces.Box(-1, 1, shape=(2,))})
     with pytest.raises(ValueError, match="already has a 'latent' key"):
         LatentWrapper(clash)
+
+
+def test_inject_latent_adds_a_latent_only_where_one_is_missing() -> None:
+    box = spaces.Box(-1.0, 1.0, shape=(5,))  # 3 features and a 2-D latent
+    asked: list[int] = []
+
+    def latents(n: int) -> np.ndarray:
+        asked.append(n)
+        return np.arange(2 * n, dtype=np.float64).reshape(n, 2)
+
+    one = inject_latent(np.zeros(3), box, 2, latents)
+    assert one.dtype == np.float32 and one.tolist() == [0.0, 0.0, 0.0, 0.0, 1.0]
+    batch = inject_latent(np.ones((2, 3)), box, 2, latents)
+    np.testing.assert_array_equal(batch[:, 3:], [[0.0, 1.0], [2.0, 3.0]])
+    with_latent = np.full((2, 5), 7.0)
+    np.testing.assert_array_equal(inject_latent(with_latent, box, 2, latents), with_latent)
+    assert asked == [1, 2]  # not asked for observations that carry their latent
+    with pytest.raises(
+        ValueError, match=r"5 features \(with the latent\) or 3 \(without\), got shape \(4,\)"
+    ):
+        inject_latent(np.zeros(4), box, 2, latents)
+
+    dict_space = spaces.Dict(
+        {"position": spaces.Box(-1, 1, shape=(3,)), "latent": spaces.Box(-1, 1, shape=(2,))}
+    )
+    single = inject_latent({"position": np.zeros(3)}, dict_space, 2, latents)
+    assert single["latent"].dtype == np.float32 and single["latent"].tolist() == [0.0, 1.0]
+    batched = inject_latent({"position": np.zeros((4, 3))}, dict_space, 2, latents)
+    assert batched["latent"].shape == (4, 2)
+    carried = {"position": np.zeros(3), "latent": np.ones(2)}
+    assert inject_latent(carried, dict_space, 2, latents) is carried
+    assert asked == [1, 2, 1, 4]

@@ -126,6 +126,20 @@ def test_predict_shapes():
         model.predict(np.zeros(3, dtype=np.float32))
 
 
+def test_predict_adds_the_latent_to_dict_observations_without_one():
+    env = make_meta_vec_env(ENV_ID, seed=0, wrapper_class=DictPoint, **SMALL)
+    model = MAESN("MultiInputPolicy", env, n_train_tasks=4, seed=0)
+    position = np.zeros(2, dtype=np.float32)
+    assert model.predict({"position": position}, deterministic=True)[0].shape == (2,)
+    batch = {"position": np.zeros((3, 2), dtype=np.float32)}
+    assert model.predict(batch, deterministic=True)[0].shape == (3, 2)
+    with_latent = {"position": position, "latent": np.zeros(2, dtype=np.float32)}
+    np.testing.assert_array_equal(
+        model.predict(with_latent, deterministic=True)[0],
+        model.predict({"position": position}, deterministic=True)[0],
+    )
+
+
 def test_callback_can_stop_training():
     class StopAfter(BaseCallback):
         def _on_step(self) -> bool:

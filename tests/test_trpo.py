@@ -115,7 +115,7 @@ def point_env(**kwargs: object) -> object:
 
 def first_step(model: object, monkeypatch: pytest.MonkeyPatch) -> dict:
     """The arguments of the model's first TRPO step, its parameters put back where the step started."""
-    import maesn_sb3.common.base as base
+    import maesn_sb3.common.outer as base
 
     captured: dict = {}
 

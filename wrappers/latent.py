@@ -3,11 +3,13 @@
 A 1-D ``Box`` observation carries the latent in its last ``latent_dim`` entries; a ``Dict`` one under
 the :data:`LATENT_KEY` key. Everything that builds or reads such observations (the wrappers, episode
 batches, the algorithms' losses and ``predict``, the skill VecEnvs) goes through :func:`append_latent`,
-:func:`split_latent`, :func:`strip_latent`, :func:`replace_latent` and :func:`strip_latent_space`.
+:func:`inject_latent`, :func:`split_latent`, :func:`strip_latent`, :func:`replace_latent` and
+:func:`strip_latent_space`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, SupportsFloat, TypeVar
 
 import gymnasium as gym
@@ -19,6 +21,7 @@ __all__ = [
     "LATENT_KEY",
     "LatentWrapper",
     "append_latent",
+    "inject_latent",
     "replace_latent",
     "split_latent",
     "strip_latent",
@@ -44,6 +47,55 @@ def append_latent(obs: Array | dict[str, Array], latent: Array) -> Array | dict[
     if isinstance(obs, th.Tensor):
         return th.cat([obs, latent], dim=-1)
     return np.concatenate([obs, latent], axis=-1)
+
+
+def inject_latent(
+    obs: np.ndarray | dict[str, np.ndarray],
+    space: spaces.Space,
+    latent_dim: int,
+    latents: Callable[[int], np.ndarray],
+) -> np.ndarray | dict[str, np.ndarray]:
+    """``obs`` (one observation of ``space`` or a batch of them) with a latent where it comes without one.
+
+    ``space`` is the observation space with the latent (a :class:`LatentWrapper`'s, or that of a model
+    trained on one). An observation that carries its latent (a ``Dict`` one under :data:`LATENT_KEY`, a
+    1-D ``Box`` one with the space's size) is returned as it is. One without it (a ``Box`` one
+    ``latent_dim`` features shorter) gets ``latents(n)``, the ``(n, latent_dim)`` latents of its ``n``
+    rows (1 for one observation), as float32 through :func:`append_latent` (a ``Box`` result is float32).
+    Other sizes raise a ``ValueError``.
+
+    Example:
+        >>> space = spaces.Box(-1.0, 1.0, shape=(3,))  # 2 features and a 1-D latent
+        >>> def ones(n):
+        ...     return np.ones((n, 1))
+        >>> inject_latent(np.zeros((2, 2)), space, 1, ones).tolist()
+        [[0.0, 0.0, 1.0], [0.0, 0.0, 1.0]]
+        >>> inject_latent(np.zeros(2), space, 1, ones).tolist()
+        [0.0, 0.0, 1.0]
+        >>> inject_latent(np.zeros(3), space, 1, ones).tolist()  # it has its latent
+        [0.0, 0.0, 0.0]
+    """
+    if isinstance(obs, dict):
+        if LATENT_KEY in obs:
+            return obs
+        key, value = next(iter(obs.items()))
+        batched = np.ndim(value) > len(space[key].shape)
+        n = len(value) if batched else 1
+    else:
+        obs = np.asarray(obs)
+        n_with = space.shape[-1]
+        if obs.shape[-1] == n_with:
+            return obs
+        if obs.shape[-1] != n_with - latent_dim:
+            raise ValueError(
+                f"observation must have {n_with} features (with the latent) or "
+                f"{n_with - latent_dim} (without), got shape {obs.shape}"
+            )
+        batched = obs.ndim > 1
+        n = int(np.prod(obs.shape[:-1])) if batched else 1
+    rows = np.asarray(latents(n)).astype(np.float32)
+    with_latent = append_latent(obs, rows if batched else rows[0])
+    return with_latent if isinstance(with_latent, dict) else with_latent.astype(np.float32)
 
 
 def split_latent(obs: Array | dict[str, Array], latent_dim: int) -> tuple[Array | dict[str, Array], Array]:
@@ -198,7 +250,7 @@ class LatentWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
     def _with_latent(self, obs: Any) -> Any:
         if self._template is None:
-            return append_latent(obs, self._latent.copy())
+            return inject_latent(obs, self.observation_space, self.latent_dim, lambda n: self._latent[None])
         out = self._template.copy()
         out[self._head] = obs
         return out

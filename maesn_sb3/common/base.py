@@ -1,19 +1,16 @@
-"""What the meta-learning algorithms share: the adaptation curve and ``MetaAlgorithm``."""
+"""``MetaAlgorithm``: what the meta-learning algorithms share (tasks, sampling, the learn and adapt
+loops, save and load). Its outer step is in :mod:`~maesn_sb3.common.outer`, the random-state plumbing of
+save and load in :mod:`~maesn_sb3.common.save_load`; the names below still import from here."""
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import functools
 import io
 import os
 import pathlib
-import sys
 import time
 import warnings
 from abc import abstractmethod
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 import gymnasium as gym
@@ -24,17 +21,19 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList, ProgressBarCallback
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
-from stable_baselines3.common.utils import check_for_correct_spaces, set_random_seed
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
-from threadpoolctl import threadpool_limits
+from stable_baselines3.common.utils import set_random_seed
+from stable_baselines3.common.vec_env import VecEnv
 
+from maesn_sb3.common.adaptation import AdaptationCurve, adaptation_iterations, steps_per_task
 from maesn_sb3.common.advantages import LinearFeatureBaseline
+from maesn_sb3.common.env_util import META_ENV_DEFAULTS, adaptation_env, meta_env_from
+from maesn_sb3.common.outer import OUTER_UPDATES, OuterUpdateMixin
 from maesn_sb3.common.policies import MlpPolicy, MultiInputPolicy, RunningNormalization
-from maesn_sb3.common.proximal import MinibatchObjective, ProximalStats, proximal_update
 from maesn_sb3.common.remote import collector_for
 from maesn_sb3.common.rollouts import EpisodeBatch
-from maesn_sb3.common.trpo import KLTerms, TRPOStats, trpo_step
-from maesn_sb3.tasks import TaskSet, check_task_env
+from maesn_sb3.common.save_load import RandomStateMixin
+from maesn_sb3.common.utils import in_model_torch_threads, torch_threads, user_stacklevel
+from maesn_sb3.tasks import TaskSet
 from maesn_sb3.validators import (  # still importable from here, their old home
     check_episodes,
     check_float,
@@ -43,165 +42,27 @@ from maesn_sb3.validators import (  # still importable from here, their old home
     check_observation,
     check_seed,
     check_slot,
-    check_threads,
+    check_threads,  # noqa: F401
     check_timesteps,
     check_unit_interval,
 )
-from maesn_sb3.vec_env import MetaTaskVecEnv, make_meta_vec_env
+from maesn_sb3.vec_env import MetaTaskVecEnv
 
 __all__ = [
     "META_ENV_DEFAULTS",
     "AdaptationCurve",
     "MetaAlgorithm",
     "adaptation_env",
+    "in_model_torch_threads",
     "meta_env_from",
     "steps_per_task",
+    "torch_threads",
 ]
 
 SelfMetaAlgorithm = TypeVar("SelfMetaAlgorithm", bound="MetaAlgorithm")
-SelfCurve = TypeVar("SelfCurve", bound="AdaptationCurve")
 
 
-def user_stacklevel() -> int:
-    """The ``stacklevel`` for ``warnings.warn`` that points at the first caller outside this package."""
-    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    frame, level = sys._getframe(1), 1
-    while frame is not None and frame.f_code.co_filename.startswith(package):
-        frame, level = frame.f_back, level + 1
-    return level
-
-
-def steps_per_task(total_steps: int | np.ndarray, n_tasks: int) -> int | np.ndarray:
-    """Env steps per task slot from the steps of ``n_tasks`` slots together (the adaptation curves' unit)."""
-    return np.rint(np.asarray(total_steps) / n_tasks).astype(np.int64)
-
-
-@contextlib.contextmanager
-def torch_threads(n_threads: int | None) -> Any:
-    """Run the block with torch at ``n_threads`` intra-op threads and the BLAS libraries numpy loaded
-    (OpenBLAS, MKL; through ``threadpoolctl``) at as many, restoring both after (None: leave them).
-    The meta-algorithms' ``learn`` and ``adapt`` use 1: their networks and baseline fits are small,
-    and the libraries' defaults (one thread per core) fight the envs for the cores. On a loaded 2-core
-    machine torch's default made MAESN 9x slower (PointNav2D, 40k steps: 16.3 s against 1.8 s), and
-    OpenBLAS's spinning threads made the linear baseline's 4,000 x 70 fit 8x slower (33 ms against 4)."""
-    if n_threads is None:
-        yield
-        return
-    before = th.get_num_threads()
-    th.set_num_threads(n_threads)
-    try:
-        with threadpool_limits(limits=n_threads, user_api="blas"):
-            yield
-    finally:
-        th.set_num_threads(before)
-
-
-def in_model_torch_threads(method: Callable[..., Any]) -> Callable[..., Any]:
-    """Run a model's method with torch at the model's ``n_torch_threads`` (see :func:`torch_threads`)."""
-
-    @functools.wraps(method)
-    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        with torch_threads(self.n_torch_threads):
-            return method(self, *args, **kwargs)
-
-    return wrapper
-
-
-#: The outer updates of the meta-algorithms: one TRPO step, or epochs of a clipped surrogate (PPO's).
-OUTER_UPDATES = ("trpo", "ppo")
-
-
-#: What an env id or a single task env passed to an algorithm's constructor becomes:
-#: ``make_meta_vec_env(env, n_tasks=20, envs_per_task=20, seed=seed)`` (MAESN and LSBaseline add
-#: ``latent_dim=2``, RL2 an ``RL2Wrapper`` with ``episodes_per_trial=2``). The README's quickstart uses
-#: the same sizes; build the env yourself with :func:`~maesn_sb3.make_meta_vec_env` for others.
-META_ENV_DEFAULTS: dict[str, int] = {"n_tasks": 20, "envs_per_task": 20}
-
-
-def meta_env_from(env: GymEnv | str | None, seed: int | None = None, **make_kwargs: Any) -> GymEnv | None:
-    """``env`` as the meta-algorithms take it, SB3-style: an env id (``"maesn_sb3/PointNav2D-v0"``, or
-    Gymnasium's ``"module:EnvId"``) or a single task env made by ``gymnasium.make`` becomes
-    ``make_meta_vec_env(id, **META_ENV_DEFAULTS, seed=seed, **make_kwargs)``; anything else (a
-    :class:`MetaTaskVecEnv`, None) is returned as it is, for the algorithm's own checks."""
-    if isinstance(env, str):
-        make: str | Callable[[], gym.Env] = env
-    elif isinstance(env, gym.Env):
-        check_task_env(env)
-        if env.spec is None:
-            raise TypeError(
-                f"env {type(env).__name__} has no spec to make more copies from: pass its registered id, or "
-                "build a MetaTaskVecEnv with maesn_sb3.make_meta_vec_env(make_env, n_tasks, envs_per_task)"
-            )
-        make = functools.partial(gym.make, env.spec)
-    else:
-        return env
-    return make_meta_vec_env(make, **{**META_ENV_DEFAULTS, **make_kwargs}, seed=seed)
-
-
-@dataclass
-class AdaptationCurve:
-    """Per-iteration adaptation curve on each task slot, what every method's ``adapt`` returns.
-
-    ``returns[k, i]`` and ``success[k, i]`` are the means over the episodes that task slot ``i`` ran in
-    adaptation iteration ``k`` (row 0: before any update); ``env_steps[k]`` counts the exploration
-    steps taken **per task slot** (the mean over slots, see :func:`steps_per_task`) up to and including
-    iteration ``k``, the same for every method. ``eval_*`` hold deterministic evaluations when run.
-    """
-
-    returns: np.ndarray
-    success: np.ndarray
-    env_steps: np.ndarray
-    eval_returns: np.ndarray | None = None
-    eval_success: np.ndarray | None = None
-
-    @property
-    def mean_return(self) -> np.ndarray:
-        """Mean return per iteration, over tasks."""
-        return self.returns.mean(axis=1)
-
-    @property
-    def mean_success(self) -> np.ndarray:
-        """Mean success rate per iteration, over tasks."""
-        return self.success.mean(axis=1)
-
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the curve's arrays to an ``.npz`` file (``np.savez`` adds the suffix if missing)."""
-        arrays = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        np.savez(path, **{key: value for key, value in arrays.items() if value is not None})
-
-    @classmethod
-    def load(cls: type[SelfCurve], path: str | os.PathLike[str]) -> SelfCurve:
-        """Read a curve written by :meth:`save`."""
-        with np.load(path) as data:
-            return cls(**{key: data[key] for key in data.files})
-
-
-def adaptation_env(
-    env: GymEnv,
-    check_meta: Callable[[MetaTaskVecEnv], Any],
-    wrap: Callable[[gym.Env], gym.Env] = lambda env: env,
-    observation_space: spaces.Space | None = None,
-    action_space: spaces.Space | None = None,
-) -> MetaTaskVecEnv:
-    """The env that ``adapt`` samples from: ``env`` itself when it is a :class:`MetaTaskVecEnv` (checked
-    by ``check_meta``), or one task env (through ``wrap``) as a one-slot :class:`MetaTaskVecEnv`."""
-    if isinstance(env, MetaTaskVecEnv):
-        check_meta(env)
-        meta = env
-    elif isinstance(env, VecEnv):
-        raise TypeError(f"env must be a MetaTaskVecEnv or a single gymnasium.Env, got {type(env).__name__}")
-    elif isinstance(env, gym.Env):
-        check_task_env(env)
-        single = wrap(env)
-        meta = MetaTaskVecEnv(DummyVecEnv([lambda: single]), n_tasks=1)
-    else:
-        raise TypeError(f"env must be a MetaTaskVecEnv or a gymnasium.Env, got {type(env).__name__}")
-    if observation_space is not None and action_space is not None:
-        check_for_correct_spaces(meta, observation_space, action_space)
-    return meta
-
-
-class MetaAlgorithm(BaseAlgorithm):
+class MetaAlgorithm(OuterUpdateMixin, RandomStateMixin, BaseAlgorithm):
     """The meta-RL counterpart of SB3's ``OnPolicyAlgorithm``: what MAESN and MAML share.
 
     It owns the training tasks, sampling episodes from a :class:`~maesn_sb3.MetaTaskVecEnv` (with the
@@ -369,24 +230,6 @@ class MetaAlgorithm(BaseAlgorithm):
             self._minibatch_rng = np.random.default_rng(None if self.seed is None else self.seed + 3)
         self._baseline = LinearFeatureBaseline()
 
-    def _setup_outer_optimizer(self, params: Iterable[th.Tensor] | Iterable[dict[str, Any]]) -> None:
-        """The optimizer of the proximal outer step (``outer_update="ppo"``): Adam on ``params`` (tensors,
-        or parameter groups whose ``"lr_scale"`` multiplies ``learning_rate``), kept from one
-        meta-iteration to the next and saved with the model."""
-        if self.outer_update == "ppo":
-            self.outer_optimizer = th.optim.Adam(params, lr=self.lr_schedule(1))
-            self._scale_outer_learning_rates()
-
-    def _scale_outer_learning_rates(self) -> None:
-        """Set each group of ``outer_optimizer`` to the scheduled learning rate times its ``lr_scale``."""
-        lr = self.lr_schedule(self._current_progress_remaining)
-        for group in self.outer_optimizer.param_groups:
-            group["lr"] = lr * group.get("lr_scale", 1.0)
-
-    def _outer_save_params(self) -> list[str]:
-        """``outer_optimizer`` where the model has one (for ``_get_torch_save_params``)."""
-        return ["outer_optimizer"] if self.outer_update == "ppo" else []
-
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "_baseline", "_observed"]
 
@@ -429,70 +272,6 @@ class MetaAlgorithm(BaseAlgorithm):
             callback.on_rollout_end()
         return batch, completed
 
-    # -- the outer update -------------------------------------------------------------------------------
-    def _trpo_update(
-        self,
-        params: Sequence[th.Tensor],
-        loss_fn: Callable[[], th.Tensor],
-        kl_fn: Callable[[], th.Tensor],
-        fisher_terms_fn: Callable[[], Sequence[KLTerms]] | None = None,
-    ) -> TRPOStats:
-        """One TRPO step on ``params`` with the model's trust-region settings, logged."""
-        stats = trpo_step(
-            list(params),
-            loss_fn,
-            kl_fn,
-            self.max_kl,
-            self.cg_max_steps,
-            self.cg_damping,
-            self.line_search_shrinking_factor,
-            self.line_search_max_iter,
-            fisher_terms_fn,
-            check_threads("n_fisher_threads", self.n_fisher_threads),
-        )
-        self._n_updates += 1
-        log = self.logger.record
-        log("train/outer_loss", stats.loss_before)
-        log("train/surrogate_improvement", stats.loss_before - stats.loss_after)
-        log("train/trpo_kl", stats.kl)
-        log("train/line_search_steps", stats.line_search_steps)
-        log("train/step_accepted", int(stats.accepted))
-        log("train/n_updates", self._n_updates, exclude="tensorboard")
-        return stats
-
-    def _proximal_update(
-        self,
-        params: Sequence[th.Tensor],
-        objective: MinibatchObjective,
-        n_slots: int,
-        after_step: Callable[[], None] | None = None,
-    ) -> ProximalStats:
-        """The proximal outer step (:func:`~maesn_sb3.common.proximal.proximal_update`) with the model's
-        settings, logged."""
-        self._update_learning_rate(self.outer_optimizer)  # logs the schedule's value
-        self._scale_outer_learning_rates()
-        stats = proximal_update(
-            list(params),
-            self.outer_optimizer,
-            objective,
-            n_slots,
-            self.n_epochs,
-            self.n_minibatches,
-            self.clip_range,
-            self.target_kl,
-            self._minibatch_rng,
-            after_step,
-        )
-        self._n_updates += stats.n_steps
-        log = self.logger.record
-        log("train/outer_loss", stats.loss_before)
-        log("train/approx_kl", stats.approx_kl)
-        log("train/clip_fraction", stats.clip_fraction)
-        log("train/outer_steps", stats.n_steps)
-        log("train/stopped_early", int(stats.stopped_early))
-        log("train/n_updates", self._n_updates, exclude="tensorboard")
-        return stats
-
     def _log_phase(self, phase: str, batch: EpisodeBatch) -> None:
         """Log the mean return and success of the ``phase`` (``"pre"`` or ``"post"``) update episodes."""
         self.logger.record(f"rollout/{phase}_update_return", float(batch.episode_returns.mean()))
@@ -521,10 +300,8 @@ class MetaAlgorithm(BaseAlgorithm):
         step: Callable[[int, EpisodeBatch], None],
         record: Callable[[], None] | None = None,
     ) -> tuple[MetaTaskVecEnv, dict[str, np.ndarray | None]]:
-        """The skeleton of ``adapt``: check the arguments, seed, then for ``k = 0 .. n_iterations`` sample a
-        batch (``sample(env, n_rounds, deterministic)``), record it (and ``record()``: the state it came
-        from), evaluate deterministically if asked, call the callback (locals ``iteration`` and ``batch``;
-        False stops) and, unless last, take adaptation step ``step(k, batch)``.
+        """The skeleton of ``adapt``: check the arguments, seed, then run the iterations
+        (:func:`~maesn_sb3.common.adaptation.adaptation_iterations`: ``sample``, ``record``, ``step``).
 
         Returns the adaptation env and the fields of an :class:`AdaptationCurve`.
         """
@@ -538,34 +315,9 @@ class MetaAlgorithm(BaseAlgorithm):
             set_random_seed(seed)
             meta.seed(seed)
         callback = self._init_callback(callback) if callback is not None else None
-        n_tasks = meta.n_tasks
-        history: dict[str, list[np.ndarray]] = {k: [] for k in ("ret", "succ", "eret", "esucc")}
-        env_steps, total = [], 0
-        for iteration in range(n_iterations + 1):
-            batch = sample(meta, rounds, False)
-            total += batch.n_steps
-            env_steps.append(total)
-            history["ret"].append(batch.per_task(batch.episode_returns, n_tasks))
-            history["succ"].append(batch.per_task(batch.success.astype(float), n_tasks))
-            if record is not None:
-                record()
-            if evaluate:
-                evaluation = sample(meta, 1, True)
-                history["eret"].append(evaluation.per_task(evaluation.episode_returns, n_tasks))
-                history["esucc"].append(evaluation.per_task(evaluation.success.astype(float), n_tasks))
-            if callback is not None:
-                callback.update_locals({"iteration": iteration, "batch": batch})
-                if not callback.on_step():
-                    break
-            if iteration < n_iterations:
-                step(iteration, batch)
-        return meta, {
-            "returns": np.stack(history["ret"]),
-            "success": np.stack(history["succ"]),
-            "env_steps": steps_per_task(env_steps, n_tasks),
-            "eval_returns": np.stack(history["eret"]) if evaluate else None,
-            "eval_success": np.stack(history["esucc"]) if evaluate else None,
-        }
+        return meta, adaptation_iterations(
+            meta, rounds, n_iterations, evaluate, callback, sample, step, record
+        )
 
     @abstractmethod
     def _meta_iteration(self, callback: BaseCallback) -> bool:
@@ -662,36 +414,6 @@ class MetaAlgorithm(BaseAlgorithm):
     ) -> np.ndarray | dict[str, np.ndarray]:
         return check_observation(observation, self.observation_space, n_features)
 
-    # -- exact resume: the random streams travel with the model ----------------------------------------
-    def _random_state(self) -> dict[str, Any]:
-        """torch's generators and the states of the sub-envs' generators (the model's own generators,
-        ``_task_rng`` and ``_predict_rng``, are saved with its other attributes)."""
-        pending = self.__dict__.get("_saved_random_state")
-        if pending is not None:  # loaded and not trained since: keep what was loaded
-            return pending
-        state: dict[str, Any] = {"torch": th.get_rng_state()}
-        if th.cuda.is_available():
-            state["torch_cuda"] = th.cuda.get_rng_state_all()
-        if self.env is not None and hasattr(self.env, "get_random_state"):
-            state["env"] = self.env.get_random_state()
-        return state
-
-    def _restore_random_state(self, state: dict[str, Any]) -> None:
-        th.set_rng_state(state["torch"])
-        if "torch_cuda" in state and th.cuda.is_available():
-            th.cuda.set_rng_state_all(state["torch_cuda"])
-        env_states = state.get("env")
-        if env_states is None or self.env is None or not hasattr(self.env, "set_random_state"):
-            return
-        if len(env_states) != self.env.num_envs:
-            warnings.warn(
-                f"the model was saved with {len(env_states)} sub-envs and now has {self.env.num_envs}: "
-                "their random streams start from the env's seeds, so training does not continue exactly",
-                stacklevel=user_stacklevel(),
-            )
-            return
-        self.env.set_random_state(env_states)
-
     def save(
         self,
         path: str | pathlib.Path | io.BufferedIOBase,
@@ -716,19 +438,6 @@ class MetaAlgorithm(BaseAlgorithm):
             del self._algorithm
             if pending is None:
                 del self._saved_random_state
-
-    def _non_finite_parameters(self) -> list[str]:
-        """Names of the saved modules' parameters that hold NaN or inf."""
-        names = []
-        for module_name in self._get_torch_save_params()[0]:
-            module = getattr(self, module_name, None)
-            if isinstance(module, th.nn.Module):
-                names += [
-                    f"{module_name}.{name}"
-                    for name, parameter in module.named_parameters()
-                    if not bool(th.isfinite(parameter).all())
-                ]
-        return names
 
     @classmethod
     def load(

@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.distributions import Distribution, make_proba_distribution
+from stable_baselines3.common.distributions import Distribution
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import obs_as_tensor
-from torch import nn
 
 from maesn_sb3.common.advantages import discounted_returns, gae_advantages
 from maesn_sb3.common.base import AdaptationCurve, MetaAlgorithm
-from maesn_sb3.common.proximal import clipped_surrogate
 from maesn_sb3.common.rollouts import EpisodeBatch, map_obs, state_features
-from maesn_sb3.common.trpo import KLTerms, action_kl, distribution_tensors, draw_fisher_rows
+from maesn_sb3.maml.outer import MAMLOuterStep
+from maesn_sb3.maml.policies import Params, _ActorHead, _slot_distribution, _SlotPolicy
 from maesn_sb3.tasks import TaskSet
 from maesn_sb3.validators import check_float, check_unit_interval
 from maesn_sb3.vec_env import MetaTaskVecEnv
@@ -28,60 +26,9 @@ from maesn_sb3.vec_env import MetaTaskVecEnv
 __all__ = ["MAML"]
 
 SelfMAML = TypeVar("SelfMAML", bound="MAML")
-Params = dict[str, th.Tensor]
 
 
-class _ActorHead(nn.Module):
-    """The actor's output (mean actions or logits) of an SB3 actor-critic policy, for ``functional_call``."""
-
-    def __init__(self, policy: BasePolicy) -> None:
-        super().__init__()
-        self.policy = policy
-
-    def forward(self, obs: th.Tensor | dict[str, th.Tensor]) -> th.Tensor:
-        features = self.policy.extract_features(obs, self.policy.pi_features_extractor)
-        return self.policy.action_net(self.policy.mlp_extractor.forward_actor(features))
-
-
-def _slot_distribution(
-    head: _ActorHead, action_space: spaces.Space, params: Params, obs: th.Tensor | dict[str, th.Tensor]
-) -> Distribution:
-    """Action distributions with per-slot parameters ``params[name]: (n_slots, *shape)`` on
-    observations grouped by slot ``(n_slots, n, ...)``, flattened to ``n_slots * n`` rows (SB3's
-    distributions sum log-probabilities over axis 1)."""
-    names = {f"policy.{name}": value for name, value in params.items()}
-
-    def call(slot_params: Params, slot_obs: Any) -> th.Tensor:
-        return th.func.functional_call(head, slot_params, (slot_obs,))
-
-    output = th.func.vmap(call)(names, obs)
-    distribution = make_proba_distribution(action_space)
-    if isinstance(action_space, spaces.Box):
-        log_std = params["log_std"][:, None, :].expand_as(output)
-        return distribution.proba_distribution(output.flatten(0, 1), log_std.flatten(0, 1))
-    return distribution.proba_distribution(output.flatten(0, 1))
-
-
-class _SlotPolicy:
-    """Acts with one set of (adapted) actor parameters per task slot: what ``collect_episodes`` needs.
-    Picklable; a remote collector sends each Ray worker its slots' part (:meth:`for_slots`)."""
-
-    def __init__(self, model: MAML, params: Params, envs_per_task: int) -> None:
-        self.head, self.params, self.envs_per_task = model._head, params, envs_per_task
-        self.action_space, self.device = model.action_space, model.device
-
-    def get_distribution(self, obs: th.Tensor | dict[str, th.Tensor]) -> Distribution:
-        grouped = map_obs(lambda x: x.reshape(-1, self.envs_per_task, *x.shape[1:]), obs)
-        return _slot_distribution(self.head, self.action_space, self.params, grouped)
-
-    def for_slots(self, start: int, stop: int) -> _SlotPolicy:
-        """The policy of slots ``start .. stop - 1`` only."""
-        part = copy.copy(self)
-        part.params = {name: value[start:stop] for name, value in self.params.items()}
-        return part
-
-
-class MAML(MetaAlgorithm):
+class MAML(MAMLOuterStep, MetaAlgorithm):
     """MAML-TRPO: policy-gradient inner steps on the policy's weights, a TRPO outer update through them.
 
     A meta-iteration draws one training task per slot of the :class:`~maesn_sb3.MetaTaskVecEnv`,
@@ -372,143 +319,6 @@ class MAML(MetaAlgorithm):
         self._log_phase("post", post)
         self._outer_update(pre_data, self._grouped(post, n_slots), n_slots)
         return True
-
-    def _slot_kl(self, params: Params, data: dict[str, Any], old: Distribution) -> th.Tensor:
-        """Per slot, the mean over its valid steps of KL(old || the policy of ``params``), ``(n_slots,)``."""
-        kl = action_kl(old, self._distribution(params, data["obs"])).reshape(data["mask"].shape)
-        return (kl * data["mask"]).sum(1) / data["mask"].sum(1)
-
-    def _clipped_objective(
-        self, pre: dict[str, Any], post: dict[str, Any], n_slots: int
-    ) -> tuple[Callable[[np.ndarray], tuple[th.Tensor, th.Tensor]], Callable[[], float]]:
-        """ProMP's objective on a minibatch of task slots, ``slots -> (loss, log-ratios)``, and the mean
-        inner KL of the current weights (for the penalty's weight).
-
-        Per slot: the inner step (:meth:`_pg_loss`, in ``inner_estimator``'s form; differentiated through
-        unless ``first_order``), then PPO's clipped surrogate of the adapted policy against the one
-        that sampled the post-update episodes. The loss is minus its mean over the minibatch's
-        post-update steps (MAML-TRPO's weighting; ProMP averages per task first, the same where the
-        tasks' episodes are equally long) plus ``inner_kl_coef`` times the mean over the minibatch's
-        slots of the KL of the sampling policy to the current one on the pre-update steps."""
-        start = {k: v.detach() for k, v in self.actor_parameters().items()}
-        stacked = self._stacked(n_slots, start)
-        sampled = self._inner_step(  # the weights that sampled the post-update episodes
-            {k: v.requires_grad_(True) for k, v in self._stacked(n_slots, start).items()},
-            {k: v for k, v in pre.items() if k != "old_log_prob"},
-            self.inner_lr,
-            create_graph=False,
-        )
-        with th.no_grad():
-            pre_old = self._distribution(stacked, pre["obs"])
-            post = {**post, "old_log_prob": self._log_prob(sampled, post)}
-
-        def rows(data: dict[str, Any], slots: th.Tensor) -> dict[str, Any]:
-            return {k: (map_obs(lambda x: x[slots], v) if k == "obs" else v[slots]) for k, v in data.items()}
-
-        def objective(slots: np.ndarray) -> tuple[th.Tensor, th.Tensor]:
-            chosen = th.as_tensor(slots, device=self.device)
-            pre_s, post_s = rows(pre, chosen), rows(post, chosen)
-            params = self._stacked(len(slots))
-            adapted = self._inner_step(params, pre_s, self.inner_lr, create_graph=not self.first_order)
-            if self.first_order:
-                adapted = {k: params[k] - (params[k] - v).detach() for k, v in adapted.items()}
-            log_ratio = self._log_prob(adapted, post_s) - post_s["old_log_prob"]
-            terms = clipped_surrogate(th.exp(log_ratio), post_s["advantages"], self.clip_range)
-            surrogate = (terms * post_s["mask"]).sum() / post_s["mask"].sum()
-            with th.no_grad():
-                old = self._distribution(self._stacked(len(slots), start), pre_s["obs"])
-            inner_kl = self._slot_kl(params, pre_s, old).mean()
-            return -surrogate + self.inner_kl_coef * inner_kl, log_ratio[post_s["mask"].bool()]
-
-        def inner_kl() -> float:
-            with th.no_grad():
-                return float(self._slot_kl(self._stacked(n_slots), pre, pre_old).mean())
-
-        return objective, inner_kl
-
-    def _outer_update(self, pre: dict[str, Any], post: dict[str, Any], n_slots: int) -> None:
-        """The outer update on the post-update episodes: TRPO through the inner step (second order) or
-        around it, or ProMP's proximal step (``outer_update="ppo"``)."""
-        params = self.actor_parameters()
-        if self.inner_estimator == "lvc":
-            with th.no_grad():
-                pre = {**pre, "old_log_prob": self._log_prob(self._stacked(n_slots), pre)}
-        if self.outer_update == "ppo":
-            objective, inner_kl = self._clipped_objective(pre, post, n_slots)
-            self._proximal_update(params.values(), objective, n_slots)
-            kl = inner_kl()
-            if self.target_inner_kl is not None:
-                if kl < self.target_inner_kl / 1.5:
-                    self.inner_kl_coef /= 2
-                elif kl > self.target_inner_kl * 1.5:
-                    self.inner_kl_coef *= 2
-            self.logger.record("train/inner_kl", kl)
-            self.logger.record("train/inner_kl_coef", self.inner_kl_coef)
-            return
-        if self.first_order:
-            with th.no_grad():
-                fixed = self._stacked(n_slots, {k: v.detach() for k, v in params.items()})
-            step = {
-                k: fixed[k] - v
-                for k, v in self._inner_step(
-                    {k: v.requires_grad_(True) for k, v in fixed.items()}, pre, self.inner_lr, False
-                ).items()
-            }
-            step = {k: v.detach() for k, v in step.items()}
-
-            def adapted() -> Params:
-                return {k: v - step[k] for k, v in self._stacked(n_slots).items()}
-        else:
-
-            def adapted() -> Params:
-                with th.enable_grad():  # the line search runs under no_grad; the inner step needs a graph
-                    return self._inner_step(self._stacked(n_slots), pre, self.inner_lr, create_graph=True)
-
-        adv, n_valid = post["advantages"], post["mask"].sum()
-        old_params = {k: v.detach() for k, v in adapted().items()}
-        with th.no_grad():
-            old = self._distribution(old_params, post["obs"])
-            old_log_prob = self._log_prob(old_params, post)
-
-        def loss_fn() -> th.Tensor:
-            log_prob = self._log_prob(adapted(), post)
-            return -(th.exp(log_prob - old_log_prob) * adv).sum() / n_valid
-
-        def kl_terms(data: dict[str, Any], old: Distribution) -> KLTerms:
-            """The KL in Gauss-Newton form: the action distributions' tensors and the KL of them."""
-            tensors, rebuild = distribution_tensors(self._distribution(adapted(), data["obs"]))
-            weights = data["mask"] / data["mask"].sum()
-            return tensors, lambda outputs: (
-                action_kl(old, rebuild(outputs)).reshape(weights.shape) * weights
-            ).sum()
-
-        def kl_fn() -> th.Tensor:
-            outputs, kl_of = kl_terms(post, old)
-            return kl_of(outputs)
-
-        fisher_data, fisher_old = self._fisher_subsample(post, old_params, old)
-        self._trpo_update(params.values(), loss_fn, kl_fn, lambda: [kl_terms(fisher_data, fisher_old)])
-
-    def _fisher_subsample(
-        self, post: dict[str, Any], old_params: Params, old: Distribution
-    ) -> tuple[dict[str, Any], Distribution]:
-        """The grouped steps of the Fisher-vector products (a uniform draw of ``fisher_subsample`` of
-        the valid steps, each slot's padded to the largest slot's count and masked) and their old
-        distributions."""
-        if self.fisher_subsample == 1:
-            return post, old
-        valid = post["mask"].nonzero()  # (slot, step) pairs in order
-        chosen = valid[th.as_tensor(draw_fisher_rows(self._fisher_rng, len(valid), self.fisher_subsample))]
-        slot, step = chosen.unbind(1)
-        counts = th.bincount(slot, minlength=len(post["mask"]))
-        column = th.arange(len(chosen), device=slot.device) - (th.cumsum(counts, 0) - counts)[slot]
-        width = int(counts.max())
-        index = slot.new_zeros(len(counts), width).index_put_((slot, column), step)
-        sub_mask = post["mask"].new_zeros(len(counts), width).index_put_((slot, column), th.ones(()))
-        rows = th.arange(len(counts), device=slot.device)[:, None]
-        post = {"obs": map_obs(lambda x: x[rows, index], post["obs"]), "mask": sub_mask}
-        with th.no_grad():
-            return post, self._distribution(old_params, post["obs"])
 
     # -- adaptation -----------------------------------------------------------------------------
     def adapt(
