@@ -10,8 +10,13 @@ issue-scale run (hours on a few cores; 5 methods x 2 envs x 3 seeds at 1M meta-t
 
 Every cell (env, method, seed) runs in its own process (its peak memory its own, read from
 ``getrusage``) at one torch thread and appends one JSON line to ``<out>/cells.jsonl``; a rerun with the
-same settings skips the cells already there (resumable: stop it any time and run it again). The report
-(Markdown tables) is printed at the end, and by ``--report`` alone.
+same settings skips the cells already there. MAESN's and MAML's meta-training checkpoints every
+``--checkpoint-every`` meta-iterations and on SIGTERM (``kill -TERM`` this script: it passes the signal
+to the cell, which checkpoints at the end of its meta-iteration) under
+``<out>/<env>/checkpoints/`` (:mod:`maesn_sb3.benchmark.checkpoints`; commit them to continue on another
+machine), and a rerun continues the cell from there, the same run as one never stopped; the other
+methods' cells run whole or start again. The report (Markdown tables) is printed at the end, and by
+``--report`` alone.
 
 Each method meta-trains on the benchmark's training tasks for ``--budget`` env steps (PPO from scratch:
 none), then ``maesn_sb3.metaworld.metalearning_evaluation`` runs Meta-World's protocol on its test
@@ -32,13 +37,16 @@ growth of this process's proportional set size plus the workers', over the sub-e
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
 import resource
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +54,8 @@ from typing import Any
 sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 METHODS = ("maesn", "maml", "rl2", "mtppo", "scratch")
+#: the methods whose meta-training checkpoints (the others' cells run whole)
+CHECKPOINTED = ("maesn", "maml")
 ENVS = ("reach-v3", "push-v3")
 #: ML10 meta-test success in the Meta-World paper (Yu et al., CoRL 2019): MAML and RL^2 have agents here
 PUBLISHED_ML10 = {"MAML": 0.316, "RL^2": 0.358, "PEARL": 0.130}
@@ -64,11 +74,14 @@ def pss_mb(pid: int | str = "self") -> float:
     raise RuntimeError(f"no Pss for process {pid}")
 
 
-def train(cell: dict[str, Any]) -> Any:
-    """Meta-train the cell's method; returns the model (PPO from scratch: untrained)."""
+def train(cell: dict[str, Any], out: Path | None = None, checkpoint_every: int = 10) -> tuple[Any, float]:
+    """Meta-train the cell's method (PPO from scratch: untrained); returns the model and the seconds of
+    meta-training done before this process, by the checkpoint it continued (MAESN and MAML, with
+    ``out``: see :func:`maesn_sb3.benchmark.meta_train`)."""
     from stable_baselines3 import PPO
 
     from maesn_sb3 import MAESN, MAML, RL2, MultiTaskPPO
+    from maesn_sb3.benchmark import Checkpointing, meta_train
     from maesn_sb3.metaworld import make_metaworld_env, metaworld_task_set
     from wrappers import RL2Wrapper
 
@@ -78,22 +91,35 @@ def train(cell: dict[str, Any]) -> Any:
     extra: dict[str, Any] = {"latent_dim": 2} if method == "maesn" else {}
     if method == "rl2":
         extra = {"wrapper_class": RL2Wrapper, "wrapper_kwargs": {"episodes_per_trial": trial}}
-    env = make_metaworld_env(
-        "ML1",
-        cell["env_name"],
-        cell["n_tasks"],
-        cell["envs_per_task"],
-        seed=seed,
-        tasks=tasks,
-        max_episode_steps=horizon,
-        **extra,
-    )
+
+    def make_env() -> Any:
+        return make_metaworld_env(
+            "ML1",
+            cell["env_name"],
+            cell["n_tasks"],
+            cell["envs_per_task"],
+            seed=seed,
+            tasks=tasks,
+            max_episode_steps=horizon,
+            **extra,
+        )
+
+    if method in CHECKPOINTED:
+        algorithm = MAESN if method == "maesn" else MAML
+        checkpointing = None
+        if out is not None:
+            checkpointing = Checkpointing(out / cell["env_name"], cell, method, seed, checkpoint_every)
+        model, before = meta_train(
+            lambda: algorithm("MlpPolicy", make_env(), task_set=tasks, seed=seed),
+            lambda payload: algorithm.load(payload, env=make_env()),
+            cell["budget"],
+            checkpointing,
+        )
+        model.env.close()
+        return model, before
+    env = make_env()
     ppo = {"n_steps": horizon, "batch_size": horizon, "n_epochs": 10, "seed": seed}
-    if method == "maesn":
-        model = MAESN("MlpPolicy", env, task_set=tasks, seed=seed)
-    elif method == "maml":
-        model = MAML("MlpPolicy", env, task_set=tasks, seed=seed)
-    elif method == "rl2":
+    if method == "rl2":
         model = RL2("MlpLstmPolicy", env, task_set=tasks, n_steps=horizon * trial, seed=seed)
     elif method == "mtppo":
         model = MultiTaskPPO("MlpPolicy", env, task_set=tasks, **ppo)
@@ -102,33 +128,57 @@ def train(cell: dict[str, Any]) -> Any:
     if method != "scratch":
         model.learn(cell["budget"])
     env.close()
-    return model
+    return model, 0.0
 
 
-def run_cell(cell: dict[str, Any]) -> dict[str, Any]:
-    """Meta-train one method and meta-test it (in this process)."""
+@contextlib.contextmanager
+def _checkpointed_steps(out: Path | None, cell: dict[str, Any]) -> Iterator[None]:
+    """A SIGTERM in the meta-test names the step of the cell's newest checkpoint, which a rerun continues
+    from (its meta-training's last meta-iterations and the meta-test run again)."""
+    from maesn_sb3.benchmark import CellInterrupted, checkpointed_cells
+
+    try:
+        yield
+    except CellInterrupted as stopped:
+        header = (
+            {}
+            if out is None
+            else checkpointed_cells(out / cell["env_name"]).get((stopped.method, stopped.seed), {})
+        )
+        raise CellInterrupted(stopped.method, stopped.seed, header.get("num_timesteps")) from None
+
+
+def run_cell(cell: dict[str, Any], out: Path | None = None, checkpoint_every: int = 10) -> dict[str, Any]:
+    """Meta-train one method and meta-test it (in this process); with ``out``, MAESN and MAML continue
+    from their newest checkpoint there, and a finished cell's checkpoints are removed."""
     import torch as th
 
     th.set_num_threads(1)
+    from maesn_sb3.benchmark import remove_checkpoints, stop_at_once, stop_on_sigterm
     from maesn_sb3.metaworld import metalearning_evaluation, metaworld_agent
 
-    start = time.perf_counter()
-    model = train(cell)
-    train_s = time.perf_counter() - start
-    steps = int(model.num_timesteps)
-    start = time.perf_counter()
-    score = metalearning_evaluation(
-        metaworld_agent(model, seed=cell["seed"]),
-        "ML1",
-        cell["env_name"],
-        meta_batch_size=cell["meta_batch_size"],
-        num_evals=cell["num_evals"],
-        adaptation_steps=cell["adaptation_steps"],
-        adaptation_episodes=cell["adaptation_episodes"],
-        evaluation_episodes=cell["evaluation_episodes"],
-        max_episode_steps=cell["max_episode_steps"],
-    )
-    return {
+    method, seed = cell["method"], cell["seed"]
+    # a SIGTERM: MAESN and MAML checkpoint at the end of the meta-iteration, the rest stops at once
+    with stop_on_sigterm():
+        start = time.perf_counter()
+        with contextlib.nullcontext() if method in CHECKPOINTED else stop_at_once(method, seed):
+            model, before = train(cell, out, checkpoint_every)
+        train_s = before + time.perf_counter() - start
+        steps = int(model.num_timesteps)
+        start = time.perf_counter()
+        with stop_at_once(method, seed), _checkpointed_steps(out, cell):
+            score = metalearning_evaluation(
+                metaworld_agent(model, seed=seed),
+                "ML1",
+                cell["env_name"],
+                meta_batch_size=cell["meta_batch_size"],
+                num_evals=cell["num_evals"],
+                adaptation_steps=cell["adaptation_steps"],
+                adaptation_episodes=cell["adaptation_episodes"],
+                evaluation_episodes=cell["evaluation_episodes"],
+                max_episode_steps=cell["max_episode_steps"],
+            )
+    result = {
         **cell,
         "success": score.success_rate,
         "success_metaworld": score.success_rate_by_name,
@@ -141,6 +191,9 @@ def run_cell(cell: dict[str, Any]) -> dict[str, Any]:
         "eval_s": round(time.perf_counter() - start, 1),
         "peak_rss_mb": round(peak_rss_mb()),
     }
+    if out is not None:
+        remove_checkpoints(out / cell["env_name"], cell["method"], cell["seed"])
+    return result
 
 
 def run_speed(cell: dict[str, Any]) -> dict[str, Any]:
@@ -179,28 +232,52 @@ def run_speed(cell: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def in_subprocess(kind: str, cell: dict[str, Any]) -> dict[str, Any]:
-    command = [sys.executable, __file__, f"--{kind}", json.dumps(cell)]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"{kind} {cell} failed:\n{done.stderr[-4000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+#: a cell process's exit status after a SIGTERM stopped it (MAESN and MAML: after their checkpoint)
+INTERRUPTED = 3
+_child: subprocess.Popen | None = None  # the cell process running now
+
+
+def _pass_sigterm(signum: int, frame: Any) -> None:
+    """This script's SIGTERM handler: the running cell gets the signal (and checkpoints), then we stop."""
+    if _child is not None and _child.poll() is None:
+        _child.send_signal(signal.SIGTERM)
+    else:
+        raise SystemExit(128 + signum)
+
+
+def in_subprocess(kind: str, cell: dict[str, Any], options: list[str]) -> dict[str, Any] | None:
+    """Run one cell in a process of its own; None if a SIGTERM stopped it."""
+    global _child
+    command = [sys.executable, __file__, *options, f"--{kind}", json.dumps(cell)]
+    _child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stdout, stderr = _child.communicate()
+    code, _child = _child.returncode, None
+    if code in (INTERRUPTED, -signal.SIGTERM):  # the latter: stopped before its handler was installed
+        print(stderr.strip().splitlines()[-1] if code == INTERRUPTED else f"{cell} stopped", flush=True)
+        return None
+    if code != 0:
+        raise RuntimeError(f"{kind} {cell} failed:\n{stderr[-4000:]}")
+    return json.loads(stdout.strip().splitlines()[-1])
 
 
 def load(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def run_missing(kind: str, path: Path, cells: list[dict[str, Any]]) -> None:
-    """Run the cells not yet in ``path`` (same keys, same values), appending each result as it ends."""
+def run_missing(kind: str, path: Path, cells: list[dict[str, Any]], options: list[str]) -> bool:
+    """Run the cells not yet in ``path`` (same keys, same values), appending each result as it ends;
+    False if a SIGTERM stopped one (the rest are left for the next run)."""
     for cell in cells:
         if cell in [{k: row.get(k) for k in cell} for row in load(path)]:
             continue
-        result = in_subprocess(kind, cell)
+        result = in_subprocess(kind, cell, options)
+        if result is None:
+            return False
         with open(path, "a") as f:
             f.write(json.dumps(result) + "\n")
         shown = ("env_name", "method", "seed", "success", "success_metaworld", "train_s")
         print({k: result[k] for k in shown if k in result} if kind == "cell" else result, flush=True)
+    return True
 
 
 def report(out: Path) -> str:
@@ -285,11 +362,28 @@ def main() -> None:
     parser.add_argument("--speed-seconds", type=float, default=10.0)
     parser.add_argument("--no-cells", action="store_true", help="skip the methods (e.g. only --speed)")
     parser.add_argument("--report", action="store_true", help="print the report of --out and stop")
+    parser.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=10,
+        help="MAESN's and MAML's meta-iterations between checkpoints (0: only on SIGTERM)",
+    )
     parser.add_argument("--cell", help=argparse.SUPPRESS)
     parser.add_argument("--speed-cell", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.cell or args.speed_cell:
-        result = run_cell(json.loads(args.cell)) if args.cell else run_speed(json.loads(args.speed_cell))
+    if args.checkpoint_every < 0:
+        parser.error(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
+    if args.speed_cell:
+        print(json.dumps(run_speed(json.loads(args.speed_cell))))
+        return
+    if args.cell:
+        from maesn_sb3.benchmark import CellInterrupted
+
+        try:
+            result = run_cell(json.loads(args.cell), args.out, args.checkpoint_every)
+        except CellInterrupted as stopped:
+            print(stopped, file=sys.stderr)
+            sys.exit(INTERRUPTED)
         print(json.dumps(result))
         return
     args.out.mkdir(parents=True, exist_ok=True)
@@ -302,7 +396,7 @@ def main() -> None:
                 for backend in ("dummy", "subproc")
                 for n in counts
             ]
-            run_missing("speed-cell", args.out / "speed.jsonl", speed)
+            run_missing("speed-cell", args.out / "speed.jsonl", speed, [])
         settings = {
             "budget": args.budget,
             "n_tasks": args.n_tasks,
@@ -320,7 +414,11 @@ def main() -> None:
             for env_name in args.envs
             for method in args.methods
         ]
-        run_missing("cell", args.out / "cells.jsonl", [] if args.no_cells else plan)
+        signal.signal(signal.SIGTERM, _pass_sigterm)
+        options = ["--out", str(args.out), "--checkpoint-every", str(args.checkpoint_every)]
+        if not run_missing("cell", args.out / "cells.jsonl", [] if args.no_cells else plan, options):
+            print("stopped by SIGTERM: run the same command again to continue", flush=True)
+            return
         print(f"load: {os.getloadavg()}", flush=True)
     print(report(args.out))
 

@@ -7,6 +7,7 @@ skipped locally with the reason, and fail under CI (env ``CI=true``). Episodes a
 
 from __future__ import annotations
 
+import json
 import os
 import runpy
 import sys
@@ -406,3 +407,66 @@ def test_upstream_fixed_evaluation_equals_ours(one_of_ten: dict) -> None:
 def test_bad_evaluation_arguments_are_named(bad: dict) -> None:
     with pytest.raises(ValueError, match=next(iter(bad))):
         evaluate(PolicyAgent(PPO("MlpPolicy", reach(), seed=0)), **bad)
+
+
+# -- benchmarks/metaworld.py: a cell stopped mid-meta-training continues from its checkpoint -------------
+BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "metaworld.py"
+# one MAESN meta-iteration: 2 tasks x 2 envs x 8 steps x 2 phases = 64 env steps; 16 of them, so that a
+# SIGTERM sent once the first checkpoint is there lands mid-training
+CELL = {
+    "env_name": "reach-v3",
+    "method": "maesn",
+    "seed": 0,
+    "budget": 1024,
+    "n_tasks": 2,
+    "envs_per_task": 2,
+    "max_episode_steps": SHORT,
+    "meta_batch_size": 2,
+    "num_evals": 1,
+    "adaptation_steps": 1,
+    "adaptation_episodes": 2,
+    "evaluation_episodes": 1,
+}
+SCORES = ("success", "success_metaworld", "return", "return_metaworld", "success_per_env", "train_steps")
+
+
+def scores(result: dict) -> dict:
+    return {key: result[key] for key in SCORES}
+
+
+def test_the_metaworld_benchmark_continues_a_stopped_cell_from_its_checkpoint(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import time
+
+    bench = runpy.run_path(str(BENCHMARK), run_name="metaworld_benchmark")
+    straight = bench["run_cell"](CELL)
+    assert straight["train_steps"] == 1024
+
+    # SIGTERM to the script mid-cell: the cell checkpoints at the end of its meta-iteration and stops
+    command = [sys.executable, str(BENCHMARK), "--out", str(tmp_path), "--checkpoint-every", "1"]
+    command += ["--envs", "reach-v3", "--methods", "maesn", "--seeds", "0", "--budget", "1024"]
+    command += ["--n-tasks", "2", "--envs-per-task", "2", "--max-episode-steps", str(SHORT)]
+    command += ["--meta-batch-size", "2", "--adaptation-episodes", "2", "--evaluation-episodes", "1"]
+    folder = tmp_path / "reach-v3" / "checkpoints"
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 300
+    while not list(folder.glob("*.ckpt")) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    out, _ = process.communicate(timeout=300)
+    assert "maesn seed 0: stopped by SIGTERM, checkpointed at" in out, out
+    assert "run the same command again to continue" in out and not (tmp_path / "cells.jsonl").exists()
+    assert list(folder.glob("*.ckpt"))
+
+    # the rerun continues there and scores what the cell run in one go scores; its checkpoints go
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    assert "stopped" not in done.stdout
+    (row,) = (json.loads(line) for line in (tmp_path / "cells.jsonl").read_text().splitlines())
+    assert scores(row) == scores(straight)
+    assert not list(folder.glob("*.ckpt"))
+
+    # a checkpoint of another config is refused, naming the setting
+    bench["train"](CELL, tmp_path, 1)  # leaves checkpoints (the rows are not written)
+    with pytest.raises(ValueError, match=r"another config \(it differs in: adaptation_episodes\)"):
+        bench["run_cell"]({**CELL, "adaptation_episodes": 3}, tmp_path)

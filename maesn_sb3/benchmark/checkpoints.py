@@ -119,12 +119,18 @@ def _cell_files(output: Path, method: str, seed: int) -> list[tuple[int, Path]]:
     return sorted(found, reverse=True)
 
 
+def _settings(config: Any) -> dict[str, Any]:
+    """A run's config as a dict: the benchmark's dataclass, or a dict of JSON values as it is."""
+    return dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+
+
 def config_differences(saved: dict[str, Any], config: Any) -> list[str]:
-    """The settings in which a saved config (a dict) differs from the dataclass ``config``; a setting
-    that the saved one lacks (added since it was written) reads as its default."""
-    defaults = dataclasses.asdict(type(config)(env_id=config.env_id))
-    saved = {**defaults, **saved}
-    current = dataclasses.asdict(config)
+    """The settings in which a saved config (a dict) differs from ``config`` (the benchmark's dataclass,
+    or a dict); a setting that the saved one lacks (added to the dataclass since it was written) reads as
+    its default."""
+    if dataclasses.is_dataclass(config):
+        saved = {**dataclasses.asdict(type(config)(env_id=config.env_id)), **saved}
+    current = _settings(config)
     return sorted(key for key in {*saved, *current} if saved.get(key) != current.get(key))
 
 
@@ -144,7 +150,7 @@ def write_checkpoint(
         **progress,
         "written": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "model_sha256": hashlib.sha256(payload).hexdigest(),
-        "config": dataclasses.asdict(config),
+        "config": _settings(config),
     }
     folder = _folder(output)
     folder.mkdir(parents=True, exist_ok=True)
