@@ -114,6 +114,19 @@ def test_a_checkpoint_from_another_config_is_refused(tmp_path):
         run_cell(other, "maml", 0, output=tmp_path)
 
 
+def test_a_dict_config_is_checked_key_by_key(tmp_path):
+    from maesn_sb3 import MAESN, make_meta_vec_env
+    from maesn_sb3.benchmark.checkpoints import latest_checkpoint
+
+    model = MAESN("MlpPolicy", make_meta_vec_env(ENV_ID, n_tasks=2, envs_per_task=2, seed=0, latent_dim=2))
+    config = {"env_name": "reach-v3", "budget": 1000}  # e.g. a cell of benchmarks/metaworld.py
+    write_checkpoint(tmp_path, config, "maesn", 0, model, {"iterations": 0, "train_seconds": 0.0})
+    header, _ = latest_checkpoint(tmp_path, dict(config), "maesn", 0)
+    assert header["config"] == config
+    with pytest.raises(ValueError, match=r"another config \(it differs in: budget, seeds\)"):
+        latest_checkpoint(tmp_path, {**config, "budget": 2000, "seeds": 3}, "maesn", 0)
+
+
 def test_checkpoints_are_written_whole_or_not_at_all(tmp_path, monkeypatch):
     from maesn_sb3 import MAESN, make_meta_vec_env
 
