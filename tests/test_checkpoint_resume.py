@@ -351,9 +351,11 @@ def test_the_budget_curve_takes_the_family_runs_with_its_settings_and_coverage_w
 def test_the_budget_curve_compares_the_outer_update_as_each_method_receives_it(tmp_path):
     from maesn_sb3.benchmark.budget import budget_runs, plot_budget_curve
 
-    ppo = {"outer_update": "ppo", "budgets": {"maesn": 2000, "maml": 2000}}
+    ppo = {"outer_update": "ppo", "budgets": {"maesn": 2000, "lsbaseline": 2000, "maml": 2000}}
     base = dataclasses.replace(CONFIG, **ppo, outer_kwargs={"latent_learning_rate": 0.01})  # the default
-    write_run(tmp_path / "ppo", dataclasses.replace(base, outer_kwargs={}), 0.5, methods=("maesn",))
+    write_run(
+        tmp_path / "ppo", dataclasses.replace(base, outer_kwargs={}), 0.5, methods=("maesn", "lsbaseline")
+    )
     # MAML takes no latent learning rate: this folder's MAML is base's MAML, its MAESN another run
     other_latent_rate = dataclasses.replace(base, outer_kwargs={"latent_learning_rate": 3e-4})
     write_run(tmp_path / "ppo_slow_latents", other_latent_rate, 0.25, methods=("maesn", "maml"))
@@ -363,6 +365,8 @@ def test_the_budget_curve_compares_the_outer_update_as_each_method_receives_it(t
     assert [folder.name for folder in other] == ["trpo"]
     points = plot_budget_curve(tmp_path, ENV_ID, tmp_path / "curve.png", base=base)
     assert [(p["folder"], p["iqm"]) for p in points["maesn"]] == [("ppo", 0.5)]
+    # LSBaseline takes MAESN's arguments through **kwargs: their defaults count for it too
+    assert [(p["folder"], p["iqm"]) for p in points["lsbaseline"]] == [("ppo", 0.5)]
     assert [(p["folder"], p["iqm"], p["label"]) for p in points["maml"]] == [
         ("ppo_slow_latents", 0.25, "MAML (ProMP)")
     ]

@@ -30,8 +30,12 @@ def _cell_settings(config: Config, method: str) -> dict[str, Any]:
     from maesn_sb3 import MAESN, MAML, LSBaseline
 
     algorithm = {"maesn": MAESN, "lsbaseline": LSBaseline, "maml": MAML}[method]
-    parameters = inspect.signature(algorithm.__init__).parameters.values()
-    defaults = {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
+    defaults = {}  # along the class's bases, the subclass's last: LSBaseline passes **kwargs to MAESN
+    for cls in reversed(algorithm.__mro__):
+        if "__init__" in vars(cls):
+            for p in inspect.signature(cls.__init__).parameters.values():
+                if p.default is not inspect.Parameter.empty:
+                    defaults[p.name] = p.default
     settings = {k: v for k, v in asdict(config).items() if k not in NEUTRAL}
     settings["outer_kwargs"] = {**defaults, **_outer(config, latent=method != "maml")}
     return settings
