@@ -10,7 +10,10 @@ from __future__ import annotations
 import json
 import os
 import runpy
+import signal
+import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -435,10 +438,6 @@ def scores(result: dict) -> dict:
 
 
 def test_the_metaworld_benchmark_continues_a_stopped_cell_from_its_checkpoint(tmp_path: Path) -> None:
-    import signal
-    import subprocess
-    import time
-
     bench = runpy.run_path(str(BENCHMARK), run_name="metaworld_benchmark")
     straight = bench["run_cell"](CELL)
     assert straight["train_steps"] == 1024
