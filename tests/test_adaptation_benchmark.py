@@ -266,6 +266,51 @@ def test_a_run_begun_before_a_setting_was_added_resumes(tmp_path, capsys):
     assert "1 cells already done, 0 to run" in capsys.readouterr().out
 
 
+def test_a_folder_keeps_the_class_defaults_it_was_written_with(tmp_path, capsys):
+    import json
+
+    bench = load_benchmark()
+    out = tmp_path / "run"
+    args = quick_args(out, "--methods", "scratch", "--seeds", "0")
+    assert bench.main(args) == 0
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["outer_kwargs"] == {} and saved["resolved_kwargs"]["maesn"]["kl_coef"] == 0.1
+    assert saved["resolved_kwargs"]["maml"]["inner_lr"] == 0.1  # the cell's own arguments count too
+    assert "seed" not in saved["resolved_kwargs"]["maesn"]  # the cell sets it
+    for method in ("maesn", "lsbaseline", "maml"):  # as if the class default were 1e-3 when it was written
+        saved["resolved_kwargs"][method]["learning_rate"] = 1e-3
+    (out / "config.json").write_text(json.dumps(saved))
+    with pytest.raises(SystemExit):
+        bench.main(args)
+    error = capsys.readouterr().err
+    assert "maesn learning_rate: 0.001 saved, 0.0003 now" in error and "maml learning_rate" in error
+    assert "pass the saved values in --outer-kwargs to continue it" in error
+    # the saved value written out is the same run as the default it had then
+    assert bench.main([*args, "--outer-kwargs", '{"learning_rate": 0.001}']) == 0
+    assert "1 cells already done, 0 to run" in capsys.readouterr().out
+
+
+def test_outer_kwargs_and_the_defaults_they_leave_out_are_compared_as_the_cells_receive_them():
+    import dataclasses
+
+    from maesn_sb3.benchmark.cells import Config, resolved_kwargs
+    from maesn_sb3.benchmark.checkpoints import config_differences
+
+    def resolved(**kwargs):
+        config = Config(env_id=ENV_ID, outer_update="ppo", **kwargs)
+        return dataclasses.replace(config, resolved_kwargs=resolved_kwargs(config))
+
+    written = dataclasses.asdict(resolved())
+    assert config_differences(written, resolved(outer_kwargs={"learning_rate": 3e-4})) == []
+    assert config_differences(written, resolved(outer_kwargs={"n_epochs": 5})) == [
+        "lsbaseline n_epochs: 10 saved, 5 now", "maesn n_epochs: 10 saved, 5 now", "maml n_epochs: 10 saved, 5 now"
+    ]  # fmt: skip
+    # a config written before the hyperparameters were recorded: outer_kwargs as written
+    del written["resolved_kwargs"]
+    assert config_differences(written, resolved(outer_kwargs={"learning_rate": 3e-4})) == ["outer_kwargs"]
+    assert config_differences(written, resolved()) == []
+
+
 # -- runs that survive failures (issue 16) ------------------------------------------------------------------
 def quick_args(out, *extra):
     return [

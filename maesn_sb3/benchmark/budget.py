@@ -3,7 +3,6 @@ meta-training budget, from the run folders of one task family at several ``--bud
 
 from __future__ import annotations
 
-import inspect
 import json
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -12,32 +11,24 @@ from typing import Any
 
 import numpy as np
 
-from maesn_sb3.benchmark.cells import Config, _outer
+from maesn_sb3.benchmark.cells import META_LEARNERS, Config, resolved_kwargs
 from maesn_sb3.benchmark.report import label
 from maesn_sb3.benchmark.results import cell_rows, read_csv
 from maesn_sb3.benchmark.stats import bootstrap_ci, iqm, score_matrix
 
 #: settings that do not change the cells of MAESN, the latent-space baseline and MAML (the outer update
 #: is compared as each method receives it)
-NEUTRAL = ("budgets", "speed_steps", "outer_update", "outer_kwargs")
-CURVE_METHODS = ("maesn", "lsbaseline", "maml")
+NEUTRAL = ("budgets", "speed_steps", "outer_update", "outer_kwargs", "resolved_kwargs")
+CURVE_METHODS = META_LEARNERS
 
 
 def _cell_settings(config: Config, method: str) -> dict[str, Any]:
-    """The settings that reach ``method``'s cells: the config less :data:`NEUTRAL`, with the outer-update
-    arguments as the method's class receives them, its defaults included (MAML's leave out the latent
-    tables' learning rate), so that ``{}`` and the defaults written out are the same run."""
-    from maesn_sb3 import MAESN, MAML, LSBaseline
-
-    algorithm = {"maesn": MAESN, "lsbaseline": LSBaseline, "maml": MAML}[method]
-    defaults = {}  # along the class's bases, the subclass's last: LSBaseline passes **kwargs to MAESN
-    for cls in reversed(algorithm.__mro__):
-        if "__init__" in vars(cls):
-            for p in inspect.signature(cls.__init__).parameters.values():
-                if p.default is not inspect.Parameter.empty:
-                    defaults[p.name] = p.default
+    """The settings that reach ``method``'s cells: the config less :data:`NEUTRAL`, with the method's
+    hyperparameters as its folder recorded them (a folder written before they were recorded: as its
+    class receives them today, the defaults included), so that ``{}`` and the defaults written out are
+    the same run."""
     settings = {k: v for k, v in asdict(config).items() if k not in NEUTRAL}
-    settings["outer_kwargs"] = {**defaults, **_outer(config, latent=method != "maml")}
+    settings["outer_kwargs"] = (config.resolved_kwargs or resolved_kwargs(config))[method]
     return settings
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +71,10 @@ class Config:
     intrinsic_coef: float = 0.1
     # make_meta_vec_env's backend ("native": the family's batch; RL^2 and PPO fine-tuning keep dummy)
     vectorization: str = "dummy"
+    # per meta-learner, every hyperparameter its cells receive, the class defaults included
+    # (:func:`resolved_kwargs`), recorded when the folder is made so that a class default changed later
+    # cannot change what the folder's outer_kwargs mean; {} in folders written before it was recorded
+    resolved_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 TIERS: dict[str, dict[str, Any]] = {
@@ -130,6 +136,45 @@ def _outer(config: Config, latent: bool = True) -> dict[str, Any]:
     return kwargs
 
 
+def _meta_kwargs(config: Config, method: str) -> tuple[type, dict[str, Any]]:
+    """A meta-learner's class (``method`` one of :data:`META_LEARNERS`) and the arguments its cells pass."""
+    from maesn_sb3 import MAESN, MAML, LSBaseline
+
+    latent_steps = {"natural_gradient": config.natural_gradient, "latent_gradient": config.latent_gradient}
+    inner_reward = {"inner_reward_key": config.inner_reward_key}
+    if method == "maesn":
+        return MAESN, {**inner_reward, **latent_steps, **_outer(config)}
+    if method == "lsbaseline":
+        return LSBaseline, {**latent_steps, **_outer(config)}
+    return MAML, {"inner_lr": 0.1, **inner_reward, **_outer(config, latent=False)}
+
+
+#: the meta-learners: their cells checkpoint, and their hyperparameters are resolved in config.json
+META_LEARNERS = ("maesn", "lsbaseline", "maml")
+#: constructor arguments that do not change what a cell learns (or that the cell sets itself)
+_NOT_HYPERPARAMETERS = frozenset(
+    "policy env task_set seed verbose device tensorboard_log stats_window_size support_multi_env "
+    "monitor_wrapper supported_action_spaces _init_setup_model".split()
+)
+
+
+def resolved_kwargs(config: Config) -> dict[str, dict[str, Any]]:
+    """Per meta-learner, the hyperparameters its cells receive: the defaults of its class's constructor
+    (along the class's bases: LSBaseline passes ``**kwargs`` to MAESN) overridden by the config's, as JSON
+    values."""
+    resolved = {}
+    for method in META_LEARNERS:
+        algorithm, kwargs = _meta_kwargs(config, method)
+        defaults = {}
+        for cls in reversed(algorithm.__mro__):
+            if "__init__" in vars(cls):
+                for p in inspect.signature(cls.__init__).parameters.values():
+                    if p.default is not inspect.Parameter.empty and p.name not in _NOT_HYPERPARAMETERS:
+                        defaults[p.name] = p.default
+        resolved[method] = json.loads(json.dumps({**defaults, **kwargs}))
+    return resolved
+
+
 def _horizon(env_id: str) -> int:
     import gymnasium as gym
 
@@ -163,7 +208,7 @@ def run_cell(
     import torch as th
 
     th.set_num_threads(1)
-    from maesn_sb3 import MAESN, MAML, RL2, LSBaseline, MultiTaskPPO, TaskSet, make_meta_vec_env
+    from maesn_sb3 import RL2, MultiTaskPPO, TaskSet, make_meta_vec_env
     from maesn_sb3.ppo import ppo_from_scratch
     from wrappers.rl2 import RL2Wrapper
 
@@ -197,20 +242,13 @@ def run_cell(
             **rl2,
         )
 
-    latent_steps = {"natural_gradient": config.natural_gradient, "latent_gradient": config.latent_gradient}
-    inner_reward = {"inner_reward_key": config.inner_reward_key}
-    meta_algorithms = {  # the checkpointed methods: their class and arguments
-        "maesn": (MAESN, {**inner_reward, **latent_steps, **_outer(config)}),
-        "lsbaseline": (LSBaseline, {**latent_steps, **_outer(config)}),
-        "maml": (MAML, {"inner_lr": 0.1, **inner_reward, **_outer(config, latent=False)}),
-    }
     start = time.perf_counter()
     trained_before = 0.0  # seconds of meta-training in the checkpoint it resumed from
     # a SIGTERM: the meta-algorithms checkpoint at the end of the meta-iteration, the others stop at once
-    at_once = contextlib.nullcontext() if method in meta_algorithms else stop_at_once(method, seed)
+    at_once = contextlib.nullcontext() if method in META_LEARNERS else stop_at_once(method, seed)
     with stop_on_sigterm(), at_once:
-        if method in meta_algorithms:
-            algorithm, kwargs = meta_algorithms[method]
+        if method in META_LEARNERS:
+            algorithm, kwargs = _meta_kwargs(config, method)
             model, trained_before = meta_train(
                 lambda: algorithm("MlpPolicy", train_env(), task_set=tasks, seed=seed, **kwargs),
                 lambda payload: algorithm.load(payload, env=train_env()),

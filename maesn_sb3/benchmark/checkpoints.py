@@ -127,11 +127,30 @@ def _settings(config: Any) -> dict[str, Any]:
 def config_differences(saved: dict[str, Any], config: Any) -> list[str]:
     """The settings in which a saved config (a dict) differs from ``config`` (the benchmark's dataclass,
     or a dict); a setting that the saved one lacks (added to the dataclass since it was written) reads as
-    its default."""
+    its default.
+
+    Where both record ``resolved_kwargs`` (each meta-learner's hyperparameters, class defaults included),
+    the outer update is compared through them, one entry per hyperparameter that differs (``maesn
+    kl_coef: 0.1 saved, 0.02 now``): ``outer_kwargs`` ``{}`` and the same defaults written out are the
+    same run, and a class default changed since is a difference. Without them (a config written before
+    they were recorded) ``outer_update`` and ``outer_kwargs`` are compared as written."""
     if dataclasses.is_dataclass(config):
         saved = {**dataclasses.asdict(type(config)(env_id=config.env_id)), **saved}
-    current = _settings(config)
-    return sorted(key for key in {*saved, *current} if saved.get(key) != current.get(key))
+    saved, current = dict(saved), _settings(config)
+    differences = []
+    resolved = saved.pop("resolved_kwargs", None), current.pop("resolved_kwargs", None)
+    if all(resolved):
+        for key in ("outer_update", "outer_kwargs"):
+            saved.pop(key, None), current.pop(key, None)
+        before, now = resolved
+        for method in sorted({*before, *now}):
+            a, b = before.get(method, {}), now.get(method, {})
+            differences += [
+                f"{method} {name}: {a.get(name)!r} saved, {b.get(name)!r} now"
+                for name in sorted({*a, *b})
+                if a.get(name) != b.get(name)
+            ]
+    return sorted(key for key in {*saved, *current} if saved.get(key) != current.get(key)) + differences
 
 
 def write_checkpoint(

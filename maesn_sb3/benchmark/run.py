@@ -46,10 +46,12 @@ from maesn_sb3.benchmark.cells import (
     COVERAGE_FIELDS,
     EXPLORATION_FIELDS,
     FIELDS,
+    META_LEARNERS,
     METHODS,
     TIERS,
     Config,
     measure_speed,
+    resolved_kwargs,
     run_cell,
 )
 from maesn_sb3.benchmark.checkpoints import (
@@ -328,6 +330,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             parser.error(f"--outer-kwargs must be a JSON object, got {args.outer_kwargs!r}")
         tier["outer_kwargs"] = args.outer_kwargs
     config = Config(**tier)
+    config.resolved_kwargs = resolved_kwargs(config)
     output = args.output or _default_output(args.tier, config.env_id, args.budget_scale)
     problem = None if args.status or args.budget_curve else _check_output(output)  # these create nothing
     if problem:
@@ -347,9 +350,11 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         # a setting added to Config since the run began reads as its default
         differences = config_differences(json.loads(saved.read_text()), config)
         if differences:
+            changed = any(d.split()[0] in META_LEARNERS for d in differences)  # a hyperparameter
             parser.error(
-                f"{output} holds a run with another config ({saved}: {', '.join(differences)} differ); "
+                f"{output} holds a run with another config ({saved}: {'; '.join(differences)} differ); "
                 "pick another --output"
+                + (", or pass the saved values in --outer-kwargs to continue it" if changed else "")
             )
     elif not args.status:
         saved.write_text(json.dumps(asdict(config), indent=1))
