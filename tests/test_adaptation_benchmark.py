@@ -251,35 +251,41 @@ def test_skill_variants_count_every_env_step(tmp_path):
     )
 
 
-def test_a_run_begun_before_a_setting_was_added_resumes(tmp_path, capsys):
+def run_and_edit_its_config(tmp_path, edit):
+    """A finished quick-tier folder (one PPO-from-scratch cell) whose config.json ``edit`` changed in
+    place; the benchmark and the command that made it."""
     import json
 
     bench = load_benchmark()
-    out = tmp_path / "run"
-    args = quick_args(out, "--methods", "scratch", "--seeds", "0")
+    args = quick_args(tmp_path / "run", "--methods", "scratch", "--seeds", "0")
     assert bench.main(args) == 0
-    saved = json.loads((out / "config.json").read_text())
-    del saved["diayn_steps"]  # as written by an older version
-    (out / "config.json").write_text(json.dumps(saved))
+    path = tmp_path / "run" / "config.json"
+    saved = json.loads(path.read_text())
+    edit(saved)
+    path.write_text(json.dumps(saved))
+    return bench, args
+
+
+def test_a_run_begun_before_a_setting_was_added_resumes(tmp_path, capsys):
+    def as_written_by_an_older_version(saved):
+        del saved["diayn_steps"]
+
+    bench, args = run_and_edit_its_config(tmp_path, as_written_by_an_older_version)
     capsys.readouterr()
     assert bench.main(args) == 0
     assert "1 cells already done, 0 to run" in capsys.readouterr().out
 
 
 def test_a_folder_keeps_the_class_defaults_it_was_written_with(tmp_path, capsys):
-    import json
+    def as_if_the_default_had_been_1e3(saved):
+        resolved = saved["resolved_kwargs"]
+        assert saved["outer_kwargs"] == {} and resolved["maesn"]["kl_coef"] == 0.1
+        assert resolved["maml"]["inner_lr"] == 0.1  # the cell's own arguments count too
+        assert "seed" not in resolved["maesn"]  # the cell sets it
+        for method in ("maesn", "lsbaseline", "maml"):
+            resolved[method]["learning_rate"] = 1e-3
 
-    bench = load_benchmark()
-    out = tmp_path / "run"
-    args = quick_args(out, "--methods", "scratch", "--seeds", "0")
-    assert bench.main(args) == 0
-    saved = json.loads((out / "config.json").read_text())
-    assert saved["outer_kwargs"] == {} and saved["resolved_kwargs"]["maesn"]["kl_coef"] == 0.1
-    assert saved["resolved_kwargs"]["maml"]["inner_lr"] == 0.1  # the cell's own arguments count too
-    assert "seed" not in saved["resolved_kwargs"]["maesn"]  # the cell sets it
-    for method in ("maesn", "lsbaseline", "maml"):  # as if the class default were 1e-3 when it was written
-        saved["resolved_kwargs"][method]["learning_rate"] = 1e-3
-    (out / "config.json").write_text(json.dumps(saved))
+    bench, args = run_and_edit_its_config(tmp_path, as_if_the_default_had_been_1e3)
     with pytest.raises(SystemExit):
         bench.main(args)
     error = capsys.readouterr().err
@@ -303,8 +309,8 @@ def test_outer_kwargs_and_the_defaults_they_leave_out_are_compared_as_the_cells_
     written = dataclasses.asdict(resolved())
     assert config_differences(written, resolved(outer_kwargs={"learning_rate": 3e-4})) == []
     assert config_differences(written, resolved(outer_kwargs={"n_epochs": 5})) == [
-        "lsbaseline n_epochs: 10 saved, 5 now", "maesn n_epochs: 10 saved, 5 now", "maml n_epochs: 10 saved, 5 now"
-    ]  # fmt: skip
+        f"{method} n_epochs: 10 saved, 5 now" for method in ("lsbaseline", "maesn", "maml")
+    ]
     # a config written before the hyperparameters were recorded: outer_kwargs as written
     del written["resolved_kwargs"]
     assert config_differences(written, resolved(outer_kwargs={"learning_rate": 3e-4})) == ["outer_kwargs"]
