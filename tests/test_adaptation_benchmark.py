@@ -373,7 +373,15 @@ def test_seeds_and_output_are_checked_before_any_work(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         bench.main(quick_args(blocker / "run", "--methods", "scratch", "--seeds", "0"))
     assert exit_info.value.code == 2 and "is not a writable folder" in capsys.readouterr().err
+    # an outer-update argument that a method's class does not take (MAML has no latent prior)
+    kl = ["--outer-kwargs", '{"kl_coef": 0.02}']
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(quick_args(tmp_path / "run", "--methods", "maesn", "maml", "--seeds", "0", *kl))
+    error = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "outer_kwargs ['kl_coef'] are not arguments of MAML" in error
     assert not (tmp_path / "run").exists()
+    maesn_only = quick_args(tmp_path / "run", "--methods", "maesn", "--seeds", "0", *kl, "--status")
+    assert bench.main(maesn_only) == 0
 
 
 def _alive(pid: int) -> bool:

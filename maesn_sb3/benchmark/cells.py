@@ -158,21 +158,44 @@ _NOT_HYPERPARAMETERS = frozenset(
 )
 
 
+def _constructor_defaults(algorithm: type) -> dict[str, Any]:
+    """The keyword arguments of ``algorithm``'s constructor with their defaults, along the class's bases
+    (LSBaseline passes ``**kwargs`` to MAESN)."""
+    defaults = {}
+    for cls in reversed(algorithm.__mro__):
+        if "__init__" in vars(cls):
+            for p in inspect.signature(cls.__init__).parameters.values():
+                if p.default is not inspect.Parameter.empty:
+                    defaults[p.name] = p.default
+    return defaults
+
+
 def resolved_kwargs(config: Config) -> dict[str, dict[str, Any]]:
-    """Per meta-learner, the hyperparameters its cells receive: the defaults of its class's constructor
-    (along the class's bases: LSBaseline passes ``**kwargs`` to MAESN) overridden by the config's, as JSON
-    values."""
+    """Per meta-learner, the hyperparameters its cells receive: its class's constructor defaults
+    overridden by the config's, as JSON values."""
     resolved = {}
     for method in META_LEARNERS:
         algorithm, kwargs = _meta_kwargs(config, method)
-        defaults = {}
-        for cls in reversed(algorithm.__mro__):
-            if "__init__" in vars(cls):
-                for p in inspect.signature(cls.__init__).parameters.values():
-                    if p.default is not inspect.Parameter.empty and p.name not in _NOT_HYPERPARAMETERS:
-                        defaults[p.name] = p.default
-        resolved[method] = json.loads(json.dumps({**defaults, **kwargs}))
+        defaults = _constructor_defaults(algorithm)
+        hyperparameters = {k: v for k, v in defaults.items() if k not in _NOT_HYPERPARAMETERS}
+        resolved[method] = json.loads(json.dumps({**hyperparameters, **kwargs}))
     return resolved
+
+
+def check_outer_kwargs(config: Config, methods: list[str]) -> None:
+    """Raise a ``ValueError`` naming any ``outer_kwargs`` argument that one of ``methods``'s meta-learner
+    classes does not take (the skill variants are MAESN), before any cell is built."""
+    for method in methods:
+        learner = "maesn" if method in ("skills", "mixed") else method
+        if learner not in META_LEARNERS:
+            continue
+        algorithm, kwargs = _meta_kwargs(config, learner)
+        unknown = sorted(set(kwargs) - set(_constructor_defaults(algorithm)))
+        if unknown:
+            raise ValueError(
+                f"outer_kwargs {unknown} are not arguments of {algorithm.__name__}, which the method "
+                f"{method!r} builds; leave them out or run without {method!r} (--methods)"
+            )
 
 
 def _horizon(env_id: str) -> int:

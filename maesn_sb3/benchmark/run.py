@@ -50,6 +50,7 @@ from maesn_sb3.benchmark.cells import (
     METHODS,
     TIERS,
     Config,
+    check_outer_kwargs,
     measure_speed,
     resolved_kwargs,
     run_cell,
@@ -331,6 +332,11 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         tier["outer_kwargs"] = args.outer_kwargs
     config = Config(**tier)
     config.resolved_kwargs = resolved_kwargs(config)
+    methods = args.methods or [m for m in METHODS if m in config.budgets or m == "scratch"]
+    try:
+        check_outer_kwargs(config, methods)
+    except ValueError as error:
+        parser.error(f"--outer-kwargs: {error}")
     output = args.output or _default_output(args.tier, config.env_id, args.budget_scale)
     problem = None if args.status or args.budget_curve else _check_output(output)  # these create nothing
     if problem:
@@ -358,7 +364,6 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             )
     elif not args.status:
         saved.write_text(json.dumps(asdict(config), indent=1))
-    methods = args.methods or [m for m in METHODS if m in config.budgets or m == "scratch"]
     if args.status:
         print(status(config, output, methods, args.seeds, args.workers))
         return 0
