@@ -20,7 +20,7 @@ import argparse
 import json
 from pathlib import Path
 
-from maesn_sb3.benchmark.cells import Config
+from maesn_sb3.benchmark.config import Config
 from maesn_sb3.benchmark.report import label
 from maesn_sb3.benchmark.results import read_csv
 from maesn_sb3.benchmark.stats import (

@@ -299,8 +299,8 @@ def test_a_folder_keeps_the_class_defaults_it_was_written_with(tmp_path, capsys)
 def test_outer_kwargs_and_the_defaults_they_leave_out_are_compared_as_the_cells_receive_them():
     import dataclasses
 
-    from maesn_sb3.benchmark.cells import Config, resolved_kwargs
     from maesn_sb3.benchmark.checkpoints import config_differences
+    from maesn_sb3.benchmark.config import Config, resolved_kwargs
 
     def resolved(**kwargs):
         config = Config(env_id=ENV_ID, outer_update="ppo", **kwargs)

@@ -5,16 +5,7 @@ CIs, the report, the run's status and the budget curve.
 """
 
 from maesn_sb3.benchmark.budget import budget_points, budget_runs, budget_table, plot_budget_curve
-from maesn_sb3.benchmark.cells import (
-    COVERAGE_FIELDS,
-    FIELDS,
-    LABELS,
-    METHODS,
-    TIERS,
-    Config,
-    measure_speed,
-    run_cell,
-)
+from maesn_sb3.benchmark.cells import measure_speed, run_cell
 from maesn_sb3.benchmark.checkpoints import (
     CHECKPOINTED,
     CellInterrupted,
@@ -32,6 +23,7 @@ from maesn_sb3.benchmark.checkpoints import (
     stop_requested,
     write_checkpoint,
 )
+from maesn_sb3.benchmark.config import COVERAGE_FIELDS, FIELDS, LABELS, METHODS, TIERS, Config
 from maesn_sb3.benchmark.pool import lower_priority, make_pool
 from maesn_sb3.benchmark.report import coverage_table, plot, report, table
 from maesn_sb3.benchmark.results import append_csv, cell_rows, read_csv, repair_csv

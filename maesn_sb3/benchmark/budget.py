@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from maesn_sb3.benchmark.cells import META_LEARNERS, Config, resolved_kwargs
+from maesn_sb3.benchmark.config import META_LEARNERS, Config, resolved_kwargs
 from maesn_sb3.benchmark.report import label
 from maesn_sb3.benchmark.results import cell_rows, read_csv
 from maesn_sb3.benchmark.stats import bootstrap_ci, iqm, score_matrix

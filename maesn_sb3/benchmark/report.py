@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from maesn_sb3.benchmark.cells import LABELS, METHODS, Config
+from maesn_sb3.benchmark.config import LABELS, METHODS, Config
 from maesn_sb3.benchmark.results import cell_rows, read_csv
 from maesn_sb3.benchmark.stats import (
     bootstrap_ci,

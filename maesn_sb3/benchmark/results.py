@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from maesn_sb3.benchmark.cells import Config
+from maesn_sb3.benchmark.config import Config
 
 # The paper tier's results, committed (CSVs, tables, figures; no models) so a run resumes anywhere.
 PAPER_RESULTS = Path("benchmarks/results/paper")

@@ -42,7 +42,14 @@ from typing import Any
 import numpy as np
 
 from maesn_sb3.benchmark.budget import budget_table, plot_budget_curve
-from maesn_sb3.benchmark.cells import (
+from maesn_sb3.benchmark.cells import measure_speed, run_cell
+from maesn_sb3.benchmark.checkpoints import (
+    CellInterrupted,
+    checkpointed_cells,
+    config_differences,
+    remove_checkpoints,
+)
+from maesn_sb3.benchmark.config import (
     COVERAGE_FIELDS,
     EXPLORATION_FIELDS,
     FIELDS,
@@ -51,15 +58,7 @@ from maesn_sb3.benchmark.cells import (
     TIERS,
     Config,
     check_outer_kwargs,
-    measure_speed,
     resolved_kwargs,
-    run_cell,
-)
-from maesn_sb3.benchmark.checkpoints import (
-    CellInterrupted,
-    checkpointed_cells,
-    config_differences,
-    remove_checkpoints,
 )
 from maesn_sb3.benchmark.pool import make_pool
 from maesn_sb3.benchmark.report import report

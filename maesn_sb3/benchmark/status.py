@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from maesn_sb3.benchmark.cells import METHODS, Config
 from maesn_sb3.benchmark.checkpoints import checkpointed_cells
+from maesn_sb3.benchmark.config import METHODS, Config
 from maesn_sb3.benchmark.results import cell_rows, read_csv
 
 # speed.json's measurement that stands for a method with no measured cell yet
