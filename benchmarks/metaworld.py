@@ -57,6 +57,8 @@ METHODS = ("maesn", "maml", "rl2", "mtppo", "scratch")
 #: the methods whose meta-training checkpoints (the others' cells run whole)
 CHECKPOINTED = ("maesn", "maml")
 ENVS = ("reach-v3", "push-v3")
+#: MAESN's latent size unless ``--latent-dim`` says otherwise (rows written before that option read as it)
+LATENT_DIM = 2
 #: ML10 meta-test success in the Meta-World paper (Yu et al., CoRL 2019): MAML and RL^2 have agents here
 PUBLISHED_ML10 = {"MAML": 0.316, "RL^2": 0.358, "PEARL": 0.130}
 
@@ -88,7 +90,7 @@ def train(cell: dict[str, Any], out: Path | None = None, checkpoint_every: int =
     method, seed, horizon = cell["method"], cell["seed"], cell["max_episode_steps"]
     tasks = metaworld_task_set("ML1", cell["env_name"], seed=0)
     trial = cell["adaptation_episodes"] * cell["adaptation_steps"] + cell["evaluation_episodes"]
-    extra: dict[str, Any] = {"latent_dim": 2} if method == "maesn" else {}
+    extra: dict[str, Any] = {"latent_dim": cell.get("latent_dim", LATENT_DIM)} if method == "maesn" else {}
     if method == "rl2":
         extra = {"wrapper_class": RL2Wrapper, "wrapper_kwargs": {"episodes_per_trial": trial}}
 
@@ -264,11 +266,18 @@ def load(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
+def is_done(cell: dict[str, Any], rows: list[dict[str, Any]]) -> bool:
+    """Whether a row has the cell's keys with the same values (a MAESN row without ``latent_dim``, written
+    before that option, has :data:`LATENT_DIM`)."""
+    legacy = {"latent_dim": LATENT_DIM} if cell.get("method") == "maesn" else {}
+    return any(all(row.get(k, legacy.get(k)) == v for k, v in cell.items()) for row in rows)
+
+
 def run_missing(kind: str, path: Path, cells: list[dict[str, Any]], options: list[str]) -> bool:
-    """Run the cells not yet in ``path`` (same keys, same values), appending each result as it ends;
+    """Run the cells not yet in ``path`` (:func:`is_done`), appending each result as it ends;
     False if a SIGTERM stopped one (the rest are left for the next run)."""
     for cell in cells:
-        if cell in [{k: row.get(k) for k in cell} for row in load(path)]:
+        if is_done(cell, load(path)):
             continue
         result = in_subprocess(kind, cell, options)
         if result is None:
@@ -278,6 +287,12 @@ def run_missing(kind: str, path: Path, cells: list[dict[str, Any]], options: lis
         shown = ("env_name", "method", "seed", "success", "success_metaworld", "train_s")
         print({k: result[k] for k in shown if k in result} if kind == "cell" else result, flush=True)
     return True
+
+
+def method_label(cell: dict[str, Any]) -> str:
+    """The method's name in the report, with MAESN's latent size where it is not :data:`LATENT_DIM`."""
+    latent_dim = cell.get("latent_dim", LATENT_DIM)
+    return cell["method"] if latent_dim == LATENT_DIM else f"{cell['method']} (latent_dim {latent_dim})"
 
 
 def report(out: Path) -> str:
@@ -293,7 +308,7 @@ def report(out: Path) -> str:
         ]
         groups: dict[tuple, list] = {}
         for c in cells:
-            groups.setdefault((c["env_name"], c["method"], c["budget"]), []).append(c)
+            groups.setdefault((c["env_name"], method_label(c), c["budget"]), []).append(c)
         for (env_name, method, _), rows in sorted(groups.items()):
 
             def cell(key: str, rows: list = rows) -> str:
@@ -322,7 +337,7 @@ def report(out: Path) -> str:
         ]
         for c in cells:
             lines.append(
-                f"| {c['env_name']} {c['method']} seed {c['seed']} | {c['train_steps_per_s']} | "
+                f"| {c['env_name']} {method_label(c)} seed {c['seed']} | {c['train_steps_per_s']} | "
                 f"{c['train_s']} | {c['eval_s']} | {c['peak_rss_mb']} |"
             )
     speed = load(out / "speed.jsonl")
@@ -349,6 +364,7 @@ def main() -> None:
     parser.add_argument("--envs", nargs="+", default=list(ENVS), help="ML1 environments")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--latent-dim", type=int, default=LATENT_DIM, help="MAESN's latent size")
     parser.add_argument("--n-tasks", type=int, default=10, help="task slots per meta-iteration / rollout")
     parser.add_argument("--envs-per-task", type=int, default=2)
     parser.add_argument("--max-episode-steps", type=int, default=500, help="Meta-World's horizon is 500")
@@ -373,6 +389,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.checkpoint_every < 0:
         parser.error(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
+    if args.latent_dim < 1:
+        parser.error(f"--latent-dim must be >= 1, got {args.latent_dim}")
     if args.speed_cell:
         print(json.dumps(run_speed(json.loads(args.speed_cell))))
         return
@@ -408,8 +426,15 @@ def main() -> None:
             "adaptation_episodes": args.adaptation_episodes,
             "evaluation_episodes": args.evaluation_episodes,
         }
+        maesn = {"latent_dim": args.latent_dim}
         plan = [
-            {"env_name": env_name, "method": method, "seed": seed, **settings}
+            {
+                "env_name": env_name,
+                "method": method,
+                "seed": seed,
+                **settings,
+                **(maesn if method == "maesn" else {}),
+            }
             for seed in args.seeds
             for env_name in args.envs
             for method in args.methods

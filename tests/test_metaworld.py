@@ -469,3 +469,15 @@ def test_the_metaworld_benchmark_continues_a_stopped_cell_from_its_checkpoint(tm
     bench["train"](CELL, tmp_path, 1)  # leaves checkpoints (the rows are not written)
     with pytest.raises(ValueError, match=r"another config \(it differs in: adaptation_episodes\)"):
         bench["run_cell"]({**CELL, "adaptation_episodes": 3}, tmp_path)
+
+
+def test_the_benchmark_reads_rows_without_latent_dim_as_maesns_default() -> None:
+    bench = runpy.run_path(str(BENCHMARK), run_name="metaworld_benchmark")
+    is_done, label, default = bench["is_done"], bench["method_label"], bench["LATENT_DIM"]
+    old_row = {**CELL, "success": 0.5}  # written before --latent-dim: no key
+    assert is_done({**CELL, "latent_dim": default}, [old_row])
+    assert not is_done({**CELL, "latent_dim": default + 1}, [old_row])
+    assert is_done({**CELL, "latent_dim": 3}, [{**old_row, "latent_dim": 3}])
+    maml = {**CELL, "method": "maml"}
+    assert is_done(maml, [{**maml, "success": 0.1}]) and not is_done(maml, [old_row])
+    assert label(old_row) == "maesn" and label({**CELL, "latent_dim": 3}) == "maesn (latent_dim 3)"
