@@ -481,3 +481,7 @@ def test_the_benchmark_reads_rows_without_latent_dim_as_maesns_default() -> None
     maml = {**CELL, "method": "maml"}
     assert is_done(maml, [{**maml, "success": 0.1}]) and not is_done(maml, [old_row])
     assert label(old_row) == "maesn" and label({**CELL, "latent_dim": 3}) == "maesn (latent_dim 3)"
+    refused = subprocess.run(
+        [sys.executable, str(BENCHMARK), "--latent-dim", "0"], capture_output=True, text=True
+    )
+    assert refused.returncode == 2 and "--latent-dim must be >= 1, got 0" in refused.stderr
