@@ -18,9 +18,12 @@ import pytest
 from maesn_sb3.benchmark import Config, main, run_cell
 from maesn_sb3.benchmark.checkpoints import (
     CHECKPOINTED,
+    CellInterrupted,
     checkpointed_cells,
     meta_train,
     read_checkpoint,
+    stop_at_once,
+    stop_on_sigterm,
     write_checkpoint,
 )
 from maesn_sb3.benchmark.pool import lower_priority
@@ -381,3 +384,17 @@ def test_checkpoint_every_is_checked_before_any_work(tmp_path, capsys):
             main([*bench_args(tmp_path / "run"), *extra])
         assert exit_info.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_second_sigterm_does_not_cut_short_the_handling_of_the_first():
+    # two SIGTERMs (one to the script, passed on, and one to the cell itself): the first stops the
+    # meta-test at once; the second, arriving while its handler looks up the newest checkpoint, is ignored
+    with pytest.raises(CellInterrupted) as stopped, stop_on_sigterm(), stop_at_once("maesn", 0):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        except CellInterrupted:
+            os.kill(os.getpid(), signal.SIGTERM)
+            raise CellInterrupted("maesn", 0, 800_000) from None
+    assert stopped.value.steps == 800_000
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL

@@ -61,7 +61,10 @@ _stop_at_once: tuple[str, int] | None = None  # the cell (method, seed) that a S
 def request_stop(signum: int = signal.SIGTERM, frame: Any = None) -> None:
     """The SIGTERM handler of a cell's process: a checkpointed cell checkpoints after its current
     meta-iteration and raises :class:`CellInterrupted`; a cell inside :func:`stop_at_once` raises it
-    at once; a cell that has not begun does not begin."""
+    at once; a cell that has not begun does not begin. A SIGTERM after the first is ignored, so that
+    a stop being handled (reading the newest checkpoint, say) is not cut short by a fresh exception."""
+    if _stop.is_set():
+        return
     _stop.set()
     if _stop_at_once is not None:
         raise CellInterrupted(*_stop_at_once)
