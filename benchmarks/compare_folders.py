@@ -5,7 +5,8 @@ the latent-space baseline and MAML only, so RL², multi-task PPO and PPO from sc
 rows in the family's first folder, and a MAESN setting may be run without rerunning MAML. This prints
 the IQM success at the last adaptation iteration (95 % stratified-bootstrap CI) of each
 ``FOLDER:METHOD`` and P(MAESN > method) with its CI, as the benchmark's report does within one
-folder. The folders must share the family, the held-out tasks and the adaptation protocol (checked).
+folder, and the pairs of runs behind P: the fractions MAESN wins, ties and loses (P = wins + ties / 2).
+The folders must share the family, the held-out tasks and the adaptation protocol (checked).
 
     python benchmarks/compare_folders.py \\
         benchmarks/results/paper/WheeledNav-v0_ppo_latentlr0.01:maesn \\
@@ -26,6 +27,7 @@ from maesn_sb3.benchmark.results import read_csv
 from maesn_sb3.benchmark.stats import (
     bootstrap_ci,
     improvement_ci,
+    improvement_outcomes,
     iqm,
     probability_of_improvement,
     score_matrix,
@@ -65,15 +67,22 @@ def main() -> None:
         raise SystemExit("the first FOLDER:METHOD must be MAESN's (maesn)")
     maesn = scores[names[0]]
     print(f"{protocol['env_id']}: held-out success at iteration {protocol['adapt_iterations']}\n")
-    print("| method (folder) | seeds | IQM [95 % CI] | P(MAESN > method) [95 % CI] |\n|---|---|---|---|")
+    print(
+        "| method (folder) | seeds | IQM [95 % CI] | P(MAESN > method) [95 % CI] "
+        "| MAESN wins / ties / loses |\n|---|---|---|---|---|"
+    )
     for name in names:
         low, high = bootstrap_ci(scores[name])
         row = f"| {name} | {scores[name].shape[0]} | {iqm(scores[name]):.2f} [{low:.2f}, {high:.2f}] |"
         if name == names[0]:
-            print(row + " |")
+            print(row + " | |")
             continue
         p_low, p_high = improvement_ci(maesn, scores[name])
-        print(row + f" {probability_of_improvement(maesn, scores[name]):.2f} [{p_low:.2f}, {p_high:.2f}] |")
+        wins, ties, losses = improvement_outcomes(maesn, scores[name])
+        print(
+            row + f" {probability_of_improvement(maesn, scores[name]):.2f} [{p_low:.2f}, {p_high:.2f}] |"
+            f" {wins:.2f} / {ties:.2f} / {losses:.2f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -137,6 +137,7 @@ def test_iqm_and_bootstrap():
 def test_probability_of_improvement_and_performance_profile_by_hand():
     from maesn_sb3.benchmark.stats import (
         improvement_ci,
+        improvement_outcomes,
         performance_profile,
         probability_of_improvement,
     )
@@ -145,6 +146,8 @@ def test_probability_of_improvement_and_performance_profile_by_hand():
     x = np.array([[0.2, 0.5], [0.6, 0.5]])
     y = np.array([[0.4, 0.5], [0.4, 0.5], [0.8, 0.5]])
     assert probability_of_improvement(x, y) == pytest.approx((2 / 6 + 1 / 2) / 2)
+    # wins 2/6 and 0, ties 0 and 1, losses 4/6 and 0 (task 0: 0.2 loses to all three, 0.6 to 0.8)
+    np.testing.assert_allclose(improvement_outcomes(x, y), [1 / 6, 1 / 2, 1 / 3])
     assert probability_of_improvement(y, x) == pytest.approx((4 / 6 + 1 / 2) / 2)  # P(X>Y) + P(Y>X) = 1
     assert probability_of_improvement(np.ones((3, 4)), np.zeros((3, 4))) == 1.0
     low, high = improvement_ci(x, y)
@@ -157,7 +160,7 @@ def test_probability_of_improvement_and_performance_profile_by_hand():
 
 
 # -- the benchmark end to end ---------------------------------------------------------------------
-def test_benchmark_runs_resumes_and_reports(tmp_path, capsys):
+def test_benchmark_runs_resumes_and_reports(tmp_path, capsys, monkeypatch):
     bench = load_benchmark()
     out = tmp_path / "run"
     args = [
@@ -205,6 +208,23 @@ def test_benchmark_runs_resumes_and_reports(tmp_path, capsys):
     assert sorted((r["method"], r["seed"]) for r in distances) == [("maesn", "0"), ("maesn", "1")]
     assert all(float(r["prior_distance"]) > 0 and float(r["noise_distance"]) > 0 for r in distances)
     assert (out / "exploration_maesn_seed0.png").is_file() and "Distance from the start" in table
+
+    # compare_folders.py: the same P as the report, with the wins, ties and losses behind it
+    capsys.readouterr()
+    spec = importlib.util.spec_from_file_location(
+        "compare_folders", ROOT / "benchmarks" / "compare_folders.py"
+    )
+    compare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compare)
+    monkeypatch.setattr(sys, "argv", ["compare_folders.py", f"{out}:maesn,scratch"])
+    compare.main()
+    printed = capsys.readouterr().out.splitlines()
+    scratch_row = next(line for line in printed if line.startswith("| PPO from scratch"))
+    p_text, outcomes = scratch_row.split(" | ")[3:5]
+    wins, ties, losses = (float(v) for v in outcomes.strip(" |").split(" / "))
+    assert wins + ties + losses == pytest.approx(1.0, abs=0.015)
+    assert float(p_text.split()[0]) == pytest.approx(wins + ties / 2, abs=0.01)
+    assert p_text in table  # the report's P(MAESN > PPO from scratch) with its CI
 
     # resume: finished cells are skipped; a lost cell is run again
     capsys.readouterr()

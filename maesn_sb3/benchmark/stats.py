@@ -36,15 +36,22 @@ def _resample(scores: np.ndarray, rng: np.random.Generator, n_resamples: int) ->
     return np.take_along_axis(scores[None].repeat(n_resamples, 0), picks, axis=1)
 
 
-def probability_of_improvement(x: np.ndarray, y: np.ndarray) -> float:
-    """P(X > Y): per task the Mann-Whitney statistic over all pairs of X's and Y's runs (ties count
-    one half), averaged over the tasks (rliable's ``probability_of_improvement``)."""
+def improvement_outcomes(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+    """The fractions of pairs of X's and Y's runs of the same task in which X scores higher, the same
+    and lower, per task over all pairs, averaged over the tasks: ``(wins, ties, losses)``."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"x and y must score the same tasks, got {x.shape[1]} and {y.shape[1]} tasks")
-    greater = (x[:, None, :] > y[None, :, :]).mean(axis=(0, 1))
-    ties = (x[:, None, :] == y[None, :, :]).mean(axis=(0, 1))
-    return float((greater + 0.5 * ties).mean())
+    greater = (x[:, None, :] > y[None, :, :]).mean(axis=(0, 1)).mean()
+    ties = (x[:, None, :] == y[None, :, :]).mean(axis=(0, 1)).mean()
+    return float(greater), float(ties), float(1.0 - greater - ties)
+
+
+def probability_of_improvement(x: np.ndarray, y: np.ndarray) -> float:
+    """P(X > Y): per task the Mann-Whitney statistic over all pairs of X's and Y's runs (ties count
+    one half), averaged over the tasks (rliable's ``probability_of_improvement``)."""
+    wins, ties, _ = improvement_outcomes(x, y)
+    return wins + 0.5 * ties
 
 
 def improvement_ci(
