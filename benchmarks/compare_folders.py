@@ -77,7 +77,7 @@ def main() -> None:
             print(row + " | |")
             continue
         p_low, p_high = improvement_ci(maesn, scores[name])
-        wins, ties, losses = improvement_outcomes(maesn, scores[name])  # P(MAESN > method) = wins + ties / 2
+        wins, ties, losses = improvement_outcomes(maesn, scores[name])
         outcomes = f"{wins:.2f} / {ties:.2f} / {losses:.2f}"
         print(row + f" {wins + ties / 2:.2f} [{p_low:.2f}, {p_high:.2f}] | {outcomes} |")
 

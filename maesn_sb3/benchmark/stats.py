@@ -42,8 +42,8 @@ def improvement_outcomes(x: np.ndarray, y: np.ndarray) -> tuple[float, float, fl
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"x and y must score the same tasks, got {x.shape[1]} and {y.shape[1]} tasks")
-    greater = (x[:, None, :] > y[None, :, :]).mean(axis=(0, 1)).mean()
-    ties = (x[:, None, :] == y[None, :, :]).mean(axis=(0, 1)).mean()
+    greater = (x[:, None, :] > y[None, :, :]).mean()  # every task has the same number of pairs
+    ties = (x[:, None, :] == y[None, :, :]).mean()
     return float(greater), float(ties), float(1.0 - greater - ties)
 
 
