@@ -12,7 +12,7 @@ import pytest
 import torch as th
 from stable_baselines3 import PPO
 
-from maesn_sb3 import MultiTaskPPO, TaskSet, make_meta_vec_env, ppo_from_scratch
+from maesn_sb3 import MAESN, MAML, LSBaseline, MultiTaskPPO, TaskSet, make_meta_vec_env, ppo_from_scratch
 from maesn_sb3.benchmark import COVERAGE_FIELDS
 from maesn_sb3.common.callbacks import TaskResamplingCallback
 from maesn_sb3.ppo import finetune_ppo
@@ -474,3 +474,37 @@ def test_outer_update_and_its_arguments_reach_the_meta_learners(tmp_path, monkey
     rows, info = bench.run_cell(config, "lsbaseline", 0)
     assert built[0]["outer_update"] == "ppo" and built[0]["n_epochs"] == 2
     assert len(rows) == 2 * 2 and 0 <= info["coverage_latents"] <= 1
+
+
+def test_adapt_step_scale_at_scale_1_is_the_folders_cell_and_resumes(tmp_path):
+    """benchmarks/adapt_step_scale.py trains each cell's model as the benchmark does: its scale-1 rows
+    are the benchmark's own, row for row, for the three meta-learners; scale 2 doubles every step."""
+    spec = importlib.util.spec_from_file_location(
+        "adapt_step_scale", ROOT / "benchmarks" / "adapt_step_scale.py"
+    )
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    folder, out = tmp_path / "run", tmp_path / "scales"
+    methods = ["maesn", "lsbaseline", "maml"]
+    tiny = ["--n-tasks", "4", "--envs-per-task", "4", "--test-tasks", "2", "--adapt-iterations", "1"]
+    budgets = [f"{method}=8000" for method in methods]
+    args = ["--tier", "quick", "--methods", *methods, "--seeds", "0", *tiny, "--adapt-episodes", "4"]
+    assert (
+        load_benchmark().main([*args, "--budget", *budgets, "--speed-steps", "0", "--output", str(folder)])
+        == 0
+    )
+    scale_args = [str(folder), "--methods", *methods, "--scales", "1", "2", "--out", str(out)]
+    script.main(scale_args)
+    script.main(scale_args)  # a rerun skips the cells written
+
+    def rows(path):
+        return sorted(tuple(row.values()) for row in read_rows(path / "adaptation.csv"))
+
+    assert rows(out / "scale1") == rows(folder)
+    assert len(rows(out / "scale2")) == len(rows(folder)) and rows(out / "scale2") != rows(folder)
+    maesn = MAESN.load(out / "models" / "maesn_seed0.zip")
+    sizes = maesn.latents.step_size_mean.detach().clone()
+    assert th.equal(script.scaled(maesn, 2.0).latents.step_size_mean, 2 * sizes)
+    assert script.scaled(LSBaseline.load(out / "models" / "lsbaseline_seed0.zip"), 2.0).adapt_lr == 2.0
+    maml = MAML.load(out / "models" / "maml_seed0.zip")
+    assert script.scaled(maml, 2.0).adapt_lr == 2 * maml.inner_lr

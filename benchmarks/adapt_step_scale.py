@@ -1,0 +1,131 @@
+"""Meta-test step sizes: held-out success with every adaptation step scaled, from the same trained models.
+
+At meta-test, MAESN steps its latent with the step sizes meta-trained for one inner step, on the
+reference's schedule (1, 1, 1/2, 1/4, ... times them); the latent-space baseline with ``adapt_lr``
+(1, 1, 1, 1/2, ...); MAML with ``adapt_lr`` (its ``inner_lr``; then half of it). This meta-trains
+each (method, seed) once with a benchmark folder's settings (the same run as that folder's cell),
+saves the model under ``OUT/models/`` (or loads it from there), and adapts it on the folder's
+held-out tasks with every step multiplied by each of ``--scales``: MAESN's learned step sizes (means
+and log-stds), the baseline's and MAML's ``adapt_lr``. Scale 1 is the folder's own cell. The rows go
+to ``OUT/scale<s>/adaptation.csv`` (with the folder's ``config.json``), so that
+``compare_folders.py`` and ``adaptation.py --report-only`` read them as any benchmark folder.
+
+    python benchmarks/adapt_step_scale.py benchmarks/results/paper/WheeledNav-v0_2x \\
+        --methods maesn maml --seeds 0 1 --scales 1 2 --out /tmp/wheeled_scales
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch as th
+
+from maesn_sb3 import MAML, TaskSet, make_meta_vec_env
+from maesn_sb3.benchmark.config import FIELDS, META_LEARNERS, Config, meta_learner
+
+
+def scaled(model: Any, scale: float) -> Any:
+    """``model`` with every adaptation step multiplied by ``scale``."""
+    if isinstance(model, MAML):
+        model.adapt_lr = scale * (model.inner_lr if model.adapt_lr is None else model.adapt_lr)
+    elif model.adapt_lr is not None:  # the latent-space baseline: a fixed step
+        model.adapt_lr *= scale
+    else:  # MAESN: the learned step sizes
+        with th.no_grad():
+            model.latents.step_size_mean.mul_(scale)
+            model.latents.step_size_log_std.mul_(scale)
+    return model
+
+
+def done(csv_path: Path) -> set[tuple[str, int]]:
+    """The (method, seed) cells that ``csv_path`` holds (a rerun skips them)."""
+    if not csv_path.exists():
+        return set()
+    with open(csv_path, newline="") as f:
+        return {(row["method"], int(row["seed"])) for row in csv.DictReader(f)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folder", type=Path, help="a benchmark folder (its config.json)")
+    parser.add_argument("--methods", nargs="+", choices=META_LEARNERS, default=["maesn"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--scales", nargs="+", type=float, default=[1.0, 2.0])
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    th.set_num_threads(1)  # as the benchmark's cells
+    config = Config(**json.loads((args.folder / "config.json").read_text()))
+    tasks = TaskSet.from_env(
+        config.env_id, n_train=config.n_train_tasks, n_test=config.n_test_tasks, seed=config.task_seed
+    )
+
+    def meta_env(method: str, seed: int, train: bool) -> Any:
+        return make_meta_vec_env(
+            config.env_id,
+            n_tasks=config.n_tasks if train else config.n_test_tasks,
+            envs_per_task=config.envs_per_task if train else config.adapt_episodes,
+            seed=seed if train else 10_000 + seed,
+            tasks=tasks if train else tasks.test,
+            latent_dim=None if method == "maml" else 2,
+            env_kwargs={"reward_type": "dense" if train else "sparse"},
+            vectorization=config.vectorization,
+        )
+
+    (args.out / "models").mkdir(parents=True, exist_ok=True)
+    for method in args.methods:
+        algorithm, kwargs = meta_learner(config, method)
+        for seed in args.seeds:
+            path = args.out / "models" / f"{method}_seed{seed}.zip"
+            if not path.exists():
+                model = algorithm(
+                    "MlpPolicy", meta_env(method, seed, True), task_set=tasks, seed=seed, **kwargs
+                )
+                model.learn(config.budgets[method]).save(path)
+            for scale in args.scales:
+                folder = args.out / f"scale{scale:g}"
+                folder.mkdir(exist_ok=True)
+                shutil.copy(args.folder / "config.json", folder / "config.json")
+                csv_path = folder / "adaptation.csv"
+                if (method, seed) in done(csv_path):
+                    continue
+                adapt = {"evaluate": False} if method != "maml" else {}
+                result = scaled(algorithm.load(path), scale).adapt(
+                    meta_env(method, seed, False),
+                    n_iterations=config.adapt_iterations,
+                    episodes_per_iteration=config.adapt_episodes,
+                    seed=seed,
+                    **adapt,
+                )
+                rows = [
+                    {
+                        "method": method,
+                        "seed": seed,
+                        "task": task,
+                        "iteration": k,
+                        "env_steps": int(result.env_steps[k]),
+                        "return": float(result.returns[k, task]),
+                        "success": float(result.success[k, task]),
+                    }
+                    for k in range(config.adapt_iterations + 1)
+                    for task in range(config.n_test_tasks)
+                ]
+                new = not csv_path.exists()
+                with open(csv_path, "a", newline="") as f:
+                    writer = csv.DictWriter(f, fieldnames=FIELDS)
+                    if new:
+                        writer.writeheader()
+                    writer.writerows(rows)
+                print(
+                    f"{method} seed {seed}, scale {scale:g}: success at iteration {config.adapt_iterations} "
+                    f"{result.success[-1].mean():.3f}",
+                    flush=True,
+                )
+
+
+if __name__ == "__main__":
+    main()
