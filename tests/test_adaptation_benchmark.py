@@ -148,6 +148,8 @@ def test_probability_of_improvement_and_performance_profile_by_hand():
     assert probability_of_improvement(x, y) == pytest.approx((2 / 6 + 1 / 2) / 2)
     # wins 2/6 and 0, ties 0 and 1, losses 4/6 and 0 (task 0: 0.2 loses to all three, 0.6 to 0.8)
     np.testing.assert_allclose(improvement_outcomes(x, y), [1 / 6, 1 / 2, 1 / 3])
+    # losses are counted, not 1 - wins - ties (which is -5.6e-17 here and printed as -0.00)
+    assert improvement_outcomes(np.array([[1.0] * 7 + [0.0] * 3]), np.zeros((1, 10)))[2] == 0.0
     assert probability_of_improvement(y, x) == pytest.approx((4 / 6 + 1 / 2) / 2)  # P(X>Y) + P(Y>X) = 1
     assert probability_of_improvement(np.ones((3, 4)), np.zeros((3, 4))) == 1.0
     low, high = improvement_ci(x, y)

@@ -44,7 +44,8 @@ def improvement_outcomes(x: np.ndarray, y: np.ndarray) -> tuple[float, float, fl
         raise ValueError(f"x and y must score the same tasks, got {x.shape[1]} and {y.shape[1]} tasks")
     greater = (x[:, None, :] > y[None, :, :]).mean()  # every task has the same number of pairs
     ties = (x[:, None, :] == y[None, :, :]).mean()
-    return float(greater), float(ties), float(1.0 - greater - ties)
+    losses = (x[:, None, :] < y[None, :, :]).mean()  # counted, not 1 - wins - ties (printed -0.00)
+    return float(greater), float(ties), float(losses)
 
 
 def probability_of_improvement(x: np.ndarray, y: np.ndarray) -> float:
