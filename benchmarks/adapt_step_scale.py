@@ -58,6 +58,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scales", nargs="+", type=float, default=[1.0, 2.0])
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
+    if any(scale <= 0 for scale in args.scales):
+        parser.error(f"--scales must be positive, got {args.scales}")
     th.set_num_threads(1)  # as the benchmark's cells
     config = Config(**json.loads((args.folder / "config.json").read_text()))
     tasks = TaskSet.from_env(
