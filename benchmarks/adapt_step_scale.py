@@ -17,7 +17,6 @@ to ``OUT/scale<s>/adaptation.csv`` (with the folder's ``config.json``), so that
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import shutil
 from pathlib import Path
@@ -27,6 +26,7 @@ import torch as th
 
 from maesn_sb3 import MAML, TaskSet, make_meta_vec_env
 from maesn_sb3.benchmark.config import FIELDS, META_LEARNERS, Config, meta_learner
+from maesn_sb3.benchmark.results import append_csv, cell_rows, read_csv
 
 
 def scaled(model: Any, scale: float) -> Any:
@@ -40,14 +40,6 @@ def scaled(model: Any, scale: float) -> Any:
             model.latents.step_size_mean.mul_(scale)
             model.latents.step_size_log_std.mul_(scale)
     return model
-
-
-def done(csv_path: Path) -> set[tuple[str, int]]:
-    """The (method, seed) cells that ``csv_path`` holds (a rerun skips them)."""
-    if not csv_path.exists():
-        return set()
-    with open(csv_path, newline="") as f:
-        return {(row["method"], int(row["seed"])) for row in csv.DictReader(f)}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -79,6 +71,10 @@ def main(argv: list[str] | None = None) -> None:
         )
 
     (args.out / "models").mkdir(parents=True, exist_ok=True)
+    folders = {scale: args.out / f"scale{scale:g}" for scale in args.scales}
+    for folder in folders.values():
+        folder.mkdir(exist_ok=True)
+        shutil.copy(args.folder / "config.json", folder / "config.json")
     for method in args.methods:
         algorithm, kwargs = meta_learner(config, method)
         for seed in args.seeds:
@@ -88,12 +84,9 @@ def main(argv: list[str] | None = None) -> None:
                     "MlpPolicy", meta_env(method, seed, True), task_set=tasks, seed=seed, **kwargs
                 )
                 model.learn(config.budgets[method]).save(path)
-            for scale in args.scales:
-                folder = args.out / f"scale{scale:g}"
-                folder.mkdir(exist_ok=True)
-                shutil.copy(args.folder / "config.json", folder / "config.json")
+            for scale, folder in folders.items():
                 csv_path = folder / "adaptation.csv"
-                if (method, seed) in done(csv_path):
+                if (method, seed) in cell_rows(read_csv(csv_path), config):  # a rerun skips it
                     continue
                 adapt = {"evaluate": False} if method != "maml" else {}
                 result = scaled(algorithm.load(path), scale).adapt(
@@ -116,12 +109,7 @@ def main(argv: list[str] | None = None) -> None:
                     for k in range(config.adapt_iterations + 1)
                     for task in range(config.n_test_tasks)
                 ]
-                new = not csv_path.exists()
-                with open(csv_path, "a", newline="") as f:
-                    writer = csv.DictWriter(f, fieldnames=FIELDS)
-                    if new:
-                        writer.writeheader()
-                    writer.writerows(rows)
+                append_csv(csv_path, rows, FIELDS)
                 print(
                     f"{method} seed {seed}, scale {scale:g}: success at iteration {config.adapt_iterations} "
                     f"{result.success[-1].mean():.3f}",
