@@ -6,8 +6,9 @@ reference's schedule (1, 1, 1/2, 1/4, ... times them); the latent-space baseline
 each (method, seed) once with a benchmark folder's settings (the same run as that folder's cell),
 saves the model under ``OUT/models/`` (or loads it from there), and adapts it on the folder's
 held-out tasks with every step multiplied by each of ``--scales``: MAESN's learned step sizes (means
-and log-stds), the baseline's and MAML's ``adapt_lr``. Scale 1 is the folder's own cell. The rows go
-to ``OUT/scale<s>/adaptation.csv`` (with the folder's ``config.json``), so that
+and log-stds), the baseline's and MAML's ``adapt_lr``. Scale 1 is the folder's own cell (the same
+envs, tasks and seeds: :mod:`maesn_sb3.benchmark.cells`). The rows go to ``OUT/scale<s>/adaptation.csv``
+(with the folder's ``config.json``, and ``versions.csv``: the packages that adapted), so that
 ``compare_folders.py`` and ``adaptation.py --report-only`` read them as any benchmark folder.
 
     python benchmarks/adapt_step_scale.py benchmarks/results/paper/WheeledNav-v0_2x \\
@@ -24,9 +25,10 @@ from typing import Any
 
 import torch as th
 
-from maesn_sb3 import MAML, TaskSet, make_meta_vec_env
-from maesn_sb3.benchmark.config import FIELDS, META_LEARNERS, Config, meta_learner
-from maesn_sb3.benchmark.results import append_csv, cell_rows, read_csv
+from maesn_sb3 import MAML
+from maesn_sb3.benchmark.cells import adaptation_rows, cell_env, cell_tasks
+from maesn_sb3.benchmark.config import FIELDS, META_LEARNERS, VERSION_FIELDS, Config, meta_learner
+from maesn_sb3.benchmark.results import append_csv, cell_rows, package_versions, read_csv
 
 
 def scaled(model: Any, scale: float) -> Any:
@@ -54,21 +56,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--scales must be positive, got {args.scales}")
     th.set_num_threads(1)  # as the benchmark's cells
     config = Config(**json.loads((args.folder / "config.json").read_text()))
-    tasks = TaskSet.from_env(
-        config.env_id, n_train=config.n_train_tasks, n_test=config.n_test_tasks, seed=config.task_seed
-    )
-
-    def meta_env(method: str, seed: int, train: bool) -> Any:
-        return make_meta_vec_env(
-            config.env_id,
-            n_tasks=config.n_tasks if train else config.n_test_tasks,
-            envs_per_task=config.envs_per_task if train else config.adapt_episodes,
-            seed=seed if train else 10_000 + seed,
-            tasks=tasks if train else tasks.test,
-            latent_dim=None if method == "maml" else 2,
-            env_kwargs={"reward_type": "dense" if train else "sparse"},
-            vectorization=config.vectorization,
-        )
+    tasks = cell_tasks(config)
 
     (args.out / "models").mkdir(parents=True, exist_ok=True)
     folders = {scale: args.out / f"scale{scale:g}" for scale in args.scales}
@@ -80,9 +68,8 @@ def main(argv: list[str] | None = None) -> None:
         for seed in args.seeds:
             path = args.out / "models" / f"{method}_seed{seed}.zip"
             if not path.exists():
-                model = algorithm(
-                    "MlpPolicy", meta_env(method, seed, True), task_set=tasks, seed=seed, **kwargs
-                )
+                env = cell_env(config, method, seed, tasks, train=True)
+                model = algorithm("MlpPolicy", env, task_set=tasks, seed=seed, **kwargs)
                 model.learn(config.budgets[method]).save(path)
             for scale, folder in folders.items():
                 csv_path = folder / "adaptation.csv"
@@ -90,26 +77,15 @@ def main(argv: list[str] | None = None) -> None:
                     continue
                 adapt = {"evaluate": False} if method != "maml" else {}
                 result = scaled(algorithm.load(path), scale).adapt(
-                    meta_env(method, seed, False),
+                    cell_env(config, method, seed, tasks, train=False),
                     n_iterations=config.adapt_iterations,
                     episodes_per_iteration=config.adapt_episodes,
                     seed=seed,
                     **adapt,
                 )
-                rows = [
-                    {
-                        "method": method,
-                        "seed": seed,
-                        "task": task,
-                        "iteration": k,
-                        "env_steps": int(result.env_steps[k]),
-                        "return": float(result.returns[k, task]),
-                        "success": float(result.success[k, task]),
-                    }
-                    for k in range(config.adapt_iterations + 1)
-                    for task in range(config.n_test_tasks)
-                ]
-                append_csv(csv_path, rows, FIELDS)
+                versions = {"method": method, "seed": seed, **package_versions()}
+                append_csv(folder / "versions.csv", [versions], VERSION_FIELDS)
+                append_csv(csv_path, adaptation_rows(config, method, seed, result), FIELDS)
                 print(
                     f"{method} seed {seed}, scale {scale:g}: success at iteration {config.adapt_iterations} "
                     f"{result.success[-1].mean():.3f}",

@@ -210,6 +210,17 @@ def test_benchmark_runs_resumes_and_reports(tmp_path, capsys, monkeypatch):
     assert sorted((r["method"], r["seed"]) for r in distances) == [("maesn", "0"), ("maesn", "1")]
     assert all(float(r["prior_distance"]) > 0 and float(r["noise_distance"]) > 0 for r in distances)
     assert (out / "exploration_maesn_seed0.png").is_file() and "Distance from the start" in table
+    versions = read_rows(out / "versions.csv")  # the packages each cell ran with
+    assert sorted((r["method"], r["seed"]) for r in versions) == [
+        ("maesn", "0"),
+        ("maesn", "1"),
+        ("scratch", "0"),
+        ("scratch", "1"),
+    ]
+    assert {r["numpy"] for r in versions} == {np.__version__} and {r["torch"] for r in versions} == {
+        th.__version__
+    }
+    assert f"numpy {np.__version__}" in table and "every cell" in table
 
     # compare_folders.py: the same P as the report, with the wins, ties and losses behind it
     capsys.readouterr()
@@ -503,6 +514,7 @@ def test_adapt_step_scale_at_scale_1_is_the_folders_cell_and_resumes(tmp_path):
         return sorted(tuple(row.values()) for row in read_rows(path / "adaptation.csv"))
 
     assert rows(out / "scale1") == rows(folder)
+    assert len(read_rows(out / "scale2" / "versions.csv")) == len(methods)  # one per cell, not rerun
     assert len(rows(out / "scale2")) == len(rows(folder)) and rows(out / "scale2") != rows(folder)
     maesn = MAESN.load(out / "models" / "maesn_seed0.zip")
     sizes = maesn.latents.step_size_mean.detach().clone()
@@ -510,3 +522,20 @@ def test_adapt_step_scale_at_scale_1_is_the_folders_cell_and_resumes(tmp_path):
     assert script.scaled(LSBaseline.load(out / "models" / "lsbaseline_seed0.zip"), 2.0).adapt_lr == 2.0
     maml = MAML.load(out / "models" / "maml_seed0.zip")
     assert script.scaled(maml, 2.0).adapt_lr == 2 * maml.inner_lr
+
+
+def test_the_report_lists_the_package_versions_and_says_where_cells_differ():
+    from maesn_sb3.benchmark.config import VERSION_FIELDS
+    from maesn_sb3.benchmark.report import versions_note
+
+    def row(method, seed, torch):
+        return {"method": method, "seed": str(seed), **dict.fromkeys(VERSION_FIELDS[2:], "1"), "torch": torch}
+
+    rows = [row("maesn", 0, "2.12"), row("maesn", 0, "2.13"), row("maml", 0, "2.13"), row("maml", 1, "2.12")]
+    same = versions_note(rows, {("maesn", 0), ("maml", 0)})  # a cell's last row counts; maml 1 unfinished
+    assert "every cell" in same and "torch 2.13" in same and "2.12" not in same
+    differ = versions_note(rows, {("maesn", 0), ("maml", 0), ("maml", 1)})
+    assert "they differ" in differ and differ.endswith(
+        "torch 2.12, mujoco 1, gymnasium 1, " + "stable-baselines3 1, sb3-contrib 1, maesn-sb3 1: maml 1"
+    )
+    assert versions_note([], {("maesn", 0)}) == ""  # a folder from before versions.csv

@@ -16,6 +16,7 @@ from maesn_sb3.benchmark.checkpoints import (
     stop_requested,
 )
 from maesn_sb3.benchmark.config import META_LEARNERS, METHODS, Config, meta_learner, outer_arguments
+from maesn_sb3.benchmark.results import package_versions
 from maesn_sb3.benchmark.skills import EnvStepCounter, mixed_discriminator, skill_meta_env, train_skills
 
 #: episodes per panel of MAESN's exploration figure
@@ -29,6 +30,73 @@ def _horizon(env_id: str) -> int:
     import maesn_sb3  # noqa: F401  (registers the task families)
 
     return int(gym.spec(env_id).max_episode_steps)
+
+
+def cell_tasks(config: Config) -> Any:
+    """The :class:`~maesn_sb3.TaskSet` of ``config``'s cells (training and held-out tasks)."""
+    from maesn_sb3 import TaskSet
+
+    return TaskSet.from_env(
+        config.env_id, n_train=config.n_train_tasks, n_test=config.n_test_tasks, seed=config.task_seed
+    )
+
+
+def cell_env(config: Config, method: str, seed: int, tasks: Any, train: bool) -> Any:
+    """A cell's meta-training env (``train``: ``n_tasks`` training tasks at a time, dense reward, seeded
+    ``seed``) or its held-out env (the test tasks, ``adapt_episodes`` episodes each, sparse reward, seeded
+    ``10_000 + seed``), for every method but the skill variants."""
+    from maesn_sb3 import make_meta_vec_env
+    from wrappers.rl2 import RL2Wrapper
+
+    rl2 = {}
+    if method == "rl2":
+        trial = config.adapt_iterations + 1
+        rl2 = {"wrapper_class": RL2Wrapper, "wrapper_kwargs": {"episodes_per_trial": trial}}
+    vectorization = "dummy" if rl2 else config.vectorization  # the native batch takes no wrapper_class
+    common = {"latent_dim": 2 if method in ("maesn", "lsbaseline") else None, **rl2}
+    if train:
+        return make_meta_vec_env(
+            config.env_id,
+            n_tasks=config.n_tasks,
+            envs_per_task=config.rl2_envs_per_task if rl2 else config.envs_per_task,
+            seed=seed,
+            tasks=tasks,
+            env_kwargs={"reward_type": "dense"},
+            vectorization=vectorization,
+            **common,
+        )
+    return make_meta_vec_env(
+        config.env_id,
+        n_tasks=config.n_test_tasks,
+        envs_per_task=config.adapt_episodes,
+        seed=10_000 + seed,
+        tasks=tasks.test,
+        env_kwargs={"reward_type": "sparse"},
+        # PPO fine-tuning trains one SB3 model per task slot, on slices of a DummyVecEnv
+        vectorization="dummy" if method in ("mtppo", "scratch") else vectorization,
+        **common,
+    )
+
+
+def adaptation_rows(
+    config: Config, method: str, seed: int, result: Any, env_steps: list[int] | None = None
+) -> list[dict[str, Any]]:
+    """A cell's rows of ``adaptation.csv`` from its :class:`~maesn_sb3.AdaptationResult` (``env_steps``
+    per iteration replaces the result's where given)."""
+    steps = result.env_steps if env_steps is None else env_steps
+    return [
+        {
+            "method": method,
+            "seed": seed,
+            "task": task,
+            "iteration": k,
+            "env_steps": int(steps[k]),
+            "return": float(result.returns[k, task]),
+            "success": float(result.success[k, task]),
+        }
+        for k in range(config.adapt_iterations + 1)
+        for task in range(config.n_test_tasks)
+    ]
 
 
 def run_cell(
@@ -56,39 +124,16 @@ def run_cell(
     import torch as th
 
     th.set_num_threads(1)
-    from maesn_sb3 import RL2, MultiTaskPPO, TaskSet, make_meta_vec_env
+    from maesn_sb3 import RL2, MultiTaskPPO
     from maesn_sb3.ppo import ppo_from_scratch
-    from wrappers.rl2 import RL2Wrapper
 
-    tasks = TaskSet.from_env(
-        config.env_id, n_train=config.n_train_tasks, n_test=config.n_test_tasks, seed=config.task_seed
-    )
+    tasks = cell_tasks(config)
     horizon = _horizon(config.env_id)
     trial = config.adapt_iterations + 1
-    dense, sparse = {"reward_type": "dense"}, {"reward_type": "sparse"}
     budget = config.budgets.get(method, 0)
-    latent = 2 if method in ("maesn", "lsbaseline") else None
-    rl2 = (
-        {"wrapper_class": RL2Wrapper, "wrapper_kwargs": {"episodes_per_trial": trial}}
-        if method == "rl2"
-        else {}
-    )
-
-    vectorization = "dummy" if rl2 else config.vectorization  # the native batch takes no wrapper_class
 
     def train_env() -> Any:
-        envs = config.rl2_envs_per_task if method == "rl2" else config.envs_per_task
-        return make_meta_vec_env(
-            config.env_id,
-            n_tasks=config.n_tasks,
-            envs_per_task=envs,
-            seed=seed,
-            tasks=tasks,
-            latent_dim=latent,
-            env_kwargs=dense,
-            vectorization=vectorization,
-            **rl2,
-        )
+        return cell_env(config, method, seed, tasks, train=True)
 
     start = time.perf_counter()
     trained_before = 0.0  # seconds of meta-training in the checkpoint it resumed from
@@ -139,18 +184,7 @@ def run_cell(
             method, config.env_id, tasks.test, config.adapt_episodes, "sparse", 10_000 + seed, skill_context
         )
     else:
-        test_env = make_meta_vec_env(
-            config.env_id,
-            n_tasks=config.n_test_tasks,
-            envs_per_task=config.adapt_episodes,
-            seed=10_000 + seed,
-            tasks=tasks.test,
-            latent_dim=latent,
-            env_kwargs=sparse,
-            # PPO fine-tuning trains one SB3 model per task slot, on slices of a DummyVecEnv
-            vectorization="dummy" if method in ("mtppo", "scratch") else vectorization,
-            **rl2,
-        )
+        test_env = cell_env(config, method, seed, tasks, train=False)
     adapt = {
         "n_iterations": config.adapt_iterations,
         "episodes_per_iteration": config.adapt_episodes,
@@ -171,34 +205,22 @@ def run_cell(
     distances = {}
     if figure_dir is not None and method == "maesn":
         distances = _exploration_figure(model, config, tasks.test[0], result, seed, figure_dir)
-    rows = [
-        {
-            "method": method,
-            "seed": seed,
-            "task": task,
-            "iteration": k,
-            "env_steps": int(result.env_steps[k])
-            if counter is None
-            else counter.steps[k] // config.n_test_tasks,
-            "return": float(result.returns[k, task]),
-            "success": float(result.success[k, task]),
-        }
-        for k in range(config.adapt_iterations + 1)
-        for task in range(config.n_test_tasks)
-    ]
+    steps = None if counter is None else [n // config.n_test_tasks for n in counter.steps]
+    rows = adaptation_rows(config, method, seed, result, steps)
     info = {
         "method": method,
         "seed": seed,
         "train_steps": int(train_steps),
         "train_seconds": round(train_seconds, 2),
         "adapt_seconds": round(adapt_seconds, 2),
+        **package_versions(),  # this process's: a Ray cell's are its worker's
     }
     if method in ("maesn", "lsbaseline"):
-        info.update(_coverage(config, model, tasks, seed, vectorization))
+        info.update(_coverage(config, model, tasks, seed))
     return rows, {**info, **distances}
 
 
-def _coverage(config: Config, model: Any, tasks: Any, seed: int, vectorization: str) -> dict[str, float]:
+def _coverage(config: Config, model: Any, tasks: Any, seed: int) -> dict[str, float]:
     """The model's exploration coverage of the held-out tasks (``adapt_episodes`` episodes per task,
     sparse reward; :func:`~maesn_sb3.evaluation.exploration_coverage`), on an env of its own so that the
     adaptation rows stay what they were."""
@@ -213,7 +235,7 @@ def _coverage(config: Config, model: Any, tasks: Any, seed: int, vectorization: 
         tasks=tasks.test,
         latent_dim=2,
         env_kwargs={"reward_type": "sparse"},
-        vectorization=vectorization,
+        vectorization=config.vectorization,
     )
     try:
         coverage = exploration_coverage(model, env, seed=20_000 + seed)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from maesn_sb3.benchmark.config import LABELS, METHODS, Config
+from maesn_sb3.benchmark.config import LABELS, METHODS, VERSION_FIELDS, Config
 from maesn_sb3.benchmark.results import cell_rows, read_csv
 from maesn_sb3.benchmark.stats import (
     bootstrap_ci,
@@ -205,8 +205,30 @@ def distance_table(rows: list[dict[str, str]], config: Config) -> str:
     )
 
 
+def versions_note(versions: list[dict[str, Any]], cells: set[tuple[str, int]]) -> str:
+    """The package versions the finished ``cells`` ran with (``versions.csv``; a cell's last row), one
+    line per distinct set; empty for a folder without the file (cells run before it was written)."""
+    latest = {(r["method"], int(r["seed"])): tuple(r[k] for k in VERSION_FIELDS[2:]) for r in versions}
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for (method, seed), found in sorted(latest.items()):
+        if (method, seed) in cells:
+            groups.setdefault(found, []).append(f"{method} {seed}")
+    if not groups:
+        return ""
+    lines = [
+        "Package versions of the cells (`versions.csv`)"
+        + ("" if len(groups) == 1 else ": they differ, and the same seed may score otherwise on each"),
+        "",
+    ]
+    for found, names in groups.items():
+        packages = ", ".join(f"{name} {v}" for name, v in zip(VERSION_FIELDS[2:], found, strict=True))
+        lines.append(f"- {packages}: " + ("every cell" if len(groups) == 1 else ", ".join(names)))
+    return "\n".join(lines)
+
+
 def report(config: Config, output: Path) -> str:
-    rows = [r for cell in cell_rows(read_csv(output / "adaptation.csv"), config).values() for r in cell]
+    finished = cell_rows(read_csv(output / "adaptation.csv"), config)
+    rows = [r for cell in finished.values() for r in cell]
     training = read_csv(output / "training.csv")
     if not rows:
         return "no finished cells yet"
@@ -227,6 +249,7 @@ def report(config: Config, output: Path) -> str:
     for extra in (
         coverage_table(read_csv(output / "coverage.csv"), config),
         distance_table(read_csv(output / "exploration.csv"), config),
+        versions_note(read_csv(output / "versions.csv"), set(finished)),
     ):
         if extra:
             text += "\n\n" + extra

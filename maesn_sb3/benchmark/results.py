@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 import csv
+import importlib.metadata
 import io
 import os
+import platform
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from maesn_sb3.benchmark.config import Config
+from maesn_sb3.benchmark.config import PACKAGES, Config
 
 # The paper tier's results, committed (CSVs, tables, figures; no models) so a run resumes anywhere.
 PAPER_RESULTS = Path("benchmarks/results/paper")
+
+
+def package_versions() -> dict[str, str]:
+    """This process's Python and :data:`~maesn_sb3.benchmark.config.PACKAGES` versions (``versions.csv``)."""
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "absent"
+    return versions
 
 
 def read_csv(path: Path) -> list[dict[str, Any]]:

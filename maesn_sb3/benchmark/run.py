@@ -56,6 +56,7 @@ from maesn_sb3.benchmark.config import (
     META_LEARNERS,
     METHODS,
     TIERS,
+    VERSION_FIELDS,
     Config,
     check_outer_kwargs,
     resolved_kwargs,
@@ -421,7 +422,11 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
                     print(f"{method:>10} seed {seed}: FAILED: {type(error).__name__}: {error}", flush=True)
                     continue
                 # before the cell's rows: a cell killed in between runs again and overwrites them
-                extras = (("coverage.csv", COVERAGE_FIELDS), ("exploration.csv", EXPLORATION_FIELDS))
+                extras = (
+                    ("coverage.csv", COVERAGE_FIELDS),
+                    ("exploration.csv", EXPLORATION_FIELDS),
+                    ("versions.csv", VERSION_FIELDS),
+                )
                 for name, fields in extras:
                     measured = {key: info.pop(key) for key in fields[2:] if key in info}
                     if measured:
