@@ -6,10 +6,12 @@ reference's schedule (1, 1, 1/2, 1/4, ... times them); the latent-space baseline
 each (method, seed) once with a benchmark folder's settings (the same run as that folder's cell),
 saves the model under ``OUT/models/`` (or loads it from there), and adapts it on the folder's
 held-out tasks with every step multiplied by each of ``--scales``: MAESN's learned step sizes (means
-and log-stds), the baseline's and MAML's ``adapt_lr``. Scale 1 is the folder's own cell (the same
-envs, tasks and seeds: :mod:`maesn_sb3.benchmark.cells`). The rows go to ``OUT/scale<s>/adaptation.csv``
-(with the folder's ``config.json``, and ``versions.csv``: the packages that adapted), so that
-``compare_folders.py`` and ``adaptation.py --report-only`` read them as any benchmark folder.
+and log-stds), the baseline's and MAML's ``adapt_lr``; a scale ``S:L`` multiplies the latent's mean
+steps by S and its log-std steps by L (MAESN and the baseline; folder ``scale<S>_logstd<L>``). Scale 1
+is the folder's own cell (the same envs, tasks and seeds: :mod:`maesn_sb3.benchmark.cells`). The rows
+go to ``OUT/scale<S>/adaptation.csv`` (with the folder's ``config.json``, and ``versions.csv``: the
+packages that adapted), so that ``compare_folders.py`` and ``adaptation.py --report-only`` read them
+as any benchmark folder.
 
     python benchmarks/adapt_step_scale.py benchmarks/results/paper/WheeledNav-v0_2x \\
         --methods maesn maml --seeds 0 1 --scales 1 2 --out /tmp/wheeled_scales
@@ -31,17 +33,44 @@ from maesn_sb3.benchmark.config import FIELDS, META_LEARNERS, VERSION_FIELDS, Co
 from maesn_sb3.benchmark.results import append_csv, cell_rows, package_versions, read_csv
 
 
-def scaled(model: Any, scale: float) -> Any:
-    """``model`` with every adaptation step multiplied by ``scale``."""
+def scaled(model: Any, scale: float, log_std_scale: float | None = None) -> Any:
+    """``model`` with every adaptation step multiplied by ``scale``; the latent's log-std steps by
+    ``log_std_scale`` instead where given (MAESN and the latent-space baseline)."""
+    log_std_scale = scale if log_std_scale is None else log_std_scale
     if isinstance(model, MAML):
+        if log_std_scale != scale:
+            raise ValueError(
+                f"MAML has no latent log-std step: log_std_scale must be {scale}, got {log_std_scale}"
+            )
         model.adapt_lr = scale * (model.inner_lr if model.adapt_lr is None else model.adapt_lr)
-    elif model.adapt_lr is not None:  # the latent-space baseline: a fixed step
+    elif model.adapt_lr is not None and log_std_scale == scale:  # the latent-space baseline: a fixed step
         model.adapt_lr *= scale
-    else:  # MAESN: the learned step sizes
+    else:  # MAESN's learned step sizes, or the baseline's fixed one written as two
         with th.no_grad():
+            if model.adapt_lr is not None:
+                model.latents.step_size_mean.fill_(model.adapt_lr)
+                model.latents.step_size_log_std.fill_(model.adapt_lr)
+                model.adapt_lr = None
             model.latents.step_size_mean.mul_(scale)
-            model.latents.step_size_log_std.mul_(scale)
+            model.latents.step_size_log_std.mul_(log_std_scale)
     return model
+
+
+def parse_scale(text: str) -> tuple[float, float]:
+    """``S`` (every step times S) or ``S:L`` (the latent's mean steps times S, its log-std steps times L)."""
+    try:
+        scales = tuple(float(part) for part in text.split(":"))
+    except ValueError:
+        scales = ()
+    if len(scales) not in (1, 2) or min(scales) <= 0:
+        raise argparse.ArgumentTypeError(f"a scale is S or S:L with positive numbers, got {text!r}")
+    return scales[0], scales[-1]
+
+
+def folder_name(scale: tuple[float, float]) -> str:
+    """``scale<S>``, or ``scale<S>_logstd<L>`` where the log-std steps are scaled otherwise."""
+    mean, log_std = scale
+    return f"scale{mean:g}" if mean == log_std else f"scale{mean:g}_logstd{log_std:g}"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -49,17 +78,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("folder", type=Path, help="a benchmark folder (its config.json)")
     parser.add_argument("--methods", nargs="+", choices=META_LEARNERS, default=["maesn"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
-    parser.add_argument("--scales", nargs="+", type=float, default=[1.0, 2.0])
+    parser.add_argument(
+        "--scales",
+        nargs="+",
+        type=parse_scale,
+        default=[(1.0, 1.0), (2.0, 2.0)],
+        help="S or S:L (see scaled)",
+    )
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    if any(scale <= 0 for scale in args.scales):
-        parser.error(f"--scales must be positive, got {args.scales}")
+    if "maml" in args.methods and any(mean != log_std for mean, log_std in args.scales):
+        parser.error("--scales S:L scales a latent's log-std steps: MAML has none (give it S alone)")
     th.set_num_threads(1)  # as the benchmark's cells
     config = Config(**json.loads((args.folder / "config.json").read_text()))
     tasks = cell_tasks(config)
 
     (args.out / "models").mkdir(parents=True, exist_ok=True)
-    folders = {scale: args.out / f"scale{scale:g}" for scale in args.scales}
+    folders = {scale: args.out / folder_name(scale) for scale in args.scales}
     for folder in folders.values():
         folder.mkdir(exist_ok=True)
         shutil.copy(args.folder / "config.json", folder / "config.json")
@@ -76,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
                 if (method, seed) in cell_rows(read_csv(csv_path), config):  # a rerun skips it
                     continue
                 adapt = {"evaluate": False} if method != "maml" else {}
-                result = scaled(algorithm.load(path), scale).adapt(
+                result = scaled(algorithm.load(path), *scale).adapt(
                     cell_env(config, method, seed, tasks, train=False),
                     n_iterations=config.adapt_iterations,
                     episodes_per_iteration=config.adapt_episodes,
@@ -87,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
                 append_csv(folder / "versions.csv", [versions], VERSION_FIELDS)
                 append_csv(csv_path, adaptation_rows(config, method, seed, result), FIELDS)
                 print(
-                    f"{method} seed {seed}, scale {scale:g}: success at iteration {config.adapt_iterations} "
+                    f"{method} seed {seed}, {folder.name}: success at iteration {config.adapt_iterations} "
                     f"{result.success[-1].mean():.3f}",
                     flush=True,
                 )

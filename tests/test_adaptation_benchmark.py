@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import importlib.util
 import sys
@@ -522,6 +523,19 @@ def test_adapt_step_scale_at_scale_1_is_the_folders_cell_and_resumes(tmp_path):
     assert script.scaled(LSBaseline.load(out / "models" / "lsbaseline_seed0.zip"), 2.0).adapt_lr == 2.0
     maml = MAML.load(out / "models" / "maml_seed0.zip")
     assert script.scaled(maml, 2.0).adapt_lr == 2 * maml.inner_lr
+    # S:L: the latent's log-std steps scaled apart from its mean steps; MAML has none to scale
+    maesn = script.scaled(MAESN.load(out / "models" / "maesn_seed0.zip"), 2.0, 4.0)
+    assert th.equal(maesn.latents.step_size_mean, 2 * sizes)
+    lsb = script.scaled(LSBaseline.load(out / "models" / "lsbaseline_seed0.zip"), 2.0, 4.0)
+    assert lsb.adapt_lr is None and lsb.latents.step_size_log_std.tolist() == [4.0, 4.0]
+    assert lsb.latents.step_size_mean.tolist() == [2.0, 2.0] and lsb.adapt_step_scale(2) == 1.0
+    with pytest.raises(ValueError, match=r"log_std_scale must be 2\.0, got 4\.0"):
+        script.scaled(maml, 2.0, 4.0)
+    assert script.parse_scale("2") == (2.0, 2.0) and script.parse_scale("1:3") == (1.0, 3.0)
+    assert script.folder_name((2.0, 2.0)) == "scale2" and script.folder_name((1.0, 3.0)) == "scale1_logstd3"
+    for bad in ("0", "1:2:3", "a", "1:-1"):
+        with pytest.raises(argparse.ArgumentTypeError, match="a scale is S or S:L"):
+            script.parse_scale(bad)
 
 
 def test_the_report_lists_the_package_versions_and_says_where_cells_differ():
