@@ -272,6 +272,34 @@ def test_adaptation_schedules_are_the_references(monkeypatch: pytest.MonkeyPatch
     assert lrs == pytest.approx([0.1, 0.05, 0.05, 0.05])
 
 
+@pytest.mark.parametrize("algo", [MAESN, LSBaseline])
+def test_step_scale_multiplies_every_adaptation_step(algo: type, monkeypatch: pytest.MonkeyPatch) -> None:
+    scaled = _recorded_scales(small_point_model(algo), monkeypatch, step_scale=2.0)
+    assert [scale for scale, _ in scaled] == [
+        2 * scale for scale, _ in _recorded_scales(small_point_model(algo), monkeypatch)
+    ]
+
+    # from the prior, the first step is linear in its size: twice the step, twice the move, same batch
+    def first_step(step_scale: float) -> tuple[np.ndarray, np.ndarray]:
+        env = make_meta_vec_env(POINT, n_tasks=1, envs_per_task=4, seed=1, latent_dim=2,
+                                env_kwargs={"max_episode_steps": 4})  # fmt: skip
+        result = small_point_model(algo).adapt(
+            env, n_iterations=1, evaluate=False, seed=3, step_scale=step_scale
+        )
+        return result.latent_means[1], result.latent_log_stds[1]
+
+    (mean, log_std), (mean2, log_std2) = first_step(1.0), first_step(2.0)
+    assert (
+        np.abs(mean).max() > 0
+        and np.allclose(mean2, 2 * mean, atol=1e-6)
+        and np.allclose(log_std2, 2 * log_std, atol=1e-6)
+    )
+    with pytest.raises(ValueError, match="step_scale must be a finite number > 0, got 0"):
+        small_point_model(algo).adapt(
+            make_meta_vec_env(POINT, n_tasks=1, envs_per_task=2, seed=1, latent_dim=2), step_scale=0
+        )
+
+
 def test_natural_gradient_governs_meta_training_and_adaptation(
     monkeypatch: pytest.MonkeyPatch, tmp_path
 ) -> None:

@@ -44,8 +44,11 @@ class LatentAdaptation:
     from the prior N(0, I), stepped by ``model.adapt_latents``, and its history; ``sample``, ``record`` and
     ``step`` are those of the adaptation loop."""
 
-    def __init__(self, model: Any, n_iterations: int, natural_gradient: bool | None) -> None:
+    def __init__(
+        self, model: Any, n_iterations: int, natural_gradient: bool | None, step_scale: float = 1.0
+    ) -> None:
         self.model, self.n_iterations, self.natural_gradient = model, n_iterations, natural_gradient
+        self.step_scale = step_scale
         self.mean: th.Tensor | None = None
         self.log_std: th.Tensor | None = None
         self.means: list[np.ndarray] = []
@@ -68,7 +71,7 @@ class LatentAdaptation:
 
     def step(self, iteration: int, batch: EpisodeBatch) -> None:
         self.mean, self.log_std = self.model.adapt_latents(
-            self.mean, self.log_std, batch, iteration, self.natural_gradient
+            self.mean, self.log_std, batch, iteration, self.natural_gradient, self.step_scale
         )
 
     def result(self, curve: dict[str, np.ndarray | None]) -> AdaptationResult:
