@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> None:
                 csv_path = folder / "adaptation.csv"
                 if (method, seed) in cell_rows(read_csv(csv_path), config):  # a rerun skips it
                     continue
-                adapt = {"evaluate": False} if method != "maml" else {}
+                adapt = {} if method == "maml" else {"evaluate": False, "step_scale": config.adapt_step_scale}
                 result = scaled(algorithm.load(path), *scale).adapt(
                     cell_env(config, method, seed, tasks, train=False),
                     n_iterations=config.adapt_iterations,

@@ -490,6 +490,40 @@ def test_outer_update_and_its_arguments_reach_the_meta_learners(tmp_path, monkey
     assert len(rows) == 2 * 2 and 0 <= info["coverage_latents"] <= 1
 
 
+def test_the_meta_test_step_scale_reaches_the_latent_methods_adapt_and_is_a_setting(
+    tmp_path, monkeypatch, capsys
+):
+    from maesn_sb3 import LSBaseline
+
+    bench = load_benchmark()
+    out = tmp_path / "run"
+    assert (
+        bench.main(["--tier", "quick", "--adapt-step-scale", "2", "--report-only", "--output", str(out)]) == 0
+    )
+    with pytest.raises(SystemExit):  # a folder of another meta-test step is not resumed with the default
+        bench.main(["--tier", "quick", "--report-only", "--output", str(out)])
+    assert "adapt_step_scale" in capsys.readouterr().err
+    for bad in ("0", "nan"):
+        with pytest.raises(SystemExit):
+            bench.main(["--tier", "quick", "--adapt-step-scale", bad, "--output", str(tmp_path / bad)])
+        assert "--adapt-step-scale must be a finite number > 0" in capsys.readouterr().err
+
+    scales = []
+    adapt = LSBaseline.adapt
+
+    def recorded(self, *args, **kwargs):
+        scales.append(kwargs["step_scale"])
+        return adapt(self, *args, **kwargs)
+
+    monkeypatch.setattr(LSBaseline, "adapt", recorded)
+    config = bench.Config(
+        env_id=ENV_ID, n_train_tasks=4, n_test_tasks=2, n_tasks=2, envs_per_task=2, adapt_iterations=1,
+        adapt_episodes=4, budgets={"lsbaseline": 200}, adapt_step_scale=2.0,
+    )  # fmt: skip
+    bench.run_cell(config, "lsbaseline", 0)
+    assert scales == [2.0]
+
+
 def test_adapt_step_scale_at_scale_1_is_the_folders_cell_and_resumes(tmp_path):
     """benchmarks/adapt_step_scale.py trains each cell's model as the benchmark does: its scale-1 rows
     are the benchmark's own, row for row, for the three meta-learners; scale 2 doubles every step."""

@@ -192,11 +192,12 @@ def run_cell(
     }
     start = time.perf_counter()
     counter = None
+    latent = {"evaluate": False, "step_scale": config.adapt_step_scale}  # MAESN's and LSB's adapt
     if method == "skills":  # a skill action is several env steps: count them in the Monitors
         counter = EnvStepCounter(test_env)
-        result = model.adapt(test_env, evaluate=False, callback=counter, **adapt)
+        result = model.adapt(test_env, callback=counter, **latent, **adapt)
     elif method in ("maesn", "lsbaseline", "mixed"):
-        result = model.adapt(test_env, evaluate=False, **adapt)
+        result = model.adapt(test_env, **latent, **adapt)
     elif method == "scratch":
         result = ppo_from_scratch(test_env, **adapt)
     else:

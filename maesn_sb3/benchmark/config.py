@@ -52,6 +52,9 @@ class Config:
     # before the setting existed ran; both tiers set "ppo", the algorithms' default.
     outer_update: str = "trpo"
     outer_kwargs: dict[str, Any] = field(default_factory=dict)
+    # MAESN's (and its skill variants') and the latent-space baseline's meta-test latent steps times this
+    # (MAESN.adapt's step_scale; 1: the reference's); MAML's meta-test step is its adapt_lr (outer_kwargs)
+    adapt_step_scale: float = 1.0
     # the skill variants (maesn_sb3.benchmark.skills): DIAYN pre-training env steps (counted in the
     # variant's meta-training steps), skills, env steps per skill action, the mixed variant's skills
     # and skill-reward weight

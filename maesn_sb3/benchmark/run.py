@@ -237,6 +237,13 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         help='more constructor arguments for those three, e.g. \'{"n_epochs": 5, "learning_rate": 3e-4}\' '
         "(latent_learning_rate: MAESN and the latent-space baseline only)",
     )
+    parser.add_argument(
+        "--adapt-step-scale",
+        type=float,
+        default=None,
+        help="multiply MAESN's and the latent-space baseline's meta-test latent steps (default 1: the "
+        "reference's)",
+    )
     parser.add_argument("--workers", type=int, default=2, help="cells run in parallel (processes)")
     parser.add_argument(
         "--ray-address",
@@ -296,6 +303,10 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             if value < minimum:
                 parser.error(f"--{flag.replace('_', '-')} must be >= {minimum}, got {value}")
             tier[key] = value
+    if args.adapt_step_scale is not None:
+        if not (np.isfinite(args.adapt_step_scale) and args.adapt_step_scale > 0):
+            parser.error(f"--adapt-step-scale must be a finite number > 0, got {args.adapt_step_scale}")
+        tier["adapt_step_scale"] = args.adapt_step_scale
     if not args.budget_scale > 0:
         parser.error(f"--budget-scale must be > 0, got {args.budget_scale}")
     tier["budgets"] = {m: max(1, int(b * args.budget_scale)) for m, b in tier["budgets"].items()}
