@@ -587,3 +587,9 @@ def test_the_report_lists_the_package_versions_and_says_where_cells_differ():
         "torch 2.12, mujoco 1, gymnasium 1, " + "stable-baselines3 1, sb3-contrib 1, maesn-sb3 1: maml 1"
     )
     assert versions_note([], {("maesn", 0)}) == ""  # a folder from before versions.csv
+    older = versions_note(rows, {("maesn", 0), ("lsbaseline", 2)})  # a cell from before the record
+    assert (
+        "every cell" not in older
+        and "2.13, mujoco 1, gymnasium 1, stable-baselines3 1, sb3-contrib 1, maesn-sb3 1: maesn 0" in older
+    )
+    assert older.endswith("not recorded (run before `versions.csv` was written): lsbaseline 2")

@@ -207,14 +207,16 @@ def distance_table(rows: list[dict[str, str]], config: Config) -> str:
 
 def versions_note(versions: list[dict[str, Any]], cells: set[tuple[str, int]]) -> str:
     """The package versions the finished ``cells`` ran with (``versions.csv``; a cell's last row), one
-    line per distinct set; empty for a folder without the file (cells run before it was written)."""
+    line per distinct set, and the cells without a record (run before it was written); empty for a
+    folder without any record."""
     latest = {(r["method"], int(r["seed"])): tuple(r[k] for k in VERSION_FIELDS[2:]) for r in versions}
     groups: dict[tuple[str, ...], list[str]] = {}
-    for (method, seed), found in sorted(latest.items()):
-        if (method, seed) in cells:
-            groups.setdefault(found, []).append(f"{method} {seed}")
+    for method, seed in sorted(cells):
+        groups.setdefault(latest.get((method, seed), ()), []).append(f"{method} {seed}")
+    unrecorded = groups.pop((), [])
     if not groups:
         return ""
+    every = len(groups) == 1 and not unrecorded
     lines = [
         "Package versions of the cells (`versions.csv`)"
         + ("" if len(groups) == 1 else ": they differ, and the same seed may score otherwise on each"),
@@ -222,7 +224,9 @@ def versions_note(versions: list[dict[str, Any]], cells: set[tuple[str, int]]) -
     ]
     for found, names in groups.items():
         packages = ", ".join(f"{name} {v}" for name, v in zip(VERSION_FIELDS[2:], found, strict=True))
-        lines.append(f"- {packages}: " + ("every cell" if len(groups) == 1 else ", ".join(names)))
+        lines.append(f"- {packages}: " + ("every cell" if every else ", ".join(names)))
+    if unrecorded:
+        lines.append(f"- not recorded (run before `versions.csv` was written): {', '.join(unrecorded)}")
     return "\n".join(lines)
 
 
