@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import importlib.util
+import platform
 import sys
 from pathlib import Path
 
@@ -222,6 +223,7 @@ def test_benchmark_runs_resumes_and_reports(tmp_path, capsys, monkeypatch):
         th.__version__
     }
     assert f"numpy {np.__version__}" in table and "every cell" in table
+    assert {r["cpu"] for r in versions} == {f"{platform.machine()} {th.backends.cpu.get_cpu_capability()}"}
 
     # compare_folders.py: the same P as the report, with the wins, ties and losses behind it
     capsys.readouterr()
@@ -584,12 +586,14 @@ def test_the_report_lists_the_package_versions_and_says_where_cells_differ():
     assert "every cell" in same and "torch 2.13" in same and "2.12" not in same
     differ = versions_note(rows, {("maesn", 0), ("maml", 0), ("maml", 1)})
     assert "they differ" in differ and differ.endswith(
-        "torch 2.12, mujoco 1, gymnasium 1, " + "stable-baselines3 1, sb3-contrib 1, maesn-sb3 1: maml 1"
+        "torch 2.12, mujoco 1, gymnasium 1, "
+        + "stable-baselines3 1, sb3-contrib 1, maesn-sb3 1, cpu 1: maml 1"
     )
     assert versions_note([], {("maesn", 0)}) == ""  # a folder from before versions.csv
     older = versions_note(rows, {("maesn", 0), ("lsbaseline", 2)})  # a cell from before the record
     assert (
         "every cell" not in older
-        and "2.13, mujoco 1, gymnasium 1, stable-baselines3 1, sb3-contrib 1, maesn-sb3 1: maesn 0" in older
+        and "2.13, mujoco 1, gymnasium 1, stable-baselines3 1, sb3-contrib 1, maesn-sb3 1, cpu 1: maesn 0"
+        in older
     )
     assert older.endswith("not recorded (run before `versions.csv` was written): lsbaseline 2")

@@ -23,9 +23,10 @@ FIELDS = ("method", "seed", "task", "iteration", "env_steps", "return", "success
 COVERAGE_FIELDS = ("method", "seed", "coverage_latents", "coverage_action_noise")
 #: MAESN's exploration figure as numbers: the mean distance from the start at the end of its episodes
 EXPLORATION_FIELDS = ("method", "seed", "prior_distance", "noise_distance")
-#: the packages a cell ran with (the same seed may give other numbers on other versions)
+#: the packages a cell ran with, and the CPU's instruction set as torch uses it (``cpu``): the same
+#: seed may give other numbers on other versions or on another CPU's vector kernels
 PACKAGES = ("numpy", "torch", "mujoco", "gymnasium", "stable-baselines3", "sb3-contrib", "maesn-sb3")
-VERSION_FIELDS = ("method", "seed", "python", *PACKAGES)
+VERSION_FIELDS = ("method", "seed", "python", *PACKAGES, "cpu")
 
 
 @dataclass

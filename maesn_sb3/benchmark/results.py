@@ -18,13 +18,17 @@ PAPER_RESULTS = Path("benchmarks/results/paper")
 
 
 def package_versions() -> dict[str, str]:
-    """This process's Python and :data:`~maesn_sb3.benchmark.config.PACKAGES` versions (``versions.csv``)."""
+    """This process's Python and :data:`~maesn_sb3.benchmark.config.PACKAGES` versions, and ``cpu``: the
+    machine and the instruction set of torch's CPU kernels (e.g. ``x86_64 AVX512``) (``versions.csv``)."""
+    import torch as th
+
     versions = {"python": platform.python_version()}
     for name in PACKAGES:
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             versions[name] = "absent"
+    versions["cpu"] = f"{platform.machine()} {th.backends.cpu.get_cpu_capability()}"
     return versions
 
 
