@@ -1,15 +1,16 @@
 """Two meta-iterations of MAESN and MAML on PointNav2D (dummy and native, with the TRPO and the proximal
-outer step): hashes of the end parameters.
+outer step): the sum and the sum of squares of every end parameter tensor.
 
 ``python tests/_reference_run.py OUT.json`` writes them; ``tests/test_architecture.py`` compares the
 current code's run with ``tests/data/reference_params.json``, made on commit 37fe46a (before the
 VecEnv/cli/skills refactor of issue 27; the ``-ppo`` entries on 365ce92, when the proximal step was
-the default, before the merge), so the refactor is checked to leave results bit-identical.
+the default, before the merge), so the refactor is checked to leave results unchanged. Sums with a
+tolerance, not hashes: torch's CPU kernels round differently on other CPUs (hashes made on one machine
+failed on the next, whose runs of both commits and of main are bit-identical among themselves).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 
@@ -22,25 +23,25 @@ SMALL = {"n_tasks": 2, "envs_per_task": 3, "env_kwargs": {"max_episode_steps": 8
 ENV_ID = "maesn_sb3/PointNav2D-v0"
 
 
-def run(algo: type, vectorization: str, outer_update: str) -> dict[str, str]:
-    """Hash of every parameter tensor (and the step count) after 2 meta-iterations."""
+def run(algo: type, vectorization: str, outer_update: str) -> dict[str, int | list[float]]:
+    """The step count and each parameter tensor's ``[sum, sum of squares]`` after 2 meta-iterations."""
     th.set_num_threads(1)
     latent = {"latent_dim": 2} if algo is not MAML else {}
     env = make_meta_vec_env(ENV_ID, vectorization=vectorization, **SMALL, **latent)
     steps_per_iteration = 2 * SMALL["n_tasks"] * SMALL["envs_per_task"] * 8
     model = algo("MlpPolicy", env, n_train_tasks=4, seed=5, outer_update=outer_update)
     model.learn(2 * steps_per_iteration)
-    hashes = {"num_timesteps": str(model.num_timesteps)}
+    sums: dict[str, int | list[float]] = {"num_timesteps": model.num_timesteps}
     for part, state in model.get_parameters().items():
         for name, value in state.items():
             if isinstance(value, th.Tensor):
-                data = value.detach().cpu().numpy()
-                hashes[f"{part}.{name}"] = hashlib.sha256(np.ascontiguousarray(data).tobytes()).hexdigest()
+                data = value.detach().cpu().numpy().astype(np.float64)
+                sums[f"{part}.{name}"] = [float(data.sum()), float((data**2).sum())]
     env.close()
-    return hashes
+    return sums
 
 
-def run_all() -> dict[str, dict[str, str]]:
+def run_all() -> dict[str, dict[str, int | list[float]]]:
     return {
         f"{algo.__name__}-{vec}{'' if outer == 'trpo' else '-ppo'}": run(algo, vec, outer)
         for algo in (MAESN, MAML)

