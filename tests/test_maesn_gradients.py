@@ -253,9 +253,9 @@ def small_point_model(algo: type = MAESN, **kwargs) -> MAESN:
 
 
 def test_adaptation_schedules_are_the_references(monkeypatch: pytest.MonkeyPatch) -> None:
-    maesn = _recorded_scales(small_point_model(MAESN), monkeypatch)
+    maesn = _recorded_scales(small_point_model(MAESN), monkeypatch, step_scale=1.0)
     assert [scale for scale, _ in maesn] == [1.0, 1.0, 0.5, 0.25, 0.125]
-    baseline = _recorded_scales(small_point_model(LSBaseline), monkeypatch)
+    baseline = _recorded_scales(small_point_model(LSBaseline), monkeypatch, step_scale=1.0)
     assert [scale for scale, _ in baseline] == [1.0, 1.0, 1.0, 0.5, 0.25]
 
     lrs = []
@@ -274,9 +274,9 @@ def test_adaptation_schedules_are_the_references(monkeypatch: pytest.MonkeyPatch
 
 @pytest.mark.parametrize("algo", [MAESN, LSBaseline])
 def test_step_scale_multiplies_every_adaptation_step(algo: type, monkeypatch: pytest.MonkeyPatch) -> None:
-    scaled = _recorded_scales(small_point_model(algo), monkeypatch, step_scale=2.0)
+    scaled = _recorded_scales(small_point_model(algo), monkeypatch)  # the default: twice the reference's
     assert [scale for scale, _ in scaled] == [
-        2 * scale for scale, _ in _recorded_scales(small_point_model(algo), monkeypatch)
+        2 * scale for scale, _ in _recorded_scales(small_point_model(algo), monkeypatch, step_scale=1.0)
     ]
 
     # from the prior, the first step is linear in its size: twice the step, twice the move, same batch

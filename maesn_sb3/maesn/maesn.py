@@ -365,16 +365,15 @@ class MAESN(MAESNOuterStep, AdaptedLatentMixin, MetaAlgorithm):
         evaluate: bool = True,
         natural_gradient: bool | None = None,
         callback: MaybeCallback = None,
-        step_scale: float = 1.0,
+        step_scale: float = 2.0,
     ) -> AdaptationResult:
         """Adapt the latent to the task(s) of ``env`` with policy-gradient steps; the policy stays frozen.
 
         Each task slot starts from the prior N(0, I); iteration ``k`` samples ``episodes_per_iteration``
         episodes per task (fresh ones every iteration) and steps the latent with the step sizes (the
-        learned ones, or ``adapt_lr``) scaled by the reference's schedule
-        (:meth:`adapt_step_scale`: 1, 1, 1/2, 1/4, ...). Afterwards the model holds the adapted
-        latent: :meth:`predict` uses it for observations without a latent, and ``env``'s latent
-        wrappers keep it.
+        learned ones, or ``adapt_lr``) scaled by the reference's schedule (:meth:`adapt_step_scale`: 1,
+        1, 1/2, 1/4, ...) times ``step_scale``. Afterwards the model holds the adapted latent:
+        :meth:`predict` uses it for observations without a latent, and ``env``'s latent wrappers keep it.
 
         :param env: a :class:`~maesn_sb3.MetaTaskVecEnv` with a latent wrapper (one or several task
             slots, adapted independently) or a single task env (the latent wrapper is added if missing).
@@ -391,8 +390,9 @@ class MAESN(MAESNOuterStep, AdaptedLatentMixin, MetaAlgorithm):
         :param callback: called once per iteration (locals ``iteration`` and ``batch``); returning False
             stops.
         :param step_scale: multiplies every latent step (means and log-stds) on top of the schedule; 1 is
-            the reference's. Measured at 4M meta-training steps (``benchmarks/adapt_step_scale.py``), 2
-            lifted the held-out success on WheeledNav, BlockPush and AntGoal (docs/paper.md, "Larger steps").
+            the reference's. The default 2 measured best: with it MAESN's and the latent-space baseline's
+            held-out success rose on all four families at 4M meta-training steps, 5 seeds each
+            (``benchmarks/adapt_step_scale.py``; docs/paper.md, "The meta-test steps on every family").
         """
         step_scale = check_float("step_scale", step_scale, 0.0, strict=True)
         run = LatentAdaptation(self, n_iterations, natural_gradient, step_scale)
@@ -474,7 +474,8 @@ class LSBaseline(MAESN):
 
     The same latent-conditioned policy and per-task latents with the KL prior, trained by TRPO on
     episodes sampled from the pre-update latents (step size 0, not learned); :meth:`adapt` uses a fixed
-    latent step ``adapt_lr`` (default 1) on the reference's schedule (:meth:`adapt_step_scale`).
+    latent step ``adapt_lr`` (default 1) on the reference's schedule (:meth:`adapt_step_scale`), times
+    its ``step_scale`` (default 2, as MAESN's).
     """
 
     def __init__(

@@ -129,8 +129,9 @@ class MAESNAgent:
     """MAESN in Meta-World's protocol: each env (one test task) starts from the prior N(0, I); adaptation
     episodes draw one latent per episode from the env's current distribution, and each ``adapt`` is one
     latent step of :meth:`~maesn_sb3.MAESN.adapt` (:meth:`~maesn_sb3.MAESN.adapt_latents`, with its step
-    schedule) on that env's episodes. Evaluation acts with the adapted mean latent and the mean action,
-    as :meth:`~maesn_sb3.MAESN.adapt`'s evaluation.
+    schedule at the reference's size: ``step_scale`` 1, as the committed Meta-World results were measured,
+    where ``adapt``'s default is 2) on that env's episodes. Evaluation acts with the adapted mean latent
+    and the mean action, as :meth:`~maesn_sb3.MAESN.adapt`'s evaluation.
 
     :param model: a meta-trained :class:`~maesn_sb3.MAESN` (or latent-space baseline).
     :param seed: seeds the latent draws and torch's generator (the action noise).
