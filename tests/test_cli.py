@@ -71,6 +71,14 @@ def test_adapt_prints_and_saves_the_curve(run: Path, capsys: pytest.CaptureFixtu
     assert np.all(result.latent_means[0] == 0)  # adaptation starts from the prior
     assert (run / "adaptation.csv").read_text(encoding="utf-8").count("\n") == 4
 
+    # --step-scale 1, the reference's steps: half the default's first move from the prior (same batch)
+    assert cli.main([*args, "--step-scale", "1", "--output", str(run / "reference.npz")]) == 0
+    reference = cli.load_adaptation(run / "reference.npz")
+    assert np.abs(result.latent_means[1]).max() > 1e-3
+    assert np.allclose(2 * reference.latent_means[1], result.latent_means[1], atol=1e-6)
+    assert cli.main([*args, "--step-scale", "0"]) == 2
+    assert "--step-scale must be a finite number > 0, got 0.0" in capsys.readouterr().err
+
 
 def test_evaluate_prints_per_task_figures(
     run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]

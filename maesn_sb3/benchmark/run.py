@@ -10,7 +10,7 @@ on SIGTERM (then the run exits with 143): the same command resumes each from its
 with the rows of a run never stopped, and removes the checkpoints when the cell's rows are written.
 Writes ``adaptation.csv`` (every method, seed, task, iteration,
 env steps, return, success), ``training.csv`` (meta-training steps and time per cell),
-``versions.csv`` (the Python and package versions each cell ran with), ``speed.json``
+``versions.csv`` (the Python and package versions and the CPU each cell ran with), ``speed.json``
 (env steps/s of MAESN, MAML and SB3 PPO meta-training on the same env, measured side by side),
 ``adaptation.png`` (return and success vs iteration and vs env steps, 95 % bootstrap bands) and
 ``adaptation.md`` (interquartile mean and stratified-bootstrap 95 % CIs, rliable-style, numpy only).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import time
 
 from maesn_sb3 import runs
@@ -28,6 +29,8 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         raise CLIError(
             f"--episodes must be a multiple of --envs-per-task = {args.envs_per_task}, got {episodes}"
         )
+    if args.step_scale is not None and not (math.isfinite(args.step_scale) and args.step_scale > 0):
+        raise CLIError(f"--step-scale must be a finite number > 0, got {args.step_scale}")
     output = _adapt_output(args) or runs.find_run(args.run)[0] / ADAPT_FILE
     _check_writable(output, "--output" if args.output else "the run folder's curve")
     folder, model_path, model, env_id, env_kwargs, tasks, env = _model_on_tasks(
@@ -63,6 +66,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         seed=args.seed,
         natural_gradient=args.natural_gradient,
         callback=Progress(),
+        **({} if args.step_scale is None else {"step_scale": args.step_scale}),
     )
     bar.close()
     env.close()

@@ -202,6 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
         const=False,
         help="the plain policy-gradient latent step (the reference's)",
     )
+    adapt.add_argument(
+        "--step-scale",
+        type=float,
+        default=None,
+        help="multiply every latent step (default: MAESN.adapt's, 2; 1 is the reference's)",
+    )
     adapt.add_argument("--output", help=f"where to save the curve (default: RUN/{ADAPT_FILE})")
     _add_common(adapt)
     adapt.set_defaults(func=cmd_adapt)
