@@ -73,6 +73,7 @@ from maesn_sb3.benchmark.results import (
     repair_csv,
 )
 from maesn_sb3.benchmark.status import status
+from maesn_sb3.validators import check_float
 
 
 def _default_output(tier: str, env_id: str, budget_scale: float) -> Path:
@@ -304,9 +305,11 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
                 parser.error(f"--{flag.replace('_', '-')} must be >= {minimum}, got {value}")
             tier[key] = value
     if args.adapt_step_scale is not None:
-        if not (np.isfinite(args.adapt_step_scale) and args.adapt_step_scale > 0):
-            parser.error(f"--adapt-step-scale must be a finite number > 0, got {args.adapt_step_scale}")
-        tier["adapt_step_scale"] = args.adapt_step_scale
+        try:
+            scale = check_float("--adapt-step-scale", args.adapt_step_scale, 0.0, strict=True)
+        except ValueError as error:
+            parser.error(str(error))
+        tier["adapt_step_scale"] = scale
     if not args.budget_scale > 0:
         parser.error(f"--budget-scale must be > 0, got {args.budget_scale}")
     tier["budgets"] = {m: max(1, int(b * args.budget_scale)) for m, b in tier["budgets"].items()}

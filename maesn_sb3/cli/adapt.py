@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import time
 
 from maesn_sb3 import runs
@@ -21,6 +20,7 @@ from maesn_sb3.cli._common import (
 from maesn_sb3.runs import (
     ADAPT_FILE,
 )
+from maesn_sb3.validators import check_float
 
 
 def cmd_adapt(args: argparse.Namespace) -> int:
@@ -29,8 +29,11 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         raise CLIError(
             f"--episodes must be a multiple of --envs-per-task = {args.envs_per_task}, got {episodes}"
         )
-    if args.step_scale is not None and not (math.isfinite(args.step_scale) and args.step_scale > 0):
-        raise CLIError(f"--step-scale must be a finite number > 0, got {args.step_scale}")
+    if args.step_scale is not None:  # before any work; MAESN.adapt checks it the same way
+        try:
+            check_float("--step-scale", args.step_scale, 0.0, strict=True)
+        except ValueError as error:
+            raise CLIError(str(error)) from None
     output = _adapt_output(args) or runs.find_run(args.run)[0] / ADAPT_FILE
     _check_writable(output, "--output" if args.output else "the run folder's curve")
     folder, model_path, model, env_id, env_kwargs, tasks, env = _model_on_tasks(

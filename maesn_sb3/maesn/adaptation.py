@@ -45,7 +45,7 @@ class LatentAdaptation:
     ``step`` are those of the adaptation loop."""
 
     def __init__(
-        self, model: Any, n_iterations: int, natural_gradient: bool | None, step_scale: float = 1.0
+        self, model: Any, n_iterations: int, natural_gradient: bool | None, step_scale: float
     ) -> None:
         self.model, self.n_iterations, self.natural_gradient = model, n_iterations, natural_gradient
         self.step_scale = step_scale
