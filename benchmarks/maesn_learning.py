@@ -18,6 +18,7 @@ import torch as th
 from stable_baselines3.common.logger import configure
 
 from maesn_sb3 import MAESN, LSBaseline, TaskSet, make_meta_vec_env
+from maesn_sb3.common.outer import OUTER_UPDATES
 
 
 def main() -> None:
@@ -35,6 +36,9 @@ def main() -> None:
     parser.add_argument("--adapt-episodes", type=int, default=20)
     parser.add_argument("--inner-lr", type=float, default=1.0)
     parser.add_argument("--kl-coef", type=float, default=0.1)
+    parser.add_argument(
+        "--outer-update", choices=OUTER_UPDATES, default="ppo", help="the outer step (default: MAESN's)"
+    )
     parser.add_argument("--max-kl", type=float, default=0.01, help="TRPO's trust region")
     parser.add_argument(
         "--fisher-subsample", type=float, default=1.0, help="fraction of steps in the Fisher-vector products"
@@ -44,6 +48,9 @@ def main() -> None:
         choices=("model", "natural", "vanilla"),
         default="model",
         help="the adaptation's latent step: the model's own rule (default) or an override",
+    )
+    parser.add_argument(
+        "--step-scale", type=float, default=2.0, help="adapt's step_scale (1: the reference's)"
     )
     parser.add_argument("--vectorization", choices=("dummy", "native"), default="dummy", help="env backend")
     parser.add_argument(
@@ -82,6 +89,7 @@ def main() -> None:
         vectorization=args.vectorization,
     )
     algo_kwargs = {
+        "outer_update": args.outer_update,
         "kl_coef": args.kl_coef,
         "max_kl": args.max_kl,
         "fisher_subsample": args.fisher_subsample,
@@ -99,8 +107,9 @@ def main() -> None:
     model.learn(total_timesteps=args.timesteps)
     train_time = time.perf_counter() - start
     progress = np.genfromtxt(args.output / name / "progress.csv", delimiter=",", names=True)
-    share, step_kl = np.nanmean(progress["trainlatent_step_share"]), np.nanmean(progress["traintrpo_kl"])
-    print(f"mean over meta-training: latent share of the TRPO step {share:.3f}, step KL {step_kl:.4f}")
+    kl_key = "traintrpo_kl" if args.outer_update == "trpo" else "trainapprox_kl"
+    share, step_kl = np.nanmean(progress["trainlatent_step_share"]), np.nanmean(progress[kl_key])
+    print(f"mean over meta-training: latent share of the outer step {share:.3f}, step KL {step_kl:.4f}")
     print(
         f"{args.algo} meta-training on {args.env}: {model.num_timesteps} env steps in {train_time:.0f} s "
         f"({model.num_timesteps / train_time:.0f} steps/s)"
@@ -123,7 +132,11 @@ def main() -> None:
     )
     natural = {"model": None, "natural": True, "vanilla": False}[args.adapt_gradient]
     result = model.adapt(
-        test_env, n_iterations=args.adapt_iterations, seed=args.seed, natural_gradient=natural
+        test_env,
+        n_iterations=args.adapt_iterations,
+        seed=args.seed,
+        natural_gradient=natural,
+        step_scale=args.step_scale,
     )
     print(
         f"\nadaptation on {len(tasks.test)} held-out tasks, sparse reward, "

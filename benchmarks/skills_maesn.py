@@ -22,7 +22,9 @@ Usage::
     python benchmarks/skills_maesn.py                         # 3 seeds x 3 variants, ~15 min on one core
     python benchmarks/skills_maesn.py --timesteps 200000 --variants maesn skills
 
-Measured on this project's shared 2-core CPU machine (torch 1 thread; defaults: 2M meta-training env
+Measured on 2026-11-22, before the gradient fixes of the CHANGELOG, with the TRPO outer step and the
+reference's meta-test steps (now ``--outer-update trpo --step-scale 1``; the defaults are MAESN's),
+on this project's shared 2-core CPU machine (torch 1 thread; defaults: 2M meta-training env
 steps, 20 tasks x 20 episodes per phase, 10 DIAYN skills / 10 env steps per skill action, 4 skills and
 intrinsic_coef 0.1 for the mixed reward; 20 held-out goals, 20 episodes per goal and iteration;
 seeds 0, 1, 2; 13 min in all). Success rate of the exploration episodes, mean (std) over seeds:
@@ -72,6 +74,7 @@ import torch as th
 
 from maesn_sb3 import MAESN, MetaTaskVecEnv, TaskSet, make_meta_vec_env
 from maesn_sb3.benchmark.skills import EnvStepCounter, mixed_discriminator, skill_meta_env, train_skills
+from maesn_sb3.common.outer import OUTER_UPDATES
 from maesn_sb3.skills import SkillRewardCallback
 
 ENV_ID = "maesn_sb3/PointNav2D-v0"
@@ -84,7 +87,7 @@ def build_env(
     if variant == "maesn":
         return make_meta_vec_env(
             ENV_ID, n_tasks=len(tasks), envs_per_task=envs_per_task, seed=seed, tasks=tasks, latent_dim=2,
-            env_kwargs={"reward_type": reward_type},
+            env_kwargs={"reward_type": reward_type}, vectorization="dummy",  # Monitors count the env steps
         )  # fmt: skip
     return skill_meta_env(variant, ENV_ID, tasks, envs_per_task, reward_type, seed, ctx)
 
@@ -104,7 +107,14 @@ def run_variant(variant: str, tasks: TaskSet, args: argparse.Namespace, seed: in
     if variant == "mixed":
         ctx["disc"] = mixed_discriminator(ENV_ID, args.mixed_skills, seed)
     env = build_env(variant, tasks.train[: args.n_tasks], args.episodes, "dense", seed, ctx)
-    model = MAESN("MlpPolicy", env, task_set=tasks, seed=seed, natural_gradient=args.natural_gradient)
+    model = MAESN(
+        "MlpPolicy",
+        env,
+        task_set=tasks,
+        seed=seed,
+        natural_gradient=args.natural_gradient,
+        outer_update=args.outer_update,
+    )
     start = time.perf_counter()
     budget = args.timesteps // args.skill_steps if variant == "skills" else args.timesteps
     model.learn(budget, callback=SkillRewardCallback() if variant == "mixed" else None)
@@ -116,7 +126,12 @@ def run_variant(variant: str, tasks: TaskSet, args: argparse.Namespace, seed: in
     test_env = build_env(variant, tasks.test, args.adapt_episodes, "sparse", seed + 1, ctx)
     counter = EnvStepCounter(test_env)
     result = model.adapt(
-        test_env, n_iterations=args.adapt_iterations, seed=seed + 1, evaluate=False, callback=counter
+        test_env,
+        n_iterations=args.adapt_iterations,
+        seed=seed + 1,
+        evaluate=False,
+        callback=counter,
+        step_scale=args.step_scale,
     )
     out["adapt_env_steps"] = counter.steps
     out["success"] = result.mean_success.round(4).tolist()
@@ -146,6 +161,12 @@ def main() -> None:
         "--vanilla-gradient", dest="natural_gradient", action="store_false",
         help="adapt with the vanilla latent gradient (default: natural gradient)",
     )  # fmt: skip
+    parser.add_argument(
+        "--outer-update", choices=OUTER_UPDATES, default="ppo", help="the outer step (default: MAESN's)"
+    )
+    parser.add_argument(
+        "--step-scale", type=float, default=2.0, help="adapt's step_scale (1: the reference's)"
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="one full run per seed")
     parser.add_argument(
         "--output", type=Path, default=Path(__file__).parent / "results" / "skills_maesn.json"
