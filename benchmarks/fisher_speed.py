@@ -1,14 +1,14 @@
 """TRPO's Fisher-vector products: the Gauss-Newton form in chunks, on the whole batch, and the double
 backward, side by side.
 
-Builds MAESN on a ``--n-tasks`` x ``--episodes`` layout of ``--env`` (native batch), meta-trains
-``--warmup`` iterations, then takes the next outer update's objective and times, interleaved over
-``--repeats`` rounds, one Fisher-vector product of each form (:func:`gauss_newton_vector_product`
-summed over chunks of :data:`~maesn_sb3.common.trpo.FISHER_CHUNK_STEPS` steps, as training runs it;
-the same on the whole batch as one chunk; :func:`kl_hessian_vector_product`) and a whole
-``trpo_step`` with each (from the same parameters). Reports the median CPU time of the process (less
-sensitive than wall clock to other jobs on a shared machine) and the wall time, and checks that the
-forms give the same product.
+Builds MAESN with the TRPO outer step on a ``--n-tasks`` x ``--episodes`` layout of ``--env`` (native
+batch), meta-trains ``--warmup`` iterations, then takes the next outer update's objective and times,
+interleaved over ``--repeats`` rounds, one Fisher-vector product of each form
+(:func:`gauss_newton_vector_product` summed over chunks of
+:data:`~maesn_sb3.common.trpo.FISHER_CHUNK_STEPS` steps, as training runs it; the same on the whole
+batch as one chunk; :func:`kl_hessian_vector_product`) and a whole ``trpo_step`` with each (from the
+same parameters). Reports the median CPU time of the process (less sensitive than wall clock to other
+jobs on a shared machine) and the wall time, and checks that the forms give the same product.
 
 ``--fisher-threads N`` (default 2) also times the chunked step with its products on N threads, each at
 the caller's torch thread count (the library's pool) against threads at OpenMP's default (the pool
@@ -89,7 +89,12 @@ def main() -> None:
         args.env, args.n_tasks, args.episodes, latent_dim=2, seed=0, vectorization="native"
     )
     model = MAESN(
-        "MlpPolicy", env, seed=0, latent_gradient=args.latent_gradient, fisher_subsample=args.fisher_subsample
+        "MlpPolicy",
+        env,
+        seed=0,
+        outer_update="trpo",  # the step whose Fisher-vector products are timed (the default is "ppo")
+        latent_gradient=args.latent_gradient,
+        fisher_subsample=args.fisher_subsample,
     )
     model.set_logger(configure(None, [""]))
     for _ in range(args.warmup):

@@ -58,7 +58,8 @@ def main() -> None:
     print("| kl_coef | mean abs(mu) | mean sigma | step size | mean success, last iteration |")
     print("|---|---|---|---|---|")
     for kl_coef in args.kl_coefs:
-        outer_kwargs = {**saved["outer_kwargs"], "kl_coef": kl_coef}
+        # a folder written before outer_kwargs existed has none (Config's default)
+        outer_kwargs = {**saved.get("outer_kwargs", {}), "kl_coef": kl_coef}
         # the folder's record of its resolved arguments is not this kl_coef's: left out
         config = Config(**{**saved, "outer_kwargs": outer_kwargs, "resolved_kwargs": {}})
         r = spread(config, args.seed)

@@ -4,13 +4,15 @@ For each env id, every algorithm trains on the same env layout (``--n-tasks`` x 
 ``make_meta_vec_env(..., latent_dim=2)``) once per backend (``--backends``, default ``dummy native``);
 the runs alternate (MAESN dummy, MAESN native, PPO dummy, PPO native, ...) so all see the same
 machine load, and the median env-steps/s of each is reported with MAESN's split between sampling
-and updates. PPO: ``n_steps`` = the horizon, 4 minibatches, 10 epochs, a (100, 100) ReLU MLP.
-``--fisher-subsample 0.1`` adds MAESN on the native backend with 10 % of the steps in TRPO's
-Fisher-vector products; ``--outer-update ppo`` adds it with the proximal outer step, and the ratio of
-the time per step of the two outer steps. ``--reference-checkout DIR`` adds MAESN with the code of
-another checkout (its default backend; e.g. a worktree at the commit before the native batch, "MAESN
-today" of the issue that asked for it), run in a subprocess in the same rotation. Wall-clock time;
-the machine may be shared and noisy, so read the ratios of one run, not its absolutes.
+and updates. MAESN takes the TRPO outer step (the default when the documented figures were measured;
+MAESN's default is now the proximal step). PPO: ``n_steps`` = the horizon, 4 minibatches, 10 epochs,
+a (100, 100) ReLU MLP. ``--fisher-subsample 0.1`` adds MAESN on the native backend with 10 % of the
+steps in TRPO's Fisher-vector products; ``--outer-update ppo`` adds it with the proximal outer step,
+and the ratio of the time per step of the two outer steps. ``--reference-checkout DIR`` adds MAESN
+with the code of another checkout (its default backend and outer step; e.g. a worktree at the commit
+before the native batch, "MAESN today" of the issue that asked for it), run in a subprocess in the
+same rotation. Wall-clock time; the machine may be shared and noisy, so read the ratios of one run,
+not its absolutes.
 
     python benchmarks/maesn_speed.py
     python benchmarks/maesn_speed.py --envs maesn_sb3/WheeledNav-v0 --meta-iterations 2
@@ -38,8 +40,9 @@ from maesn_sb3 import MAESN, make_meta_vec_env
 
 
 def run_maesn(make_env: Any, timesteps: int, **maesn_kwargs: Any) -> tuple[float, float, float]:
-    """One MAESN run: env steps/s and the seconds spent sampling and updating."""
-    model = MAESN("MlpPolicy", make_env(), seed=0, **maesn_kwargs)
+    """One MAESN run (the TRPO outer step unless ``maesn_kwargs`` say otherwise): env steps/s and the
+    seconds spent sampling and updating."""
+    model = MAESN("MlpPolicy", make_env(), seed=0, **{"outer_update": "trpo", **maesn_kwargs})
     with tempfile.TemporaryDirectory() as folder:
         model.set_logger(configure(folder, ["csv"]))
         start = time.perf_counter()
