@@ -7,12 +7,16 @@ the IQM success at the last adaptation iteration (95 % stratified-bootstrap CI) 
 ``FOLDER:METHOD`` and P(MAESN > method) with its CI, as the benchmark's report does within one
 folder, and the pairs of runs behind P: the fractions MAESN wins, ties and loses (P = wins + ties / 2).
 The folders must share the family, the held-out tasks and the adaptation protocol (checked).
+``FOLDER+FOLDER...:METHOD`` pools the runs of several folders as one method's (e.g. seeds 0-4 in one
+folder and 5-9 in another); a seed found in two of them is refused, as runs of one seed share their
+initial weights and task draws and are not independent samples.
 
     python benchmarks/compare_folders.py \\
         benchmarks/results/paper/WheeledNav-v0_ppo_latentlr0.01:maesn \\
         benchmarks/results/paper/WheeledNav-v0_ppo_latentlr0.01:lsbaseline \\
         benchmarks/results/paper/WheeledNav-v0_ppo:maml \\
         benchmarks/results/paper/WheeledNav-v0:rl2,mtppo,scratch
+    python benchmarks/compare_folders.py A/scale2+B/scale2:maesn A/scale1+B/scale1:lsbaseline
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+
+import numpy as np
 
 from maesn_sb3.benchmark.config import Config
 from maesn_sb3.benchmark.report import label
@@ -36,31 +42,48 @@ from maesn_sb3.benchmark.stats import (
 PROTOCOL = ("env_id", "n_train_tasks", "n_test_tasks", "task_seed", "adapt_iterations", "adapt_episodes")
 
 
-def parse(spec: str) -> tuple[Path, list[str]]:
-    """``FOLDER:METHOD[,METHOD...]`` as the folder and its methods."""
-    folder, _, methods = spec.rpartition(":")
-    if not folder or not methods:
-        raise argparse.ArgumentTypeError(f"expected FOLDER:METHOD[,METHOD...], got {spec!r}")
-    return Path(folder), methods.split(",")
+def parse(spec: str) -> tuple[list[Path], list[str]]:
+    """``FOLDER[+FOLDER...]:METHOD[,METHOD...]`` as the folders and their methods."""
+    folders, _, methods = spec.rpartition(":")
+    if not folders or not methods or "" in folders.split("+"):
+        raise argparse.ArgumentTypeError(f"expected FOLDER[+FOLDER...]:METHOD[,METHOD...], got {spec!r}")
+    return [Path(folder) for folder in folders.split("+")], methods.split(",")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("specs", nargs="+", type=parse, help="FOLDER:METHOD[,METHOD...]; MAESN's first")
+    parser.add_argument(
+        "specs", nargs="+", type=parse, help="FOLDER[+FOLDER...]:METHOD[,METHOD...]; MAESN's first"
+    )
     args = parser.parse_args()
     protocol, scores = None, {}
-    for folder, methods in args.specs:
-        config = json.loads((folder / "config.json").read_text())
-        shared = {key: config.get(key) for key in PROTOCOL}
-        if protocol is not None and shared != protocol:
-            raise SystemExit(f"{folder} was run with another protocol: {shared} against {protocol}")
-        protocol = shared
-        rows = read_csv(folder / "adaptation.csv")
+    for folders, methods in args.specs:
+        rows = []
+        for folder in folders:
+            config = json.loads((folder / "config.json").read_text())
+            shared = {key: config.get(key) for key in PROTOCOL}
+            if protocol is not None and shared != protocol:
+                raise SystemExit(f"{folder} was run with another protocol: {shared} against {protocol}")
+            protocol = shared
+            rows.append((folder, read_csv(folder / "adaptation.csv")))
         for method in methods:
-            matrix = score_matrix(rows, method, config["adapt_iterations"], "success")
-            if matrix.size == 0:
-                raise SystemExit(f"{folder} has no finished cell of {method!r}")
-            scores[f"{label(method, Config(**config))} ({folder.name})"] = matrix
+            matrices, seeds = [], set()
+            for folder, folder_rows in rows:
+                ran = {int(r["seed"]) for r in folder_rows if r["method"] == method}
+                if seeds & ran:
+                    raise SystemExit(
+                        f"{folder} holds seeds {sorted(seeds & ran)} of {method!r}, as another pooled "
+                        "folder does: runs of one seed are not independent"
+                    )
+                seeds |= ran
+                matrix = score_matrix(folder_rows, method, config["adapt_iterations"], "success")
+                if matrix.size == 0:
+                    raise SystemExit(f"{folder} has no finished cell of {method!r}")
+                matrices.append(matrix)
+            name = folders[0].name
+            if len(folders) > 1:  # each by its parent too (scale folders share their names)
+                name = "+".join(f"{folder.parent.name}/{folder.name}" for folder in folders)
+            scores[f"{label(method, Config(**config))} ({name})"] = np.concatenate(matrices)
     names = list(scores)
     if not any(name.startswith("MAESN (") for name in names[:1]):
         raise SystemExit("the first FOLDER:METHOD must be MAESN's (maesn)")

@@ -147,3 +147,30 @@ def test_throughput_runs(sections: list[str], tmp_path: Path, monkeypatch: pytes
     output = tmp_path / "throughput.json"
     run_script("throughput.py", [*tiny, "--sections", *sections, "--output", str(output)], monkeypatch)
     assert set(json.loads(output.read_text())) == {"argv", *sections}
+
+
+def test_compare_folders_pools_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    config = (BENCHMARKS / "results" / "paper" / "WheeledNav-v0_2x" / "config.json").read_text()
+    header = "method,seed,task,iteration,env_steps,return,success\n"
+    for name, seeds in (("a", (0, 1)), ("b", (2, 3))):
+        folder = tmp_path / name / "scale2"
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text(config)
+        rows = [
+            f"{method},{seed},{task},5,1000,0.0,{success}\n"
+            for method, success in (("maesn", 1.0), ("lsbaseline", 0.0))
+            for seed in seeds
+            for task in range(10)
+        ]
+        (folder / "adaptation.csv").write_text(header + "".join(rows))
+    a, b = tmp_path / "a" / "scale2", tmp_path / "b" / "scale2"
+    specs = [f"{a}+{b}:maesn", f"{a}+{b}:lsbaseline", f"{a}:lsbaseline"]
+    run_script("compare_folders.py", specs, monkeypatch)
+    table = capsys.readouterr().out
+    assert "| MAESN (a/scale2+b/scale2) | 4 | 1.00 [1.00, 1.00] | |" in table
+    assert "| latent-space baseline (a/scale2+b/scale2) | 4 | 0.00 [0.00, 0.00] | 1.00" in table
+    assert "| latent-space baseline (scale2) | 2 |" in table  # one folder: its own name, as before
+    with pytest.raises(SystemExit, match=r"seeds \[0, 1\] of 'maesn'.*not independent"):
+        run_script("compare_folders.py", [f"{a}+{a}:maesn", f"{b}:lsbaseline"], monkeypatch)
