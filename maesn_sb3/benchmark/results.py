@@ -19,7 +19,8 @@ PAPER_RESULTS = Path("benchmarks/results/paper")
 
 def package_versions() -> dict[str, str]:
     """This process's Python and :data:`~maesn_sb3.benchmark.config.PACKAGES` versions, and ``cpu``: the
-    machine and the instruction set of torch's CPU kernels (e.g. ``x86_64 AVX512``) (``versions.csv``)."""
+    machine, the instruction set of torch's CPU kernels and the processor's model where the system
+    names it (e.g. ``x86_64 AVX512 (AMD EPYC)``) (``versions.csv``)."""
     import torch as th
 
     versions = {"python": platform.python_version()}
@@ -29,7 +30,20 @@ def package_versions() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             versions[name] = "absent"
     versions["cpu"] = f"{platform.machine()} {th.backends.cpu.get_cpu_capability()}"
+    if model := cpu_model():
+        versions["cpu"] += f" ({model})"
     return versions
+
+
+def cpu_model() -> str:
+    """The processor's model name (Linux's ``/proc/cpuinfo``, else :func:`platform.processor`; may be empty):
+    runs are bit-identical on machines of one model, not always across models with the same packages."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    return platform.processor()
 
 
 def read_csv(path: Path) -> list[dict[str, Any]]:
