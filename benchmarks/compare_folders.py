@@ -76,7 +76,7 @@ def main() -> None:
                         "folder does: runs of one seed are not independent"
                     )
                 seeds |= ran
-                matrix = score_matrix(folder_rows, method, config["adapt_iterations"], "success")
+                matrix = score_matrix(folder_rows, method, protocol["adapt_iterations"], "success")
                 if matrix.size == 0:
                     raise SystemExit(f"{folder} has no finished cell of {method!r}")
                 matrices.append(matrix)

@@ -10,6 +10,7 @@ success rate (exploration episodes, and deterministic episodes with the mean lat
 from __future__ import annotations
 
 import argparse
+import inspect
 import time
 from pathlib import Path
 
@@ -37,7 +38,10 @@ def main() -> None:
     parser.add_argument("--inner-lr", type=float, default=1.0)
     parser.add_argument("--kl-coef", type=float, default=0.1)
     parser.add_argument(
-        "--outer-update", choices=OUTER_UPDATES, default="ppo", help="the outer step (default: MAESN's)"
+        "--outer-update",
+        choices=OUTER_UPDATES,
+        default=inspect.signature(MAESN).parameters["outer_update"].default,
+        help="the outer step (default: MAESN's)",
     )
     parser.add_argument("--max-kl", type=float, default=0.01, help="TRPO's trust region")
     parser.add_argument(
@@ -50,7 +54,10 @@ def main() -> None:
         help="the adaptation's latent step: the model's own rule (default) or an override",
     )
     parser.add_argument(
-        "--step-scale", type=float, default=2.0, help="adapt's step_scale (1: the reference's)"
+        "--step-scale",
+        type=float,
+        default=inspect.signature(MAESN.adapt).parameters["step_scale"].default,
+        help="adapt's step_scale (1: the reference's)",
     )
     parser.add_argument("--vectorization", choices=("dummy", "native"), default="dummy", help="env backend")
     parser.add_argument(

@@ -64,6 +64,7 @@ Per seed, final iteration: maesn 0.60 / 0.71 / 0.58, skills 0.21 / 0.62 / 0.71, 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import time
 from pathlib import Path
@@ -162,10 +163,16 @@ def main() -> None:
         help="adapt with the vanilla latent gradient (default: natural gradient)",
     )  # fmt: skip
     parser.add_argument(
-        "--outer-update", choices=OUTER_UPDATES, default="ppo", help="the outer step (default: MAESN's)"
+        "--outer-update",
+        choices=OUTER_UPDATES,
+        default=inspect.signature(MAESN).parameters["outer_update"].default,
+        help="the outer step (default: MAESN's)",
     )
     parser.add_argument(
-        "--step-scale", type=float, default=2.0, help="adapt's step_scale (1: the reference's)"
+        "--step-scale",
+        type=float,
+        default=inspect.signature(MAESN.adapt).parameters["step_scale"].default,
+        help="adapt's step_scale (1: the reference's)",
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="one full run per seed")
     parser.add_argument(
